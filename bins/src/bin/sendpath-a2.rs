@@ -1,0 +1,4 @@
+//! `sendpath-a2`: the A2 send path as a server (listens and sends) and a client (receives).
+fn main() -> std::process::ExitCode {
+    sendpath_bins::main(sendpath_core::spec::Mode::A2)
+}

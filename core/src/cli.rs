@@ -1,0 +1,75 @@
+//! Command-line options shared by `sendpath run` and the per-mode binaries, so that an option
+//! means the same thing everywhere.
+
+use crate::spec::{Engine, RunSpec, RxMode};
+use clap::Args;
+
+/// Options of the sending side (what to send and for how long).
+#[derive(Args, Clone, Debug)]
+pub struct SendArgs {
+    /// Bytes per message, including the 16-byte header (seq + send timestamp); 16 B .. 16 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub msg_size: usize,
+    /// Measured window in seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub duration: f64,
+    /// Warm-up before the window, in seconds (not measured).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.2)]
+    pub warmup: f64,
+    /// Who drives the send syscalls: threads (blocking, one per flow) or uring.
+    #[arg(long, value_name = "ENGINE", default_value = "threads", value_parser = parse_engine)]
+    pub engine: Engine,
+    /// Zero-copy buffer slots per flow (A3): a slot is reused only after its completion.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub zc_slots: usize,
+    /// Fill payloads as a function of (seq, offset) and check them at the receiver (proves
+    /// that no zero-copy buffer is rewritten before its completion).
+    #[arg(long)]
+    pub verify: bool,
+    /// Do not timestamp messages or record latency (to measure what latency recording costs).
+    #[arg(long)]
+    pub no_latency: bool,
+}
+
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// Options of the receiving side.
+#[derive(Args, Clone, Debug)]
+pub struct RecvArgs {
+    /// Receive with MSG_TRUNC: the kernel discards the bytes without copying them to user
+    /// space, isolating the send path (no latency, sequences not checked in the window).
+    #[arg(long)]
+    pub rx_discard: bool,
+}
+
+impl RecvArgs {
+    /// The receiver mode.
+    pub fn rx(&self) -> RxMode {
+        if self.rx_discard {
+            RxMode::Discard
+        } else {
+            RxMode::Copy
+        }
+    }
+}
+
+impl SendArgs {
+    /// The run spec these options describe, for `mode` and `flows`, with the receiver `rx`.
+    pub fn to_spec(&self, mode: crate::spec::Mode, flows: usize, rx: RxMode) -> RunSpec {
+        RunSpec {
+            mode,
+            engine: self.engine,
+            msg_size: self.msg_size,
+            flows,
+            duration_s: self.duration,
+            warmup_s: self.warmup,
+            zc_slots: self.zc_slots,
+            verify: self.verify,
+            latency: !self.no_latency,
+            rx,
+            ..RunSpec::default()
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Errors of the library: one variant per thing a user can act on.
+
+use std::io;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a run, each with a message a human can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An option is out of range or options contradict each other.
+    #[error("invalid option: {0}")]
+    InvalidSpec(String),
+    /// A syscall failed; `context` says what we were doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the tool was doing.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The peer spoke something other than the sendpath wire format, or broke it.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer closed the connection before the run ended.
+    #[error("peer closed the connection {0}")]
+    PeerClosed(String),
+    /// The kernel cannot do what the strategy needs (e.g. no SO_ZEROCOPY).
+    #[error("unsupported by this kernel: {0}")]
+    Unsupported(String),
+    /// Something did not happen within its bound.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The data that arrived is not the data that was sent.
+    #[error("integrity error: {0}")]
+    Integrity(String),
+}
+
+impl Error {
+    /// Wraps the last OS error with context.
+    pub fn last_os(context: impl Into<String>) -> Self {
+        Error::Io {
+            context: context.into(),
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    /// Wraps an io::Error with context.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Per-message latency in HDR histograms: one per thread, merged at the end.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Lowest recordable value: 1 ns.
+pub const LOWEST_NS: u64 = 1;
+/// Highest recordable value: 60 s; larger values are clamped to it.
+pub const HIGHEST_NS: u64 = 60_000_000_000;
+/// Significant decimal digits kept.
+pub const SIGFIGS: u8 = 3;
+
+/// A latency histogram in nanoseconds (1 ns .. 60 s, 3 significant digits).
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    h: Histogram<u64>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Summary statistics of a histogram, in nanoseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest value.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl LatencyHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        LatencyHistogram {
+            h: Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIGS)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    /// Records one value; values outside 1 ns .. 60 s are clamped.
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        self.h.saturating_record(ns.clamp(LOWEST_NS, HIGHEST_NS));
+    }
+
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.h.add(&other.h).expect("same bounds");
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.h.len()
+    }
+
+    /// Percentiles, mean and extremes.
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.h;
+        let q = |x| h.value_at_quantile(x);
+        LatencySummary {
+            count: h.len(),
+            min: if h.is_empty() { 0 } else { h.min() },
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: h.max(),
+            mean: if h.is_empty() { 0.0 } else { h.mean() },
+        }
+    }
+
+    /// The histogram in HdrHistogram's V2 deflate format, base64-encoded (readable by every
+    /// HdrHistogram implementation).
+    pub fn to_base64(&self) -> String {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.h, &mut buf)
+            .expect("serialize histogram to memory");
+        base64::engine::general_purpose::STANDARD.encode(buf)
+    }
+
+    /// Reads a histogram written by [`to_base64`](Self::to_base64).
+    pub fn from_base64(s: &str) -> Option<LatencyHistogram> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+        let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .ok()?;
+        Some(LatencyHistogram { h })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_summary_and_serialization_round_trip() {
+        let mut a = LatencyHistogram::new();
+        let mut b = LatencyHistogram::new();
+        for v in 1..=1000u64 {
+            a.record(v * 1000);
+        }
+        b.record(0); // clamped to 1 ns
+        b.record(u64::MAX); // clamped to 60 s
+        a.merge(&b);
+        let s = a.summary();
+        assert_eq!(s.count, 1002);
+        assert_eq!(s.min, 1);
+        assert!(
+            s.max >= HIGHEST_NS && s.max < HIGHEST_NS + HIGHEST_NS / 500,
+            "{}",
+            s.max
+        );
+        assert!((499_000..=502_000).contains(&s.p50), "{}", s.p50);
+        let back = LatencyHistogram::from_base64(&a.to_base64()).unwrap();
+        assert_eq!(back.summary(), s);
+    }
+}

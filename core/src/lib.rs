@@ -1,0 +1,42 @@
+//! # sendpath-core
+//!
+//! What each Linux TCP send path costs, measured on one common receiver.
+//!
+//! Design decisions (see `DESIGN.md` in the project's shared folder for the full contract):
+//! - **Two independent axes.** The copy discipline ([`spec::Mode`]: A1 copy, A2 sendmsg,
+//!   A3 zero-copy) and the engine that drives the syscalls ([`spec::Engine`]: blocking threads,
+//!   io_uring) are separate. Each (mode, engine) cell is one strategy type behind one trait
+//!   ([`send::threads::BlockingSend`]); zero-copy completion handling lives in the strategy that
+//!   needs it, never behind an `if zerocopy` in a shared loop.
+//! - **One receiver for every mode** ([`recv`]): large reads, frame parsing, per-flow sequence
+//!   checks and one HDR histogram per thread, so only the send path varies between cells.
+//! - **Self-describing wire format** ([`wire`]): a hello frame carries everything the receiver
+//!   needs; an end frame carries the sender's side of the record, so a receiver in another
+//!   process writes a complete record (iperf3 exchanges results the same way).
+//! - **Output types apart from domain types** ([`report::v1`]): the JSON contract can stay put
+//!   while internals change.
+//! - **Measured, never assumed**: whether zero-copy happened is what the kernel's completions
+//!   say; a counter the machine lacks is `null`, never 0.
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod cpu;
+pub mod error;
+pub mod host;
+pub mod latency;
+pub mod recv;
+pub mod report;
+pub mod run;
+pub mod send;
+pub mod sock;
+pub mod spec;
+pub mod time;
+pub mod wire;
+pub mod zerocopy;
+
+pub use error::{Error, Result};
+
+/// Version of this tool, as recorded in every JSON record.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Git commit this tool was built from (`unknown` outside a git checkout).
+pub const GIT_COMMIT: &str = env!("SENDPATH_GIT_COMMIT");

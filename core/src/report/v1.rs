@@ -1,0 +1,588 @@
+//! JSON record schema `sendpath/v1`: one object per measured cell and repetition, one per line.
+//!
+//! Units live in key names (`_ns`, `_bytes`, `_gbps`, `_s`). A counter the machine cannot count
+//! is `null` and named in `unsupported`, never 0. Fields may be added; names never change
+//! meaning within v1. The committed JSON Schema (`docs/schema/v1.json`) is generated from these
+//! types and checked by a test.
+
+use crate::cpu::SideCounters;
+use crate::host::{HostCpu, HostFacts};
+use crate::latency::LatencyHistogram;
+use crate::recv::FlowResult;
+use crate::spec::{Engine, Mode, Pattern, RunSpec, RxMode};
+use crate::zerocopy::ZeroCopyStats;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The schema identifier every v1 record carries.
+pub const SCHEMA: &str = "sendpath/v1";
+
+/// One measured cell and repetition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Always `sendpath/v1`.
+    pub schema: String,
+    /// `ok`, or `failed` with `error` (what was measured before the failure is kept).
+    pub status: Status,
+    /// Why the cell failed.
+    pub error: Option<String>,
+    /// When the cell started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The tool that measured.
+    pub tool: Tool,
+    /// The machine.
+    pub host: Host,
+    /// The fully resolved options.
+    pub spec: Spec,
+    /// Goodput over the measured window.
+    pub throughput: Throughput,
+    /// Per-message latency; null when not recorded (`--rx-discard`, `--no-latency`).
+    pub latency_ns: Option<Latency>,
+    /// Sender threads over the window.
+    pub sender: Side,
+    /// Receiver threads over the window.
+    pub receiver: Side,
+    /// Machine CPU time by category over the window (/proc/stat); null if not sampled.
+    pub host_cpu: Option<HostCpuV1>,
+    /// Zero-copy accounting; null for modes that do not use zero-copy.
+    pub zerocopy: Option<ZeroCopy>,
+    /// Sequence and payload checks.
+    pub integrity: Integrity,
+    /// Figures computed from the above.
+    pub derived: Derived,
+}
+
+/// Outcome of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured as asked.
+    Ok,
+    /// Did not complete; `error` says why.
+    Failed,
+}
+
+/// Tool identity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Tool {
+    /// sendpath version.
+    pub version: String,
+    /// Git commit of the build.
+    pub git_commit: String,
+}
+
+/// Host facts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Host {
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU model.
+    pub cpu_model: String,
+    /// CPUs available.
+    pub cores: u64,
+    /// Under a hypervisor.
+    pub virtualized: bool,
+    /// Counters collected on this machine.
+    pub counters_supported: Vec<String>,
+    /// io_uring opcodes supported (empty: no io_uring).
+    pub io_uring_ops: Vec<String>,
+    /// SO_ZEROCOPY available.
+    pub so_zerocopy: bool,
+}
+
+/// The options of the cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Spec {
+    /// `a1`, `a2` or `a3`.
+    pub mode: String,
+    /// `threads` or `uring`.
+    pub engine: String,
+    /// `stream`.
+    pub pattern: String,
+    /// Bytes per message, 16-byte header included.
+    pub msg_size_bytes: u64,
+    /// Connections.
+    pub flows: u64,
+    /// Sender worker threads.
+    pub threads: u64,
+    /// Measured window.
+    pub duration_s: f64,
+    /// Warm-up before the window.
+    pub warmup_s: f64,
+    /// Repetition index within the cell.
+    pub rep: u64,
+    /// `loopback` or `veth`.
+    pub topology: String,
+    /// Receiver: `copy` or `discard`.
+    pub rx: String,
+    /// Payload verification on.
+    pub verify: bool,
+    /// Per-message latency recorded.
+    pub latency: bool,
+    /// Zero-copy slots per flow.
+    pub zc_slots: u64,
+}
+
+/// Goodput: message bytes received in the window / window length.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Throughput {
+    /// Message bytes received in the window.
+    pub bytes: u64,
+    /// Messages received in the window.
+    pub messages: u64,
+    /// Window length.
+    pub seconds: f64,
+    /// Gigabits (1e9 bits) per second.
+    pub gbps: f64,
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Each flow.
+    pub per_flow: Vec<FlowThroughput>,
+}
+
+/// One flow's goodput.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FlowThroughput {
+    /// Flow index.
+    pub flow: u64,
+    /// Bytes in the window.
+    pub bytes: u64,
+    /// Messages in the window.
+    pub messages: u64,
+    /// Gigabits per second.
+    pub gbps: f64,
+}
+
+/// Latency statistics in nanoseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Latency {
+    /// `one_way` (stream: receive time - send timestamp, includes socket-buffer queueing).
+    pub kind: String,
+    /// Samples.
+    pub count: u64,
+    /// Minimum.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Maximum.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+    /// The whole histogram: HdrHistogram V2 deflate, base64.
+    pub hdr_v2_deflate_b64: String,
+}
+
+/// CPU time of one side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Cpu {
+    /// User mode.
+    pub user_ns: u64,
+    /// Kernel mode.
+    pub sys_ns: u64,
+}
+
+/// Counters of one side; null = not countable here (and named in `unsupported`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Counters {
+    /// On-CPU time.
+    pub task_clock_ns: Option<u64>,
+    /// Context switches.
+    pub context_switches: Option<u64>,
+    /// CPU migrations.
+    pub cpu_migrations: Option<u64>,
+    /// Page faults.
+    pub page_faults: Option<u64>,
+    /// Cycles.
+    pub cycles: Option<u64>,
+    /// Instructions.
+    pub instructions: Option<u64>,
+    /// Cache misses.
+    pub cache_misses: Option<u64>,
+    /// L1D load misses.
+    pub l1d_load_misses: Option<u64>,
+    /// LLC load misses.
+    pub llc_load_misses: Option<u64>,
+}
+
+/// One side (sender or receiver threads).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Side {
+    /// False when this side's figures never arrived (e.g. no end frame): all zero then.
+    pub reported: bool,
+    /// CPU time.
+    pub cpu: Cpu,
+    /// Counters.
+    pub counters: Counters,
+    /// Counters this machine or build cannot count.
+    pub unsupported: Vec<String>,
+}
+
+/// Machine CPU time by category.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostCpuV1 {
+    /// User + nice.
+    pub user_ns: u64,
+    /// System.
+    pub system_ns: u64,
+    /// Softirq.
+    pub softirq_ns: u64,
+    /// Hard irq.
+    pub irq_ns: u64,
+    /// Idle + iowait.
+    pub idle_ns: u64,
+}
+
+/// Zero-copy accounting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ZeroCopy {
+    /// Zero-copy send calls.
+    pub sends: u64,
+    /// Completions received.
+    pub completions: u64,
+    /// Completions that report the kernel copied.
+    pub copied: u64,
+    /// copied / completions (null before any completion).
+    pub copied_fraction: Option<f64>,
+    /// Most buffers owned by the kernel at once.
+    pub max_outstanding: u64,
+    /// ENOBUFS retries.
+    pub enobufs: u64,
+    /// `achieved` (no completion copied), `partial`, `not_achieved` (every completion copied:
+    /// the kernel copies for locally delivered data, e.g. loopback and veth), or `unknown`.
+    pub verdict: String,
+}
+
+/// Sequence and payload checks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Integrity {
+    /// Whether every message in the window had its sequence checked (false with discard).
+    pub seq_checked: bool,
+    /// Gaps, repeats and reorders.
+    pub seq_errors: u64,
+    /// Payload bytes checked against the verify pattern.
+    pub verified_bytes: u64,
+    /// Messages whose payload was wrong.
+    pub verify_errors: u64,
+}
+
+/// Derived figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Derived {
+    /// Sender CPU (user + sys) per byte received.
+    pub sender_cpu_ns_per_byte: Option<f64>,
+    /// Receiver CPU per byte received.
+    pub receiver_cpu_ns_per_byte: Option<f64>,
+    /// Sender cycles per byte (hardware counters only).
+    pub sender_cycles_per_byte: Option<f64>,
+    /// Receiver cycles per byte (hardware counters only).
+    pub receiver_cycles_per_byte: Option<f64>,
+    /// Sender + receiver cache misses per GB (1e9 bytes).
+    pub cache_misses_per_gb: Option<f64>,
+    /// Sender + receiver L1D load misses per GB.
+    pub l1d_misses_per_gb: Option<f64>,
+    /// Sender + receiver LLC load misses per GB.
+    pub llc_misses_per_gb: Option<f64>,
+    /// Sender + receiver context switches per second.
+    pub context_switches_per_s: Option<f64>,
+}
+
+fn side(c: Option<&SideCounters>) -> Side {
+    let zero = SideCounters::zero();
+    let c0 = c.unwrap_or(&zero);
+    Side {
+        reported: c.is_some(),
+        cpu: Cpu {
+            user_ns: c0.user_ns,
+            sys_ns: c0.sys_ns,
+        },
+        counters: Counters {
+            task_clock_ns: c0.task_clock_ns,
+            context_switches: c0.context_switches,
+            cpu_migrations: c0.cpu_migrations,
+            page_faults: c0.page_faults,
+            cycles: c0.cycles,
+            instructions: c0.instructions,
+            cache_misses: c0.cache_misses,
+            l1d_load_misses: c0.l1d_load_misses,
+            llc_load_misses: c0.llc_load_misses,
+        },
+        unsupported: c0.unsupported.clone(),
+    }
+}
+
+/// Where the flows ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// `loopback` or `veth`.
+    pub topology: String,
+    /// Repetition index.
+    pub rep: u64,
+    /// Sender worker threads.
+    pub threads: u64,
+    /// When the cell started (RFC 3339).
+    pub started_at: String,
+}
+
+impl Record {
+    /// Builds the record of a cell from its flows. A flow error, a missing side or a failed
+    /// integrity check makes the record `failed`, keeping every figure that was measured.
+    pub fn from_flows(
+        spec: &RunSpec,
+        ctx: &Context,
+        host: &HostFacts,
+        flows: &[FlowResult],
+    ) -> Record {
+        let secs = spec.duration_s;
+        let mut errors: Vec<String> = Vec::new();
+        let mut hist = LatencyHistogram::new();
+        let mut rx: Option<SideCounters> = Some(SideCounters::zero());
+        let mut tx: Option<SideCounters> = Some(SideCounters::zero());
+        let mut zc: Option<ZeroCopyStats> = None;
+        let mut per_flow = Vec::new();
+        let (mut bytes, mut messages) = (0u64, 0u64);
+        let mut integrity = Integrity {
+            seq_checked: !flows.is_empty(),
+            seq_errors: 0,
+            verified_bytes: 0,
+            verify_errors: 0,
+        };
+        let mut host_cpu: Option<HostCpu> = None;
+        for (i, f) in flows.iter().enumerate() {
+            let flow = f.hello.as_ref().map_or(i as u64, |h| h.flow as u64);
+            bytes += f.bytes;
+            messages += f.messages;
+            per_flow.push(FlowThroughput {
+                flow,
+                bytes: f.bytes,
+                messages: f.messages,
+                gbps: f.bytes as f64 * 8.0 / secs / 1e9,
+            });
+            hist.merge(&f.latency);
+            integrity.seq_checked &= f.seq_checked;
+            integrity.seq_errors += f.seq_errors;
+            integrity.verified_bytes += f.verified_bytes;
+            integrity.verify_errors += f.verify_errors;
+            match (&mut rx, &f.counters) {
+                (Some(sum), Some(c)) => sum.merge(c),
+                _ => rx = None,
+            }
+            match (&mut tx, &f.sender) {
+                (Some(sum), Some(s)) => sum.merge(&s.counters),
+                _ => tx = None,
+            }
+            if let Some(z) = f.sender.as_ref().and_then(|s| s.zerocopy.as_ref()) {
+                zc.get_or_insert_with(ZeroCopyStats::default).merge(z);
+            }
+            if host_cpu.is_none() {
+                host_cpu = f.host_cpu.clone();
+            }
+            if let Some(e) = &f.error {
+                errors.push(format!("flow {flow}: {e}"));
+            } else if let Some(e) = f.sender.as_ref().and_then(|s| s.error.as_ref()) {
+                errors.push(format!("flow {flow} sender: {e}"));
+            }
+        }
+        per_flow.sort_by_key(|f| f.flow);
+        if integrity.seq_errors > 0 {
+            errors.push(format!("{} sequence errors", integrity.seq_errors));
+        }
+        if integrity.verify_errors > 0 {
+            errors.push(format!(
+                "{} messages with a wrong payload (a buffer rewritten before the kernel was done with it?)",
+                integrity.verify_errors
+            ));
+        }
+        if spec.mode == Mode::A3 && zc.is_none() && errors.is_empty() {
+            errors.push("zero-copy accounting missing from the sender's report".into());
+        }
+        let latency_recorded = spec.records_latency();
+        let latency_ns = latency_recorded.then(|| {
+            let s = hist.summary();
+            Latency {
+                kind: "one_way".into(),
+                count: s.count,
+                min: s.min,
+                p50: s.p50,
+                p90: s.p90,
+                p99: s.p99,
+                p999: s.p999,
+                p9999: s.p9999,
+                max: s.max,
+                mean: s.mean,
+                hdr_v2_deflate_b64: hist.to_base64(),
+            }
+        });
+        let sender = side(tx.as_ref());
+        let receiver = side(rx.as_ref());
+        let per_byte = |ns: u64| (bytes > 0).then(|| ns as f64 / bytes as f64);
+        let per_gb = |a: Option<u64>, b: Option<u64>| {
+            let t = a? + b?;
+            (bytes > 0).then(|| t as f64 / (bytes as f64 / 1e9))
+        };
+        let both = tx.is_some() && rx.is_some();
+        let derived = Derived {
+            sender_cpu_ns_per_byte: tx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
+            receiver_cpu_ns_per_byte: rx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
+            sender_cycles_per_byte: tx.as_ref().and_then(|c| c.cycles).and_then(|v| per_byte(v)),
+            receiver_cycles_per_byte: rx.as_ref().and_then(|c| c.cycles).and_then(|v| per_byte(v)),
+            cache_misses_per_gb: per_gb(
+                sender.counters.cache_misses,
+                receiver.counters.cache_misses,
+            )
+            .filter(|_| both),
+            l1d_misses_per_gb: per_gb(
+                sender.counters.l1d_load_misses,
+                receiver.counters.l1d_load_misses,
+            )
+            .filter(|_| both),
+            llc_misses_per_gb: per_gb(
+                sender.counters.llc_load_misses,
+                receiver.counters.llc_load_misses,
+            )
+            .filter(|_| both),
+            context_switches_per_s: match (
+                both,
+                sender.counters.context_switches,
+                receiver.counters.context_switches,
+            ) {
+                (true, Some(a), Some(b)) => Some((a + b) as f64 / secs),
+                _ => None,
+            },
+        };
+        let zerocopy = zc.map(|z| {
+            let fraction = z.copied_fraction();
+            ZeroCopy {
+                sends: z.sends,
+                completions: z.completions,
+                copied: z.copied,
+                copied_fraction: fraction,
+                max_outstanding: z.max_outstanding,
+                enobufs: z.enobufs,
+                verdict: match fraction {
+                    None => "unknown",
+                    Some(f) if f == 0.0 => "achieved",
+                    Some(f) if f >= 1.0 => "not_achieved",
+                    Some(_) => "partial",
+                }
+                .into(),
+            }
+        });
+        Record {
+            schema: SCHEMA.into(),
+            status: if errors.is_empty() {
+                Status::Ok
+            } else {
+                Status::Failed
+            },
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            started_at: ctx.started_at.clone(),
+            tool: Tool {
+                version: crate::TOOL_VERSION.into(),
+                git_commit: crate::GIT_COMMIT.into(),
+            },
+            host: host_v1(host),
+            spec: spec_v1(spec, ctx),
+            throughput: Throughput {
+                bytes,
+                messages,
+                seconds: secs,
+                gbps: bytes as f64 * 8.0 / secs / 1e9,
+                msgs_per_s: messages as f64 / secs,
+                per_flow,
+            },
+            latency_ns,
+            sender,
+            receiver,
+            host_cpu: host_cpu.map(|h| HostCpuV1 {
+                user_ns: h.user_ns,
+                system_ns: h.system_ns,
+                softirq_ns: h.softirq_ns,
+                irq_ns: h.irq_ns,
+                idle_ns: h.idle_ns,
+            }),
+            zerocopy,
+            integrity,
+            derived,
+        }
+    }
+
+    /// A record for a cell that failed before anything was measured.
+    pub fn failed(spec: &RunSpec, ctx: &Context, host: &HostFacts, error: String) -> Record {
+        let mut r = Record::from_flows(spec, ctx, host, &[]);
+        r.status = Status::Failed;
+        r.error = Some(error);
+        r.latency_ns = None;
+        r.zerocopy = None;
+        r
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("record serializes")
+    }
+
+    /// The JSON Schema of v1, as committed in `docs/schema/v1.json`.
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(Record);
+        serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+    }
+}
+
+fn host_v1(h: &HostFacts) -> Host {
+    Host {
+        kernel: h.kernel.clone(),
+        cpu_model: h.cpu_model.clone(),
+        cores: h.cores as u64,
+        virtualized: h.virtualized,
+        counters_supported: h.counters_supported.clone(),
+        io_uring_ops: h.io_uring_ops.clone(),
+        so_zerocopy: h.so_zerocopy,
+    }
+}
+
+fn spec_v1(s: &RunSpec, ctx: &Context) -> Spec {
+    Spec {
+        mode: s.mode.to_string(),
+        engine: s.engine.to_string(),
+        pattern: s.pattern.to_string(),
+        msg_size_bytes: s.msg_size as u64,
+        flows: s.flows as u64,
+        threads: ctx.threads,
+        duration_s: s.duration_s,
+        warmup_s: s.warmup_s,
+        rep: ctx.rep,
+        topology: ctx.topology.clone(),
+        rx: s.rx.to_string(),
+        verify: s.verify,
+        latency: s.records_latency(),
+        zc_slots: s.zc_slots as u64,
+    }
+}
+
+impl Spec {
+    /// The domain spec this record describes (for resume and re-runs).
+    pub fn to_run_spec(&self) -> Option<RunSpec> {
+        Some(RunSpec {
+            mode: self.mode.parse::<Mode>().ok()?,
+            engine: self.engine.parse::<Engine>().ok()?,
+            pattern: self.pattern.parse::<Pattern>().ok()?,
+            msg_size: self.msg_size_bytes as usize,
+            flows: self.flows as usize,
+            duration_s: self.duration_s,
+            warmup_s: self.warmup_s,
+            zc_slots: self.zc_slots as usize,
+            verify: self.verify,
+            latency: self.latency,
+            rx: self.rx.parse::<RxMode>().ok()?,
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! Putting the two ends together: an in-process run on loopback ([`run_loopback`]), and the
+//! two halves the per-mode binaries use across processes or hosts ([`serve`], [`client`]).
+
+use crate::error::{Error, Result};
+use crate::host;
+use crate::recv::{run_receiver, FlowResult, RecvOptions};
+use crate::report::v1::{Context, Record};
+use crate::send::run_sender;
+use crate::sock;
+use crate::spec::{Mode, RunSpec, RxMode};
+use crate::wire::SenderReport;
+use std::net::{SocketAddr, TcpListener};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long an in-process run waits for its own receivers to connect.
+const LOCAL_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Measures one cell with both ends in this process on 127.0.0.1 (port from the OS) and
+/// returns its record. Invalid options are an `Err`; anything that goes wrong once flows
+/// exist is a `failed` record that keeps what was measured.
+pub fn run_loopback(spec: &RunSpec, rep: u64) -> Result<Record> {
+    spec.validate()?;
+    let ctx = Context {
+        topology: "loopback".into(),
+        rep,
+        threads: spec.flows as u64,
+        started_at: host::utc_now_rfc3339(),
+    };
+    let listener = sock::listen("127.0.0.1:0".parse().unwrap())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("local address", e))?;
+    let (flows, error) = run_flows(spec, &listener, addr);
+    let mut record = Record::from_flows(spec, &ctx, host::facts(), &flows);
+    if let Some(e) = error {
+        record.status = crate::report::v1::Status::Failed;
+        record.error = Some(match record.error.take() {
+            Some(prev) => format!("{e}; {prev}"),
+            None => e,
+        });
+    }
+    Ok(record)
+}
+
+fn spawn_named<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .expect("spawn a worker thread")
+}
+
+/// Starts `spec.flows` receivers connecting to `addr` and a sender per accepted connection.
+fn run_flows(
+    spec: &RunSpec,
+    listener: &TcpListener,
+    addr: SocketAddr,
+) -> (Vec<FlowResult>, Option<String>) {
+    let receivers: Vec<JoinHandle<FlowResult>> = (0..spec.flows)
+        .map(|i| {
+            let opts = RecvOptions {
+                rx: spec.rx,
+                sample_host_cpu: i == 0,
+                expect_mode: Some(spec.mode),
+            };
+            spawn_named(format!("rx-{i}"), move || {
+                match sock::connect_retry(addr, 50, Duration::from_millis(20)) {
+                    Ok(s) => run_receiver(s, opts),
+                    Err(e) => FlowResult {
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    },
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + LOCAL_ACCEPT_TIMEOUT;
+    let mut senders = Vec::new();
+    let mut error = None;
+    for flow in 0..spec.flows {
+        match sock::accept_until(listener, deadline) {
+            Ok(stream) => {
+                let spec = spec.clone();
+                senders.push(spawn_named(format!("tx-{flow}"), move || {
+                    run_sender(stream, &spec, flow as u32)
+                }));
+            }
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    for s in senders {
+        match s.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                error.get_or_insert_with(|| format!("sender: {e}"));
+            }
+            Err(_) => {
+                error.get_or_insert_with(|| "a sender thread panicked".into());
+            }
+        }
+    }
+    let flows = receivers
+        .into_iter()
+        .map(|r| {
+            r.join().unwrap_or_else(|_| FlowResult {
+                error: Some("a receiver thread panicked".into()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    (flows, error)
+}
+
+/// The server half (per-mode binaries): listens on `bind`, accepts `clients` connections
+/// (waiting at most `accept_timeout` in all), then streams to each for the run. Returns each
+/// flow's sender report.
+pub fn serve(
+    spec: &RunSpec,
+    bind: SocketAddr,
+    clients: usize,
+    accept_timeout: Duration,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<Vec<SenderReport>> {
+    let spec = RunSpec {
+        flows: clients,
+        ..spec.clone()
+    };
+    spec.validate()?;
+    let listener = sock::listen(bind)?;
+    on_listen(
+        listener
+            .local_addr()
+            .map_err(|e| Error::io("local address", e))?,
+    );
+    let deadline = Instant::now() + accept_timeout;
+    let mut streams = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        streams.push(
+            sock::accept_until(&listener, deadline).map_err(|e| match e {
+                Error::Timeout(_) => Error::Timeout(format!(
+                    "only {} of {clients} clients connected within {:.0} s",
+                    streams.len(),
+                    accept_timeout.as_secs_f64()
+                )),
+                e => e,
+            })?,
+        );
+    }
+    // All clients are connected: start every flow at once so they overlap fully.
+    let handles: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(flow, s)| {
+            let spec = spec.clone();
+            spawn_named(format!("tx-{flow}"), move || {
+                run_sender(s, &spec, flow as u32)
+            })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    let mut first_err = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(r)) => reports.push(r),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(Error::Protocol("a sender thread panicked".into()));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
+}
+
+/// The client half (per-mode binaries): connects to `addr` (retrying a refused connection for
+/// a few seconds), receives one flow and returns its record. `expect_mode` rejects a server of
+/// another mode.
+pub fn client(addr: SocketAddr, rx: RxMode, expect_mode: Option<Mode>) -> Result<Record> {
+    let started_at = host::utc_now_rfc3339();
+    let stream = sock::connect_retry(addr, 50, Duration::from_millis(100))?;
+    let flow = run_receiver(
+        stream,
+        RecvOptions {
+            rx,
+            sample_host_cpu: true,
+            expect_mode,
+        },
+    );
+    let Some(hello) = flow.hello.clone() else {
+        return Err(Error::Protocol(
+            flow.error
+                .unwrap_or_else(|| "no hello frame from the server".into()),
+        ));
+    };
+    let spec = RunSpec {
+        mode: hello.mode,
+        engine: hello.engine,
+        pattern: hello.pattern,
+        msg_size: hello.msg_size as usize,
+        flows: hello.flows as usize,
+        duration_s: hello.duration_ns as f64 / 1e9,
+        warmup_s: hello.warmup_ns as f64 / 1e9,
+        zc_slots: hello.zc_slots as usize,
+        verify: hello.verify,
+        latency: hello.latency,
+        rx,
+    };
+    let ctx = Context {
+        topology: "network".into(),
+        rep: 0,
+        threads: hello.flows as u64,
+        started_at,
+    };
+    Ok(Record::from_flows(&spec, &ctx, host::facts(), &[flow]))
+}

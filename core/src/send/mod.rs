@@ -1,0 +1,88 @@
+//! The sender: hello, the measured send loop of one strategy, end frame.
+//!
+//! [`run_sender`] owns one data connection. It picks the strategy for (mode, engine), sends the
+//! hello, drives the strategy through warm-up and the measured window, drains zero-copy
+//! completions, and sends the end frame with its side of the record.
+
+pub mod threads;
+
+use crate::error::{Error, Result};
+use crate::sock;
+use crate::spec::{Engine, Mode, RunSpec};
+use crate::time::{mono_ns, secs_to_ns, Nanos};
+use crate::wire::{encode_end, Hello, SenderReport};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+
+/// The measured window of one flow, on CLOCK_MONOTONIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// First instant inside the window.
+    pub start: Nanos,
+    /// First instant after the window.
+    pub end: Nanos,
+}
+
+impl Window {
+    /// The window that follows `warmup_ns` after `t0` and lasts `duration_ns`.
+    pub fn after(t0: Nanos, warmup_ns: Nanos, duration_ns: Nanos) -> Self {
+        Window {
+            start: t0 + warmup_ns,
+            end: t0 + warmup_ns + duration_ns,
+        }
+    }
+}
+
+/// The hello this sender sends for `spec` on flow `flow`.
+pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
+    Hello {
+        mode: spec.mode,
+        engine: spec.engine,
+        pattern: spec.pattern,
+        msg_size: spec.msg_size as u32,
+        flow,
+        flows: spec.flows as u32,
+        zc_slots: spec.zc_slots as u32,
+        warmup_ns: secs_to_ns(spec.warmup_s),
+        duration_ns: secs_to_ns(spec.duration_s),
+        verify: spec.verify,
+        latency: spec.records_latency(),
+    }
+}
+
+/// Runs the sending side of one flow on `stream` and returns its report (also sent to the
+/// receiver in the end frame). An error that ends the flow early is in `report.error` and is
+/// returned as `Err` too, after the end frame was attempted so the receiver learns why.
+pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<SenderReport> {
+    sock::set_io_timeouts(&stream)?;
+    let fd = stream.as_raw_fd();
+    let hello = hello_for(spec, flow);
+    // The strategy is built before the hello so that a kernel that cannot do it (no
+    // SO_ZEROCOPY, no io_uring) is reported to the receiver through the end frame.
+    let strategy = threads::for_mode(spec, fd);
+    sock::send_all(fd, &hello.encode())?;
+    let t0 = mono_ns();
+    let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
+    let (mut report, result) = match (spec.engine, strategy) {
+        (Engine::Uring, _) => {
+            let e = Error::Unsupported("the io_uring engine is not built yet".into());
+            (SenderReport::default(), Err(e))
+        }
+        (Engine::Threads, Ok(mut s)) => threads::run_flow(s.as_mut(), fd, spec, window),
+        (Engine::Threads, Err(e)) => (SenderReport::default(), Err(e)),
+    };
+    if let Err(e) = &result {
+        report.error = Some(e.to_string());
+    }
+    // Best effort: if the peer is gone the end frame cannot arrive, and the first error stands.
+    let end_sent = sock::send_all(fd, &encode_end(&report));
+    let _ = stream.shutdown(Shutdown::Write);
+    result?;
+    end_sent?;
+    Ok(report)
+}
+
+/// True if `mode` uses zero-copy completions.
+pub fn uses_zerocopy(mode: Mode) -> bool {
+    mode == Mode::A3
+}

@@ -1,0 +1,286 @@
+//! Thin, checked wrappers over the socket syscalls every strategy uses.
+//!
+//! Every blocking call is bounded: sockets get send and receive timeouts ([`IO_TIMEOUT`]), so
+//! a stalled or vanished peer ends a run with an error instead of hanging it.
+
+use crate::error::{Error, Result};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Longest a blocking send or receive may wait for the peer before the run fails.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `SO_ZEROCOPY` (not in every libc).
+pub const SO_ZEROCOPY: libc::c_int = 60;
+/// `MSG_ZEROCOPY`.
+pub const MSG_ZEROCOPY: libc::c_int = 0x400_0000;
+
+/// Binds a listening socket; a port in use gets a clear error.
+pub fn listen(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => Error::io(
+            format!(
+                "cannot listen on {addr}: port {} is already in use",
+                addr.port()
+            ),
+            e,
+        ),
+        _ => Error::io(format!("cannot listen on {addr}"), e),
+    })
+}
+
+/// Accepts one connection, waiting at most until `deadline`.
+pub fn accept_until(listener: &TcpListener, deadline: Instant) -> Result<TcpStream> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(format!(
+                "no client connected to {} in time",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::io("poll on listening socket", e));
+        }
+        if r == 0 {
+            continue;
+        }
+        let (s, _) = listener
+            .accept()
+            .map_err(|e| Error::io("accept a client", e))?;
+        return Ok(s);
+    }
+}
+
+/// Connects to `addr`, retrying a refused connection up to `tries` times `delay` apart
+/// (the server may still be starting). Other errors fail at once.
+pub fn connect_retry(addr: SocketAddr, tries: u32, delay: Duration) -> Result<TcpStream> {
+    let mut last = None;
+    for i in 0..tries.max(1) {
+        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                last = Some(e);
+                if i + 1 < tries {
+                    std::thread::sleep(delay);
+                }
+            }
+            Err(e) => return Err(Error::io(format!("cannot connect to {addr}"), e)),
+        }
+    }
+    Err(Error::io(
+        format!(
+            "connection to {addr} refused after {} tries over {:.1} s (is the server running?)",
+            tries.max(1),
+            delay.as_secs_f64() * tries.saturating_sub(1) as f64
+        ),
+        last.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)),
+    ))
+}
+
+/// Sets an integer socket option.
+pub fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Applies the run's bounded send/receive timeouts to a data socket.
+pub fn set_io_timeouts(s: &TcpStream) -> Result<()> {
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|_| s.set_write_timeout(Some(IO_TIMEOUT)))
+        .map_err(|e| Error::io("set socket timeouts", e))
+}
+
+/// Turns an errno from a send or receive into the error a user can act on.
+pub fn classify(e: io::Error, what: &str) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+            Error::PeerClosed(format!("during {what} ({e})"))
+        }
+        Some(libc::EAGAIN) => Error::Timeout(format!(
+            "{what}: the peer made no progress for {} s",
+            IO_TIMEOUT.as_secs()
+        )),
+        _ => Error::io(what.to_string(), e),
+    }
+}
+
+/// `send()` the whole buffer, resuming after short sends.
+#[inline]
+pub fn send_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a live slice; the kernel only reads it during the call.
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr() as *const libc::c_void,
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(classify(e, "send"));
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Advances an iovec array past `n` bytes that were sent; returns the index of the first
+/// iovec with bytes left (== iov.len() when all were sent).
+pub fn advance_iovecs(iov: &mut [libc::iovec], mut n: usize, mut first: usize) -> usize {
+    while first < iov.len() && n >= iov[first].iov_len {
+        n -= iov[first].iov_len;
+        first += 1;
+    }
+    if first < iov.len() && n > 0 {
+        // SAFETY: n < iov_len, so the new base stays inside the same buffer.
+        iov[first].iov_base =
+            unsafe { (iov[first].iov_base as *mut u8).add(n) } as *mut libc::c_void;
+        iov[first].iov_len -= n;
+    }
+    first
+}
+
+/// One `sendmsg()` over `iov` with `flags`; returns bytes sent. EINTR is retried.
+#[inline]
+pub fn sendmsg_once(fd: RawFd, iov: &mut [libc::iovec], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; zeroed is valid (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    loop {
+        // SAFETY: msg points at live iovecs whose buffers the caller keeps valid (and, for
+        // MSG_ZEROCOPY, unmodified until the completion).
+        let n = unsafe { libc::sendmsg(fd, &msg, flags | libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `recv()` into `buf` with `flags`; 0 means the peer closed. EINTR is retried.
+#[inline]
+pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> Result<usize> {
+    loop {
+        // SAFETY: buf is a live, writable slice of buf.len() bytes (with MSG_TRUNC the kernel
+        // does not write it at all).
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(classify(e, "recv"));
+        }
+    }
+}
+
+/// Receives exactly `buf.len()` bytes; a close before that is [`Error::PeerClosed`].
+pub fn recv_exact(fd: RawFd, buf: &mut [u8], what: &str) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = recv_some(fd, &mut buf[got..], 0)?;
+        if n == 0 {
+            return Err(Error::PeerClosed(format!(
+                "before the {what} was complete ({got} of {} bytes)",
+                buf.len()
+            )));
+        }
+        got += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_iovecs_handles_partial_and_whole() {
+        let a = [0u8; 16];
+        let b = [0u8; 100];
+        let mk = || {
+            [
+                libc::iovec {
+                    iov_base: a.as_ptr() as *mut _,
+                    iov_len: 16,
+                },
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut _,
+                    iov_len: 100,
+                },
+            ]
+        };
+        let mut iov = mk();
+        assert_eq!(advance_iovecs(&mut iov, 10, 0), 0);
+        assert_eq!(iov[0].iov_len, 6);
+        assert_eq!(advance_iovecs(&mut iov, 6 + 50, 0), 1);
+        assert_eq!(iov[1].iov_len, 50);
+        assert_eq!(iov[1].iov_base as usize, b.as_ptr() as usize + 50);
+        assert_eq!(advance_iovecs(&mut iov, 50, 1), 2);
+        let mut iov = mk();
+        assert_eq!(advance_iovecs(&mut iov, 116, 0), 2);
+    }
+
+    #[test]
+    fn connect_refused_is_bounded_and_clear() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let t = Instant::now();
+        let e = connect_retry(addr, 3, Duration::from_millis(20)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(e.to_string().contains("refused after 3 tries"), "{e}");
+    }
+
+    #[test]
+    fn port_in_use_is_named() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = listen(l.local_addr().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("already in use"), "{e}");
+    }
+}

@@ -1,0 +1,282 @@
+//! What to measure: the resolved options of one run (one grid cell and repetition).
+
+use crate::error::{Error, Result};
+use crate::wire::HEADER_LEN;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest message the tool accepts (16 MiB). A message must fit the receiver's read buffer
+/// and a zero-copy slot pool of `zc_slots` messages; beyond this size per-message effects are
+/// gone and the run measures bulk transfer, which iperf3 already does.
+pub const MAX_MSG_SIZE: usize = 16 << 20;
+/// Most flows one run may have (each flow is a connection, and on the threads engine a thread
+/// per side).
+pub const MAX_FLOWS: usize = 1024;
+/// Longest measured window, in seconds (every load loop is bounded).
+pub const MAX_DURATION_S: f64 = 3600.0;
+/// Most zero-copy buffer slots per flow.
+pub const MAX_ZC_SLOTS: usize = 4096;
+
+/// The copy discipline of the sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Two-copy baseline: header and payload assembled in a staging buffer, then `send()`.
+    A1,
+    /// One-copy: `sendmsg()` with an iovec over stable, reused buffers.
+    A2,
+    /// Zero-copy: as A2 plus `MSG_ZEROCOPY` (threads) or `SEND_ZC` (io_uring).
+    A3,
+}
+
+/// Who drives the send syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// One blocking thread per flow.
+    Threads,
+    /// io_uring submission and completion rings.
+    Uring,
+}
+
+/// The traffic pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// The sender sends as fast as it can.
+    Stream,
+}
+
+/// How the receiver reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RxMode {
+    /// `recv()` into a large buffer, every message parsed and checked (the default).
+    Copy,
+    /// `recv(MSG_TRUNC)`: the kernel discards the bytes without copying them, isolating the
+    /// send path. No sequence check and no latency then.
+    Discard,
+}
+
+macro_rules! enum_str {
+    ($t:ty, $what:literal, $($v:ident => $s:literal),+) => {
+        impl $t {
+            /// The name used on the command line and in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),+ }
+            }
+            /// Every value, in order.
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($s => Ok(<$t>::$v),)+
+                    _ => Err(Error::InvalidSpec(format!(
+                        concat!("unknown ", $what, " '{}' (expected one of: {})"),
+                        s,
+                        [$($s),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
+enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
+enum_str!(Pattern, "pattern", Stream => "stream");
+enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard");
+
+/// The fully resolved options of one run. Everything a record needs to be reproduced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Copy discipline.
+    pub mode: Mode,
+    /// Syscall engine.
+    pub engine: Engine,
+    /// Traffic pattern.
+    pub pattern: Pattern,
+    /// Bytes per message, header included (>= 16).
+    pub msg_size: usize,
+    /// Concurrent connections.
+    pub flows: usize,
+    /// Measured window in seconds.
+    pub duration_s: f64,
+    /// Warm-up before the window, in seconds (not measured).
+    pub warmup_s: f64,
+    /// Zero-copy buffer slots per flow (A3 only): a slot is reused only after the kernel's
+    /// completion for every send that referenced it.
+    pub zc_slots: usize,
+    /// Fill payloads as a function of (seq, offset) and check them at the receiver.
+    pub verify: bool,
+    /// Take a send timestamp per message and record per-message latency.
+    pub latency: bool,
+    /// How the receiver reads.
+    pub rx: RxMode,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            mode: Mode::A1,
+            engine: Engine::Threads,
+            pattern: Pattern::Stream,
+            msg_size: 1024,
+            flows: 1,
+            duration_s: 1.0,
+            warmup_s: 0.2,
+            zc_slots: 64,
+            verify: false,
+            latency: true,
+            rx: RxMode::Copy,
+        }
+    }
+}
+
+impl RunSpec {
+    /// Whether per-message latency is recorded: asked for, and the receiver reads the bytes.
+    pub fn records_latency(&self) -> bool {
+        self.latency && self.rx == RxMode::Copy
+    }
+
+    /// Checks every option against its documented range; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
+        if self.msg_size < HEADER_LEN {
+            return bad(format!(
+                "--msg-size {} is below the {HEADER_LEN}-byte message header (seq + send timestamp)",
+                self.msg_size
+            ));
+        }
+        if self.msg_size > MAX_MSG_SIZE {
+            return bad(format!(
+                "--msg-size {} exceeds the limit of {MAX_MSG_SIZE} bytes (16 MiB)",
+                self.msg_size
+            ));
+        }
+        if self.flows == 0 || self.flows > MAX_FLOWS {
+            return bad(format!(
+                "--flows {} must be between 1 and {MAX_FLOWS}",
+                self.flows
+            ));
+        }
+        if !(self.duration_s.is_finite()
+            && self.duration_s > 0.0
+            && self.duration_s <= MAX_DURATION_S)
+        {
+            return bad(format!(
+                "--duration {} must be > 0 and <= {MAX_DURATION_S} seconds",
+                self.duration_s
+            ));
+        }
+        if !(self.warmup_s.is_finite() && self.warmup_s >= 0.0 && self.warmup_s <= MAX_DURATION_S) {
+            return bad(format!(
+                "--warmup {} must be >= 0 and <= {MAX_DURATION_S} seconds",
+                self.warmup_s
+            ));
+        }
+        if self.zc_slots == 0 || self.zc_slots > MAX_ZC_SLOTS {
+            return bad(format!(
+                "--zc-slots {} must be between 1 and {MAX_ZC_SLOTS}",
+                self.zc_slots
+            ));
+        }
+        if self.rx == RxMode::Discard && self.verify {
+            return bad("--verify needs the payload, which --rx-discard throws away".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_round_trip() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), *m);
+        }
+        assert!("a4"
+            .parse::<Mode>()
+            .unwrap_err()
+            .to_string()
+            .contains("a1, a2, a3"));
+        assert_eq!("URING".parse::<Engine>().unwrap(), Engine::Uring);
+    }
+
+    #[test]
+    fn validate_rejects_each_bad_option() {
+        let ok = RunSpec::default();
+        ok.validate().unwrap();
+        for (spec, needle) in [
+            (
+                RunSpec {
+                    msg_size: 15,
+                    ..ok.clone()
+                },
+                "--msg-size 15",
+            ),
+            (
+                RunSpec {
+                    msg_size: MAX_MSG_SIZE + 1,
+                    ..ok.clone()
+                },
+                "16 MiB",
+            ),
+            (
+                RunSpec {
+                    flows: 0,
+                    ..ok.clone()
+                },
+                "--flows 0",
+            ),
+            (
+                RunSpec {
+                    duration_s: 0.0,
+                    ..ok.clone()
+                },
+                "--duration",
+            ),
+            (
+                RunSpec {
+                    duration_s: f64::NAN,
+                    ..ok.clone()
+                },
+                "--duration",
+            ),
+            (
+                RunSpec {
+                    warmup_s: -1.0,
+                    ..ok.clone()
+                },
+                "--warmup",
+            ),
+            (
+                RunSpec {
+                    zc_slots: 0,
+                    ..ok.clone()
+                },
+                "--zc-slots",
+            ),
+            (
+                RunSpec {
+                    rx: RxMode::Discard,
+                    verify: true,
+                    ..ok.clone()
+                },
+                "--rx-discard",
+            ),
+        ] {
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        }
+    }
+}
