@@ -242,9 +242,15 @@ fn parse_stream(
     }
 }
 
+/// How long before the end of its window the discarding receiver goes back to parsing. A
+/// `recv(MSG_TRUNC)` would discard the end frame too, and the sender sends that frame at the
+/// end of *its* window, which precedes the receiver's by the hello's transit time; the margin
+/// must exceed that. Messages in the margin are parsed (copied) but still counted.
+pub const DISCARD_MARGIN_NS: u64 = 5_000_000;
+
 /// Discarding receiver: `recv(MSG_TRUNC)` (the kernel drops the bytes without copying them)
-/// until the window ends, then skips to the next message boundary and parses the rest, so the
-/// end frame and the tail's sequence are still read.
+/// until [`DISCARD_MARGIN_NS`] before the window ends, then skips to the next message boundary
+/// and parses the rest, so the end frame and the tail's sequence are still read.
 fn discard_then_parse(
     stream: &TcpStream,
     hello: &Hello,
@@ -266,11 +272,11 @@ fn discard_then_parse(
         total += n;
         if w.at(now) {
             r.bytes += n;
-        } else if now >= w.window.end {
+        }
+        if now + DISCARD_MARGIN_NS >= w.window.end {
             break;
         }
     }
-    r.messages = r.bytes / msg;
     // Skip to the next message boundary, then parse normally (the end frame follows some
     // whole messages). Message seq numbers start at 0, so the next one is total / msg.
     let mut skip = (msg - total % msg) % msg;
@@ -281,6 +287,12 @@ fn discard_then_parse(
         }
         skip -= n;
         total += n;
+        if w.at(mono_ns()) {
+            r.bytes += n;
+        }
     }
+    // Whole messages of the discarded part; the parser adds the ones it reads in the window.
+    r.messages = r.bytes / msg;
+    r.bytes = r.messages * msg;
     parse_stream(stream, hello, w, r, total / msg)
 }

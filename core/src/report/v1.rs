@@ -19,7 +19,6 @@ pub const SCHEMA: &str = "sendpath/v1";
 
 /// One measured cell and repetition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Record {
     /// Always `sendpath/v1`.
     pub schema: String,
@@ -432,8 +431,8 @@ impl Record {
         let derived = Derived {
             sender_cpu_ns_per_byte: tx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
             receiver_cpu_ns_per_byte: rx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
-            sender_cycles_per_byte: tx.as_ref().and_then(|c| c.cycles).and_then(|v| per_byte(v)),
-            receiver_cycles_per_byte: rx.as_ref().and_then(|c| c.cycles).and_then(|v| per_byte(v)),
+            sender_cycles_per_byte: tx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
+            receiver_cycles_per_byte: rx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
             cache_misses_per_gb: per_gb(
                 sender.counters.cache_misses,
                 receiver.counters.cache_misses,
@@ -469,7 +468,7 @@ impl Record {
                 enobufs: z.enobufs,
                 verdict: match fraction {
                     None => "unknown",
-                    Some(f) if f == 0.0 => "achieved",
+                    Some(0.0) => "achieved",
                     Some(f) if f >= 1.0 => "not_achieved",
                     Some(_) => "partial",
                 }

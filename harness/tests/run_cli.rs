@@ -1,0 +1,65 @@
+//! `sendpath run` through the real binary.
+
+use std::process::Command;
+
+fn sendpath() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sendpath"))
+}
+
+#[test]
+fn run_prints_summary_then_record_as_last_line() {
+    let dir = std::env::temp_dir().join(format!("sendpath-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("r.jsonl");
+    let o = sendpath()
+        .args([
+            "run",
+            "--mode",
+            "a2",
+            "--msg-size",
+            "512",
+            "--flows",
+            "2",
+            "--duration",
+            "0.3",
+        ])
+        .args(["--warmup", "0.1", "--out", out_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("throughput"));
+    let last = out.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["spec"]["flows"], 2);
+    assert_eq!(v["status"], "ok");
+    let file = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(file.lines().count(), 1);
+    assert_eq!(file.trim_end(), last, "--out holds the same record");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_bad_input_is_one_line_and_exit_2() {
+    for args in [
+        vec!["run", "--mode", "a9"],
+        vec!["run", "--mode", "a1", "--msg-size", "15"],
+        vec!["run", "--mode", "a1", "--flows", "0"],
+        vec!["run", "--mode", "a1", "--duration", "0"],
+        vec!["run", "--mode", "a3", "--zc-slots", "0"],
+        vec!["run", "--mode", "a1", "--engine", "gpu"],
+    ] {
+        let o = sendpath().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.lines().next().unwrap().starts_with("error:"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"));
+    }
+}
