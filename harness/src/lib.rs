@@ -3,6 +3,8 @@
 //! The `sendpath` command: `run` measures one cell (both ends in this process) and prints a
 //! human summary followed by its v1 record as the last line.
 
+pub mod bench;
+
 use clap::{Parser, Subcommand};
 use sendpath_core::cli::{RecvArgs, SendArgs};
 use sendpath_core::report::text;
@@ -28,6 +30,24 @@ struct Cli {
 enum Cmd {
     /// Measure one cell on loopback: summary, then the v1 JSON record as the last line.
     Run(RunArgs),
+    /// Speed comparisons measured back to back (medians and ratios over rounds).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// paths: A1/A2/A3 at 64 B..64 KiB; latency-cost: with vs without latency recording.
+    #[arg(value_enum)]
+    suite: bench::Suite,
+    /// Rounds; every round runs every cell once.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per cell.
+    #[arg(long, default_value_t = 1.0)]
+    duration: f64,
+    /// Append every record to this JSON Lines file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +89,16 @@ pub fn main() -> ExitCode {
 
 fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Bench(b) => {
+            if b.rounds == 0 {
+                anyhow::bail!("--rounds must be at least 1");
+            }
+            bench::run(b.suite, b.rounds, b.duration, |r| match &b.out {
+                Some(p) => append_line(p, &r.to_json_line()),
+                None => Ok(()),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run(a) => {
             let spec = a.send.to_spec(a.mode, a.flows, a.recv.rx());
             let record = run::run_loopback(&spec, a.rep)?;

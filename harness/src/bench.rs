@@ -1,0 +1,148 @@
+//! `sendpath bench`: speed comparisons measured back to back in one process, reported as
+//! medians over rounds and as ratios (never as timed unit tests: the machine is noisy).
+//!
+//! Each suite is a list of cells; every round runs every cell once, in order, so drift of the
+//! machine affects all cells alike.
+
+use sendpath_core::report::v1::{Record, Status};
+use sendpath_core::run::run_loopback;
+use sendpath_core::spec::{Mode, RunSpec};
+
+/// Which comparison to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// A1/A2/A3 at 64 B, 1 KiB, 16 KiB, 64 KiB, one flow, threads engine.
+    Paths,
+    /// What per-message latency recording costs: each size with and without it.
+    LatencyCost,
+}
+
+struct Cell {
+    label: String,
+    spec: RunSpec,
+}
+
+fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
+    let base = RunSpec {
+        duration_s,
+        warmup_s: 0.2,
+        ..RunSpec::default()
+    };
+    let sizes = [64usize, 1024, 16384, 65536];
+    let mut out = Vec::new();
+    match suite {
+        Suite::Paths => {
+            for &size in &sizes {
+                for mode in [Mode::A1, Mode::A2, Mode::A3] {
+                    out.push(Cell {
+                        label: format!("{mode} {size}"),
+                        spec: RunSpec {
+                            mode,
+                            msg_size: size,
+                            ..base.clone()
+                        },
+                    });
+                }
+            }
+        }
+        Suite::LatencyCost => {
+            for &size in &sizes {
+                for latency in [true, false] {
+                    out.push(Cell {
+                        label: format!(
+                            "a1 {size} {}",
+                            if latency { "latency" } else { "no-latency" }
+                        ),
+                        spec: RunSpec {
+                            mode: Mode::A1,
+                            msg_size: size,
+                            latency,
+                            ..base.clone()
+                        },
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Runs `suite` for `rounds` rounds of `duration_s`-second cells; prints a table; calls
+/// `on_record` with every record (e.g. to append it to a file).
+pub fn run(
+    suite: Suite,
+    rounds: usize,
+    duration_s: f64,
+    mut on_record: impl FnMut(&Record) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let cells = cells(suite, duration_s);
+    let mut msgs: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
+    let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
+    for round in 0..rounds {
+        for (i, c) in cells.iter().enumerate() {
+            let r = run_loopback(&c.spec, round as u64)?;
+            if r.status != Status::Ok {
+                anyhow::bail!("{}: {}", c.label, r.error.unwrap_or_default());
+            }
+            eprintln!(
+                "round {round} {:<22} {:>12.0} msgs/s {:>8.3} Gbit/s",
+                c.label, r.throughput.msgs_per_s, r.throughput.gbps
+            );
+            msgs[i].push(r.throughput.msgs_per_s);
+            gbps[i].push(r.throughput.gbps);
+            on_record(&r)?;
+        }
+    }
+    let med_m: Vec<f64> = msgs.into_iter().map(median).collect();
+    let med_g: Vec<f64> = gbps.into_iter().map(median).collect();
+    println!("median of {rounds} round(s), {duration_s} s cells, loopback, one flow");
+    match suite {
+        Suite::Paths => {
+            println!(
+                "{:<8} {:>5} {:>12} {:>9} {:>9}",
+                "size", "mode", "msgs/s", "Gbit/s", "vs A1"
+            );
+            for (i, c) in cells.iter().enumerate() {
+                let a1 = med_m[i - i % 3];
+                let (mode, size) = (c.spec.mode, c.spec.msg_size);
+                println!(
+                    "{size:<8} {mode:>5} {:>12.0} {:>9.3} {:>8.2}x",
+                    med_m[i],
+                    med_g[i],
+                    med_m[i] / a1
+                );
+            }
+        }
+        Suite::LatencyCost => {
+            println!(
+                "{:<8} {:>14} {:>14} {:>10}",
+                "size", "with latency", "without", "cost"
+            );
+            for pair in (0..cells.len()).step_by(2) {
+                let (with, without) = (med_m[pair], med_m[pair + 1]);
+                println!(
+                    "{:<8} {:>14.0} {:>14.0} {:>9.1}%",
+                    cells[pair].spec.msg_size,
+                    with,
+                    without,
+                    (1.0 - with / without) * 100.0
+                );
+            }
+            println!("(msgs/s; cost = 1 - with/without: a clock read per message and a histogram record)");
+        }
+    }
+    Ok(())
+}
