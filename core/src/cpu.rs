@@ -2,25 +2,100 @@
 //!
 //! Each worker thread snapshots its own counters when it enters the window and again when it
 //! leaves it ([`ThreadCounters`]); the deltas of all threads of one side are summed
-//! ([`SideCounters::merge`]). Sources: `getrusage(RUSAGE_THREAD)` for user/system time,
-//! context switches and page faults, `CLOCK_THREAD_CPUTIME_ID` for task-clock (the same
-//! `sum_exec_runtime` that perf's task-clock counts). Hardware counters (cycles, cache misses)
-//! need perf events the CPU exposes: where it does not they are `None` and named in
-//! `unsupported`, never 0.
+//! ([`SideCounters::merge`]). Sources: perf events opened for the calling thread only, kernel
+//! mode included (task-clock, context switches, CPU migrations, page faults; and cycles,
+//! instructions, cache, L1D and LLC load misses where the CPU exposes them), with
+//! `getrusage(RUSAGE_THREAD)` for the user/system split and as the fallback for the software
+//! counters where perf events are not allowed. A counter the machine cannot count is `None` and
+//! named in `unsupported`, never 0. Which events open is probed once per process.
 
 use serde::{Deserialize, Serialize};
 
-/// Counters that every Linux has through getrusage/clock_gettime.
-const ALWAYS: &[&str] = &["task_clock", "context_switches", "page_faults"];
-/// Counters not collected by this build on any machine, named in `unsupported`.
-const NOT_COLLECTED: &[&str] = &[
-    "cpu_migrations",
-    "cycles",
-    "instructions",
-    "cache_misses",
-    "l1d_load_misses",
-    "llc_load_misses",
+use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
+use perf_event::{Builder, Counter};
+use std::sync::OnceLock;
+
+/// The perf events sendpath counts, by the name used in records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    TaskClock,
+    ContextSwitches,
+    CpuMigrations,
+    PageFaults,
+    Cycles,
+    Instructions,
+    CacheMisses,
+    L1dLoadMisses,
+    LlcLoadMisses,
+}
+
+const KINDS: [Kind; 9] = [
+    Kind::TaskClock,
+    Kind::ContextSwitches,
+    Kind::CpuMigrations,
+    Kind::PageFaults,
+    Kind::Cycles,
+    Kind::Instructions,
+    Kind::CacheMisses,
+    Kind::L1dLoadMisses,
+    Kind::LlcLoadMisses,
 ];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::TaskClock => "task_clock",
+            Kind::ContextSwitches => "context_switches",
+            Kind::CpuMigrations => "cpu_migrations",
+            Kind::PageFaults => "page_faults",
+            Kind::Cycles => "cycles",
+            Kind::Instructions => "instructions",
+            Kind::CacheMisses => "cache_misses",
+            Kind::L1dLoadMisses => "l1d_load_misses",
+            Kind::LlcLoadMisses => "llc_load_misses",
+        }
+    }
+
+    /// Counted through getrusage/clock_gettime when perf events cannot be opened.
+    fn has_fallback(self) -> bool {
+        matches!(
+            self,
+            Kind::TaskClock | Kind::ContextSwitches | Kind::PageFaults
+        )
+    }
+
+    fn open(self) -> std::io::Result<Counter> {
+        fn build(e: impl Event) -> std::io::Result<Counter> {
+            let mut b = Builder::new(e);
+            // This thread only (pid 0, no inherit), any CPU, kernel mode included: on
+            // loopback most of the send and receive work is kernel work.
+            b.exclude_kernel(false).exclude_hv(false).enabled(true);
+            b.build()
+        }
+        let cache = |which| Cache {
+            which,
+            operation: CacheOp::READ,
+            result: CacheResult::MISS,
+        };
+        match self {
+            Kind::TaskClock => build(Software::TASK_CLOCK),
+            Kind::ContextSwitches => build(Software::CONTEXT_SWITCHES),
+            Kind::CpuMigrations => build(Software::CPU_MIGRATIONS),
+            Kind::PageFaults => build(Software::PAGE_FAULTS),
+            Kind::Cycles => build(Hardware::CPU_CYCLES),
+            Kind::Instructions => build(Hardware::INSTRUCTIONS),
+            Kind::CacheMisses => build(Hardware::CACHE_MISSES),
+            Kind::L1dLoadMisses => build(cache(CacheId::L1D)),
+            Kind::LlcLoadMisses => build(cache(CacheId::LL)),
+        }
+    }
+}
+
+/// Which perf events open on this machine, probed once per process.
+fn perf_supported() -> &'static [Kind] {
+    static SUPPORTED: OnceLock<Vec<Kind>> = OnceLock::new();
+    SUPPORTED.get_or_init(|| KINDS.into_iter().filter(|k| k.open().is_ok()).collect())
+}
 
 /// CPU time and counters of one side (sender threads or receiver threads) over the window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -56,14 +131,31 @@ fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 impl SideCounters {
-    /// An empty sum, the identity of [`merge`](Self::merge), with nothing counted yet.
+    /// An empty sum, the identity of [`merge`](Self::merge): every countable counter 0, every
+    /// other one `None` and named in `unsupported`.
     pub fn zero() -> Self {
-        SideCounters {
-            task_clock_ns: Some(0),
-            context_switches: Some(0),
-            page_faults: Some(0),
-            unsupported: NOT_COLLECTED.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
+        let mut s = SideCounters::default();
+        for k in KINDS {
+            if countable(k) {
+                *s.slot(k) = Some(0);
+            } else {
+                s.unsupported.push(k.name().to_string());
+            }
+        }
+        s
+    }
+
+    fn slot(&mut self, k: Kind) -> &mut Option<u64> {
+        match k {
+            Kind::TaskClock => &mut self.task_clock_ns,
+            Kind::ContextSwitches => &mut self.context_switches,
+            Kind::CpuMigrations => &mut self.cpu_migrations,
+            Kind::PageFaults => &mut self.page_faults,
+            Kind::Cycles => &mut self.cycles,
+            Kind::Instructions => &mut self.instructions,
+            Kind::CacheMisses => &mut self.cache_misses,
+            Kind::L1dLoadMisses => &mut self.l1d_load_misses,
+            Kind::LlcLoadMisses => &mut self.llc_load_misses,
         }
     }
 
@@ -93,9 +185,17 @@ impl SideCounters {
     }
 }
 
-/// The names of the counters this build collects on this machine.
+fn countable(k: Kind) -> bool {
+    k.has_fallback() || perf_supported().contains(&k)
+}
+
+/// The names of the counters collected on this machine.
 pub fn supported_counters() -> Vec<String> {
-    ALWAYS.iter().map(|s| s.to_string()).collect()
+    KINDS
+        .into_iter()
+        .filter(|&k| countable(k))
+        .map(|k| k.name().to_string())
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,32 +231,89 @@ fn snapshot() -> Snapshot {
     }
 }
 
+/// Reads a counter, scaled for the time the kernel multiplexed it off the PMU.
+fn read_scaled(c: &mut Counter) -> Option<u64> {
+    let ct = c.read_count_and_time().ok()?;
+    if ct.time_running == 0 || ct.time_running >= ct.time_enabled {
+        return Some(ct.count);
+    }
+    Some((ct.count as u128 * ct.time_enabled as u128 / ct.time_running as u128) as u64)
+}
+
 /// Counters of the calling thread from [`ThreadCounters::start`] to [`ThreadCounters::stop`].
-/// Must be started and stopped on the same thread.
-#[derive(Debug)]
+/// Must be started and stopped on the same thread (perf events count the opening thread).
 pub struct ThreadCounters {
     start: Snapshot,
+    // RefCell: reading a counter needs &mut, and stop() is called through a shared borrow.
+    perf: std::cell::RefCell<Vec<(Kind, Counter, u64)>>,
+}
+
+impl std::fmt::Debug for ThreadCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadCounters")
+            .field(
+                "perf",
+                &self
+                    .perf
+                    .borrow()
+                    .iter()
+                    .map(|p| p.0.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl ThreadCounters {
-    /// Snapshots the calling thread's counters.
+    /// Opens the supported perf events for the calling thread and snapshots everything.
     pub fn start() -> Self {
-        ThreadCounters { start: snapshot() }
+        let mut perf = Vec::new();
+        for &k in perf_supported() {
+            if let Ok(mut c) = k.open() {
+                if let Some(v) = read_scaled(&mut c) {
+                    perf.push((k, c, v));
+                }
+            }
+        }
+        ThreadCounters {
+            start: snapshot(),
+            perf: std::cell::RefCell::new(perf),
+        }
     }
 
     /// The calling thread's counters since [`start`](Self::start).
     pub fn stop(&self) -> SideCounters {
         let end = snapshot();
         let s = self.start;
-        SideCounters {
+        let mut out = SideCounters {
             user_ns: end.user_ns.saturating_sub(s.user_ns),
             sys_ns: end.sys_ns.saturating_sub(s.sys_ns),
-            task_clock_ns: Some(end.task_clock_ns.saturating_sub(s.task_clock_ns)),
-            context_switches: Some(end.csw.saturating_sub(s.csw)),
-            page_faults: Some(end.faults.saturating_sub(s.faults)),
-            unsupported: NOT_COLLECTED.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
+        };
+        for (k, c, v0) in self.perf.borrow_mut().iter_mut() {
+            *out.slot(*k) = read_scaled(c).map(|v| v.saturating_sub(*v0));
         }
+        // Fallbacks from rusage / the thread CPU clock where perf could not count.
+        let fallback = [
+            (
+                Kind::TaskClock,
+                end.task_clock_ns.saturating_sub(s.task_clock_ns),
+            ),
+            (Kind::ContextSwitches, end.csw.saturating_sub(s.csw)),
+            (Kind::PageFaults, end.faults.saturating_sub(s.faults)),
+        ];
+        for (k, v) in fallback {
+            let slot = out.slot(k);
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+        }
+        for k in KINDS {
+            if out.slot(k).is_none() {
+                out.unsupported.push(k.name().to_string());
+            }
+        }
+        out
     }
 }
 
@@ -176,12 +333,17 @@ mod tests {
         let s = c.stop();
         assert!(s.task_clock_ns.unwrap() >= 10_000_000, "{s:?}");
         assert!(s.cpu_ns() > 0);
-        assert_eq!(s.cycles, None);
-        assert!(s.unsupported.iter().any(|u| u == "cycles"));
+        assert!(s.context_switches.is_some() && s.page_faults.is_some());
+        // A counter is either counted or named unsupported, never both, never a silent 0.
+        for k in KINDS {
+            let mut copy = s.clone();
+            let known = copy.slot(k).is_some();
+            assert_ne!(known, s.unsupported.iter().any(|u| u == k.name()), "{k:?}");
+        }
         let mut sum = SideCounters::zero();
         sum.merge(&s);
         sum.merge(&s);
         assert_eq!(sum.task_clock_ns, Some(2 * s.task_clock_ns.unwrap()));
-        assert_eq!(sum.cycles, None);
+        assert_eq!(sum.cycles.is_some(), s.cycles.is_some());
     }
 }
