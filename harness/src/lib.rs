@@ -4,13 +4,14 @@
 //! human summary followed by its v1 record as the last line.
 
 pub mod bench;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 use sendpath_core::cli::{RecvArgs, SendArgs};
 use sendpath_core::report::text;
 use sendpath_core::report::v1::Status;
 use sendpath_core::run;
-use sendpath_core::spec::Mode;
+use sendpath_core::spec::{Engine, Mode, RunSpec};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,54 @@ enum Cmd {
     Run(RunArgs),
     /// Speed comparisons measured back to back (medians and ratios over rounds).
     Bench(BenchArgs),
+    /// Sweep a grid of cells; every record is appended to results.jsonl as it is measured.
+    Sweep(SweepArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SweepArgs {
+    /// Named grid; the axis options below override its axes.
+    #[arg(long, value_enum, default_value = "quick")]
+    preset: sweep::Preset,
+    /// Send paths, e.g. a1,a2,a3.
+    #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
+    modes: Option<Vec<Mode>>,
+    /// Engines, e.g. threads,uring.
+    #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<Engine>().map_err(|e| e.to_string()))]
+    engines: Option<Vec<Engine>>,
+    /// Message sizes in bytes (K/M suffixes allowed), e.g. 64,1K,16K.
+    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_size)]
+    sizes: Option<Vec<usize>>,
+    /// Flow counts, e.g. 1,2,4,8.
+    #[arg(long, value_delimiter = ',')]
+    flows: Option<Vec<usize>>,
+    /// Measured window per cell, seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warm-up per cell, seconds.
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Repetitions per cell.
+    #[arg(long)]
+    reps: Option<u64>,
+    /// Zero-copy slots per flow (A3).
+    #[arg(long, default_value_t = 64)]
+    zc_slots: usize,
+    /// Check payloads at the receiver.
+    #[arg(long)]
+    verify: bool,
+    /// Discarding receiver (MSG_TRUNC): isolates the send path, no latency.
+    #[arg(long)]
+    rx_discard: bool,
+    /// Directory for results.jsonl (default runs/<date>-<time>).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the sweep in DIR, skipping cells already recorded there.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// No progress bar (the table of finished cells is still printed).
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -89,6 +138,64 @@ pub fn main() -> ExitCode {
 
 fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Sweep(a) => {
+            let mut grid = sweep::Grid::preset(a.preset);
+            if let Some(v) = a.modes {
+                grid.modes = v;
+            }
+            if let Some(v) = a.engines {
+                grid.engines = v;
+            }
+            if let Some(v) = a.sizes {
+                grid.sizes = v;
+            }
+            if let Some(v) = a.flows {
+                grid.flows = v;
+            }
+            if let Some(v) = a.duration {
+                grid.duration_s = v;
+            }
+            if let Some(v) = a.warmup {
+                grid.warmup_s = v;
+            }
+            if let Some(v) = a.reps {
+                if v == 0 {
+                    anyhow::bail!("--reps must be at least 1");
+                }
+                grid.reps = v;
+            }
+            grid.base = RunSpec {
+                zc_slots: a.zc_slots,
+                verify: a.verify,
+                rx: sweep::rx_of(a.rx_discard),
+                ..RunSpec::default()
+            };
+            let dir = a.resume.or(a.out).unwrap_or_else(sweep::default_out_dir);
+            eprintln!(
+                "sweep: {} cells ({} reps) -> {}",
+                grid.cells().len(),
+                grid.reps,
+                dir.join("results.jsonl").display()
+            );
+            let o = sweep::run(&grid, &dir, !a.no_progress)?;
+            let overhead = o.wall_s - o.cell_time_s;
+            println!(
+                "sweep done: {} cells measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
+                o.measured,
+                o.failed,
+                o.skipped,
+                o.wall_s,
+                o.cell_time_s,
+                overhead,
+                if o.cell_time_s > 0.0 { overhead / o.cell_time_s * 100.0 } else { 0.0 }
+            );
+            println!("results: {}", o.results.display());
+            Ok(if o.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Cmd::Bench(b) => {
             if b.rounds == 0 {
                 anyhow::bail!("--rounds must be at least 1");

@@ -1,0 +1,372 @@
+//! `sendpath sweep`: the grid (modes x engines x sizes x flows x repetitions), measured cell
+//! by cell, each record appended and flushed to `results.jsonl` the moment it exists.
+//!
+//! Invariants: the results file only ever holds whole lines (one `write` per record on an
+//! `O_APPEND` file, then `fdatasync`); a crash or Ctrl-C loses at most the cell in flight; a
+//! cell that fails becomes a `failed` record and the sweep goes on; `--resume` skips every
+//! (spec, rep) already recorded and first cuts off a torn last line.
+
+use crate::append_line;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use sendpath_core::host;
+use sendpath_core::report::v1::{Context, Record, Status};
+use sendpath_core::run::run_loopback;
+use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Named grids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 reps x 0.5 s.
+    Quick,
+    /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
+    Seed,
+    /// Everything: A1-A3 x both engines x 64 B..64 KiB (x4 steps) x 1-8 flows x 3 reps x 2 s.
+    Full,
+}
+
+/// The axes of a grid; every combination is a cell, measured `reps` times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    /// Send paths.
+    pub modes: Vec<Mode>,
+    /// Engines.
+    pub engines: Vec<Engine>,
+    /// Message sizes in bytes.
+    pub sizes: Vec<usize>,
+    /// Flow counts.
+    pub flows: Vec<usize>,
+    /// Measured window per cell, seconds.
+    pub duration_s: f64,
+    /// Warm-up per cell, seconds.
+    pub warmup_s: f64,
+    /// Repetitions of each cell.
+    pub reps: u64,
+    /// Options every cell shares (zero-copy slots, verify, receiver, latency).
+    pub base: RunSpec,
+}
+
+impl Grid {
+    /// The grid of a preset.
+    pub fn preset(p: Preset) -> Grid {
+        let all_modes = vec![Mode::A1, Mode::A2, Mode::A3];
+        let engines = vec![Engine::Threads, Engine::Uring];
+        match p {
+            Preset::Quick => Grid {
+                modes: all_modes,
+                engines,
+                sizes: vec![64, 1024, 16384, 65536],
+                flows: vec![1, 4],
+                duration_s: 0.5,
+                warmup_s: 0.1,
+                reps: 3,
+                base: RunSpec::default(),
+            },
+            Preset::Seed => Grid {
+                modes: all_modes,
+                engines: vec![Engine::Threads],
+                sizes: vec![64, 256, 1024, 4096, 16384],
+                flows: vec![1, 2, 4, 8],
+                duration_s: 10.0,
+                warmup_s: 1.0,
+                reps: 1,
+                base: RunSpec::default(),
+            },
+            Preset::Full => Grid {
+                modes: all_modes,
+                engines,
+                sizes: vec![64, 256, 1024, 4096, 16384, 65536],
+                flows: vec![1, 2, 4, 8],
+                duration_s: 2.0,
+                warmup_s: 0.5,
+                reps: 3,
+                base: RunSpec::default(),
+            },
+        }
+    }
+
+    /// Every (spec, rep) in measuring order: repetitions outermost, so that drift of the
+    /// machine spreads over all cells instead of biasing one.
+    pub fn cells(&self) -> Vec<(RunSpec, u64)> {
+        let mut out = Vec::new();
+        for rep in 0..self.reps {
+            for &engine in &self.engines {
+                for &mode in &self.modes {
+                    for &flows in &self.flows {
+                        for &msg_size in &self.sizes {
+                            out.push((
+                                RunSpec {
+                                    mode,
+                                    engine,
+                                    msg_size,
+                                    flows,
+                                    duration_s: self.duration_s,
+                                    warmup_s: self.warmup_s,
+                                    ..self.base.clone()
+                                },
+                                rep,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The results file.
+    pub results: PathBuf,
+    /// Cells measured now.
+    pub measured: usize,
+    /// Cells skipped because already recorded (resume).
+    pub skipped: usize,
+    /// Cells recorded as failed now.
+    pub failed: usize,
+    /// Wall time of the sweep.
+    pub wall_s: f64,
+    /// Sum of warm-up + window of the cells measured now.
+    pub cell_time_s: f64,
+}
+
+fn key(spec: &RunSpec, rep: u64) -> String {
+    format!(
+        "{}#{rep}",
+        serde_json::to_string(spec).expect("spec serializes")
+    )
+}
+
+/// Cuts a torn last line (a sweep killed mid-write) off `path` and returns the keys of the
+/// cells already recorded in it.
+pub fn recorded_cells(path: &Path) -> anyhow::Result<HashSet<String>> {
+    let mut done = HashSet::new();
+    if !path.exists() {
+        return Ok(done);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+        f.set_len(keep as u64)
+            .with_context(|| format!("truncate the torn last line of {}", path.display()))?;
+        eprintln!(
+            "resume: removed a torn last record ({} bytes) from {}",
+            text.len() - keep,
+            path.display()
+        );
+    }
+    let recs = sendpath_analysis::parse_records(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for r in recs.records {
+        if let Some(spec) = r.spec.to_run_spec() {
+            done.insert(key(&spec, r.spec.rep));
+        }
+    }
+    Ok(done)
+}
+
+/// Measures one cell; never panics out and never returns without a record.
+fn measure(spec: &RunSpec, rep: u64) -> Record {
+    let ctx = || Context {
+        topology: "loopback".into(),
+        rep,
+        threads: spec.flows as u64,
+        started_at: host::utc_now_rfc3339(),
+    };
+    match std::panic::catch_unwind(|| run_loopback(spec, rep)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Record::failed(spec, &ctx(), host::facts(), e.to_string()),
+        Err(_) => Record::failed(spec, &ctx(), host::facts(), "the cell panicked".into()),
+    }
+}
+
+fn cell_label(s: &RunSpec) -> String {
+    format!(
+        "{} {:<7} {:>6} B x{}",
+        s.mode,
+        s.engine.as_str(),
+        s.msg_size,
+        s.flows
+    )
+}
+
+/// Runs every cell of `grid` not yet in `out_dir/results.jsonl`.
+pub fn run(grid: &Grid, out_dir: &Path, show_progress: bool) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
+    let results = out_dir.join("results.jsonl");
+    let done = recorded_cells(&results)?;
+    let all = grid.cells();
+    let todo: Vec<_> = all
+        .iter()
+        .filter(|(s, rep)| !done.contains(&key(s, *rep)))
+        .cloned()
+        .collect();
+    let skipped = all.len() - todo.len();
+    if skipped > 0 {
+        eprintln!(
+            "resume: {skipped} of {} cells already recorded, {} to go",
+            all.len(),
+            todo.len()
+        );
+    }
+    let pb = if show_progress {
+        ProgressBar::new(todo.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} cells, {eta} left  {msg}")
+            .expect("valid template"),
+    );
+    // Throughput of every rep of every cell so far, for the live median/spread.
+    let mut by_cell: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let started = Instant::now();
+    let (mut failed, mut cell_time_s) = (0, 0.0);
+    pb.suspend(|| {
+        println!(
+            "{:<28} {:>4} {:>10} {:>10} {:>8}",
+            "cell", "rep", "Gbit/s", "median", "spread"
+        );
+    });
+    for (spec, rep) in &todo {
+        let label = cell_label(spec);
+        pb.set_message(format!("{label} rep {rep}"));
+        let record = measure(spec, *rep);
+        append_line(&results, &record.to_json_line())?;
+        cell_time_s += spec.warmup_s + spec.duration_s;
+        let line = if record.status == Status::Ok {
+            let v = by_cell.entry(label.clone()).or_default();
+            v.push(record.throughput.gbps);
+            let (median, spread) = median_spread(v);
+            format!(
+                "{label:<28} {rep:>4} {:>10.3} {median:>10.3} {:>7.1}%{}",
+                record.throughput.gbps,
+                spread * 100.0,
+                if v.len() > 1 && spread > NOISY_SPREAD {
+                    "  noisy"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            failed += 1;
+            format!(
+                "{label:<28} {rep:>4}     FAILED: {}",
+                record.error.as_deref().unwrap_or("")
+            )
+        };
+        pb.suspend(|| println!("{line}"));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(Outcome {
+        results,
+        measured: todo.len(),
+        skipped,
+        failed,
+        wall_s: started.elapsed().as_secs_f64(),
+        cell_time_s,
+    })
+}
+
+/// Spread (max - min) / median above which repetitions are flagged as noisy.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// Median and relative spread ((max - min) / median) of `v`.
+pub fn median_spread(v: &[f64]) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        return (f64::NAN, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    let spread = if median > 0.0 {
+        (s[n - 1] - s[0]) / median
+    } else {
+        0.0
+    };
+    (median, spread)
+}
+
+/// Parses a size: plain bytes or with a K/M suffix (binary: 16K = 16384).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, mult) = match s.to_ascii_uppercase() {
+        u if u.ends_with("KIB") || u.ends_with('K') => (
+            u.trim_end_matches("KIB").trim_end_matches('K').to_string(),
+            1024,
+        ),
+        u if u.ends_with("MIB") || u.ends_with('M') => (
+            u.trim_end_matches("MIB").trim_end_matches('M').to_string(),
+            1 << 20,
+        ),
+        u => (u, 1),
+    };
+    num.parse::<usize>()
+        .map_err(|_| "not a size (e.g. 64, 1024, 16K)".to_string())
+        .and_then(|n| n.checked_mul(mult).ok_or_else(|| "too large".to_string()))
+}
+
+/// Where a new sweep writes when no `--out` is given: `runs/<date>-<time>`.
+pub fn default_out_dir() -> PathBuf {
+    let stamp = host::utc_now_rfc3339()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("runs").join(stamp)
+}
+
+/// The receiver of every cell.
+pub fn rx_of(discard: bool) -> RxMode {
+    if discard {
+        RxMode::Discard
+    } else {
+        RxMode::Copy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64"), Ok(64));
+        assert_eq!(parse_size("16K"), Ok(16384));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn grid_counts_and_order() {
+        let g = Grid::preset(Preset::Seed);
+        assert_eq!(g.cells().len(), 3 * 5 * 4);
+        let q = Grid::preset(Preset::Quick);
+        let cells = q.cells();
+        assert_eq!(cells.len(), 3 * 2 * 4 * 2 * 3);
+        assert!(
+            cells[..cells.len() / 3].iter().all(|(_, rep)| *rep == 0),
+            "reps outermost"
+        );
+    }
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(median_spread(&[1.0, 3.0, 2.0]), (2.0, 1.0));
+        assert_eq!(median_spread(&[2.0, 2.0]).1, 0.0);
+    }
+}

@@ -1,0 +1,313 @@
+//! `sendpath sweep` through the real binary: exact records, kill + resume, failed cells.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sendpath() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sendpath"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sendpath-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn records(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "only whole lines");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("every line is a whole record"))
+        .collect()
+}
+
+fn cell_key(v: &serde_json::Value) -> String {
+    let s = &v["spec"];
+    format!(
+        "{} {} {} {} {}",
+        s["mode"], s["engine"], s["msg_size_bytes"], s["flows"], s["rep"]
+    )
+}
+
+const TINY: &[&str] = &[
+    "sweep",
+    "--modes",
+    "a1,a2",
+    "--engines",
+    "threads",
+    "--sizes",
+    "64,4096",
+    "--flows",
+    "1,2",
+    "--duration",
+    "0.3",
+    "--warmup",
+    "0.05",
+    "--no-progress",
+];
+
+#[test]
+fn tiny_sweep_writes_exactly_the_grid_and_valid_records() {
+    let dir = tmpdir("tiny");
+    let o = sendpath()
+        .args(TINY)
+        .args(["--reps", "1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let recs = records(&dir.join("results.jsonl"));
+    assert_eq!(recs.len(), 2 * 2 * 2);
+    let keys: HashSet<String> = recs.iter().map(cell_key).collect();
+    assert_eq!(keys.len(), 8, "every cell once");
+    for m in ["a1", "a2"] {
+        for size in [64, 4096] {
+            for flows in [1, 2] {
+                let k = format!("\"{m}\" \"threads\" {size} {flows} 0");
+                assert!(keys.contains(&k), "missing {k}");
+            }
+        }
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/schema/v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for r in &recs {
+        assert!(validator.is_valid(r), "invalid record {r}");
+        assert_eq!(r["status"], "ok", "{}", r["error"]);
+        assert!(r["throughput"]["bytes"].as_u64().unwrap() > 0);
+        // Software counters count; hardware ones this VM lacks are null and named, never 0.
+        assert!(r["sender"]["counters"]["task_clock_ns"].as_u64().unwrap() > 0);
+        assert!(r["receiver"]["counters"]["task_clock_ns"].as_u64().unwrap() > 0);
+        for side in ["sender", "receiver"] {
+            let unsupported: Vec<&str> = r[side]["unsupported"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap())
+                .collect();
+            for (name, v) in r[side]["counters"].as_object().unwrap() {
+                let base = name.trim_end_matches("_ns");
+                if v.is_null() {
+                    assert!(
+                        unsupported.contains(&base),
+                        "{name} null but not unsupported"
+                    );
+                } else {
+                    assert!(
+                        !unsupported.contains(&base),
+                        "{name} counted and unsupported"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        out.contains("sweep done: 8 cells measured (0 failed)"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn kill_midway_then_resume(signal: &str) {
+    let dir = tmpdir(&format!("kill{signal}"));
+    let mut child = sendpath()
+        .args(TINY)
+        .args(["--reps", "2", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = dir.join("results.jsonl");
+    // Wait until some cells are recorded, then kill it mid-sweep.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sweep ended before it was killed"
+        );
+        if std::fs::read_to_string(&results).map_or(0, |s| s.lines().count()) >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let before = records(&results);
+    assert!(
+        before.len() >= 3 && before.len() < 16,
+        "killed mid-way: {}",
+        before.len()
+    );
+    let done_before: HashSet<String> = before.iter().map(cell_key).collect();
+    assert_eq!(done_before.len(), before.len());
+
+    let o = sendpath()
+        .args(TINY)
+        .args(["--reps", "2", "--resume"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = records(&results);
+    assert_eq!(after.len(), 16, "grid completed");
+    let keys: HashSet<String> = after.iter().map(cell_key).collect();
+    assert_eq!(keys.len(), 16, "no cell repeated");
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "finished records untouched"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sigint_mid_sweep_then_resume() {
+    kill_midway_then_resume("-INT");
+}
+
+#[test]
+fn sigkill_mid_sweep_then_resume() {
+    kill_midway_then_resume("-KILL");
+}
+
+#[test]
+fn resume_cuts_a_torn_last_line() {
+    let dir = tmpdir("torn");
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--engines",
+            "threads",
+            "--sizes",
+            "64",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--reps",
+            "2",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let results = dir.join("results.jsonl");
+    let text = std::fs::read_to_string(&results).unwrap();
+    let first_len = text.find('\n').unwrap() + 1;
+    // Simulate a crash mid-write of the second record.
+    std::fs::write(&results, &text[..first_len + 40]).unwrap();
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--engines",
+            "threads",
+            "--sizes",
+            "64",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--reps",
+            "2",
+            "--no-progress",
+            "--resume",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&results);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["spec"]["rep"], 0);
+    assert_eq!(recs[1]["spec"]["rep"], 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
+    let dir = tmpdir("fail");
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--engines",
+            "threads",
+            "--sizes",
+            "8,64",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "some cells failed");
+    let recs = records(&dir.join("results.jsonl"));
+    assert_eq!(recs.len(), 2);
+    let failed = recs
+        .iter()
+        .find(|r| r["spec"]["msg_size_bytes"] == 8)
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("--msg-size 8"));
+    let ok = recs
+        .iter()
+        .find(|r| r["spec"]["msg_size_bytes"] == 64)
+        .unwrap();
+    assert_eq!(ok["status"], "ok");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sweep_bad_axis_is_one_line() {
+    let o = sendpath()
+        .args(["sweep", "--sizes", "64,lots"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().next().unwrap().starts_with("error:"), "{err}");
+}
