@@ -91,7 +91,7 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
             )?;
             let msgs: u64 = reports.iter().map(|r| r.messages).sum();
             let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
-            println!(
+            sendpath_core::say!(
                 "SERVER mode={mode} engine={} clients={clients} sent_msgs={msgs} sent_bytes={bytes} gbps={:.3}",
                 spec.engine,
                 bytes as f64 * 8.0 / spec.duration_s / 1e9
@@ -109,9 +109,9 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("--connect {connect}: no address"))?;
             let record = run::client(addr, recv.rx(), Some(mode))?;
-            println!("{}", text::summary_line(&record));
+            sendpath_core::say!("{}", text::summary_line(&record));
             if json {
-                println!("{}", record.to_json_line());
+                sendpath_core::say!("{}", record.to_json_line());
             }
             if record.status == Status::Failed {
                 eprintln!("error: {}", record.error.as_deref().unwrap_or("run failed"));

@@ -32,6 +32,9 @@ pub enum Error {
     /// Something did not happen within its bound.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The environment is not ready for the run (e.g. a topology that is not up, not root).
+    #[error("{0}")]
+    Setup(String),
     /// The data that arrived is not the data that was sent.
     #[error("integrity error: {0}")]
     Integrity(String),

@@ -24,6 +24,7 @@ pub mod cpu;
 pub mod error;
 pub mod host;
 pub mod latency;
+pub mod netns;
 pub mod recv;
 pub mod report;
 pub mod run;
@@ -35,6 +36,15 @@ pub mod wire;
 pub mod zerocopy;
 
 pub use error::{Error, Result};
+
+/// Prints a line to stdout, ignoring a closed pipe (`sendpath ... | head` must not panic).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 /// Version of this tool, as recorded in every JSON record.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::host;
+use crate::netns::{self, Veth};
 use crate::recv::{run_receiver, FlowResult, RecvOptions};
 use crate::report::v1::{Context, Record};
 use crate::send::run_sender;
@@ -16,22 +17,62 @@ use std::time::{Duration, Instant};
 /// How long an in-process run waits for its own receivers to connect.
 const LOCAL_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the two ends of an in-process run live.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// Both ends on 127.0.0.1.
+    #[default]
+    Loopback,
+    /// Sender in the server namespace, receivers in the client namespace, across a veth pair.
+    Veth(Veth),
+}
+
+impl Topology {
+    /// The name recorded in `spec.topology`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Topology::Loopback => "loopback",
+            Topology::Veth(_) => "veth",
+        }
+    }
+}
+
 /// Measures one cell with both ends in this process on 127.0.0.1 (port from the OS) and
 /// returns its record. Invalid options are an `Err`; anything that goes wrong once flows
 /// exist is a `failed` record that keeps what was measured.
 pub fn run_loopback(spec: &RunSpec, rep: u64) -> Result<Record> {
+    run_cell(spec, rep, &Topology::Loopback)
+}
+
+/// Measures one cell on `topology` with both ends in this process (see [`run_loopback`]).
+pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record> {
     spec.validate()?;
     let ctx = Context {
-        topology: "loopback".into(),
+        topology: topology.name().into(),
         rep,
         threads: spec.flows as u64,
         started_at: host::utc_now_rfc3339(),
     };
-    let listener = sock::listen("127.0.0.1:0".parse().unwrap())?;
+    let (listener, client_ns) = match topology {
+        Topology::Loopback => (sock::listen("127.0.0.1:0".parse().unwrap())?, None),
+        Topology::Veth(v) => {
+            if !v.is_up() {
+                return Err(Error::Setup(format!(
+                    "the veth topology {}/{} is not up: run `sendpath topology up` first",
+                    v.server_ns, v.client_ns
+                )));
+            }
+            // The listening socket (and every connection it accepts) lives in the server
+            // namespace whichever thread uses it later.
+            let addr = SocketAddr::new(v.server_ip.into(), 0);
+            let l = netns::run_in(&v.server_ns, move || sock::listen(addr))?;
+            (l, Some(v.client_ns.clone()))
+        }
+    };
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
-    let (flows, error) = run_flows(spec, &listener, addr);
+    let (flows, error) = run_flows(spec, &listener, addr, client_ns);
     let mut record = Record::from_flows(spec, &ctx, host::facts(), &flows);
     if let Some(e) = error {
         record.status = crate::report::v1::Status::Failed;
@@ -58,6 +99,7 @@ fn run_flows(
     spec: &RunSpec,
     listener: &TcpListener,
     addr: SocketAddr,
+    client_ns: Option<String>,
 ) -> (Vec<FlowResult>, Option<String>) {
     let receivers: Vec<JoinHandle<FlowResult>> = (0..spec.flows)
         .map(|i| {
@@ -66,8 +108,14 @@ fn run_flows(
                 sample_host_cpu: i == 0,
                 expect_mode: Some(spec.mode),
             };
+            let ns = client_ns.clone();
             spawn_named(format!("rx-{i}"), move || {
-                match sock::connect_retry(addr, 50, Duration::from_millis(20)) {
+                let connected = match &ns {
+                    Some(ns) => netns::enter(ns)
+                        .and_then(|_| sock::connect_retry(addr, 50, Duration::from_millis(20))),
+                    None => sock::connect_retry(addr, 50, Duration::from_millis(20)),
+                };
+                match connected {
                     Ok(s) => run_receiver(s, opts),
                     Err(e) => FlowResult {
                         error: Some(e.to_string()),

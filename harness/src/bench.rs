@@ -108,17 +108,21 @@ pub fn run(
     }
     let med_m: Vec<f64> = msgs.into_iter().map(median).collect();
     let med_g: Vec<f64> = gbps.into_iter().map(median).collect();
-    println!("median of {rounds} round(s), {duration_s} s cells, loopback, one flow");
+    sendpath_core::say!("median of {rounds} round(s), {duration_s} s cells, loopback, one flow");
     match suite {
         Suite::Paths => {
-            println!(
+            sendpath_core::say!(
                 "{:<8} {:>5} {:>12} {:>9} {:>9}",
-                "size", "mode", "msgs/s", "Gbit/s", "vs A1"
+                "size",
+                "mode",
+                "msgs/s",
+                "Gbit/s",
+                "vs A1"
             );
             for (i, c) in cells.iter().enumerate() {
                 let a1 = med_m[i - i % 3];
                 let (mode, size) = (c.spec.mode, c.spec.msg_size);
-                println!(
+                sendpath_core::say!(
                     "{size:<8} {mode:>5} {:>12.0} {:>9.3} {:>8.2}x",
                     med_m[i],
                     med_g[i],
@@ -127,13 +131,16 @@ pub fn run(
             }
         }
         Suite::LatencyCost => {
-            println!(
+            sendpath_core::say!(
                 "{:<8} {:>14} {:>14} {:>10}",
-                "size", "with latency", "without", "cost"
+                "size",
+                "with latency",
+                "without",
+                "cost"
             );
             for pair in (0..cells.len()).step_by(2) {
                 let (with, without) = (med_m[pair], med_m[pair + 1]);
-                println!(
+                sendpath_core::say!(
                     "{:<8} {:>14.0} {:>14.0} {:>9.1}%",
                     cells[pair].spec.msg_size,
                     with,
@@ -141,7 +148,7 @@ pub fn run(
                     (1.0 - with / without) * 100.0
                 );
             }
-            println!("(msgs/s; cost = 1 - with/without: a clock read per message and a histogram record)");
+            sendpath_core::say!("(msgs/s; cost = 1 - with/without: a clock read per message and a histogram record)");
         }
     }
     Ok(())

@@ -8,9 +8,10 @@ pub mod sweep;
 
 use clap::{Parser, Subcommand};
 use sendpath_core::cli::{RecvArgs, SendArgs};
+use sendpath_core::netns::Veth;
 use sendpath_core::report::text;
 use sendpath_core::report::v1::Status;
-use sendpath_core::run;
+use sendpath_core::run::{self, Topology};
 use sendpath_core::spec::{Engine, Mode, RunSpec};
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +36,64 @@ enum Cmd {
     Bench(BenchArgs),
     /// Sweep a grid of cells; every record is appended to results.jsonl as it is measured.
     Sweep(SweepArgs),
+    /// Make, remove or show the two network namespaces joined by a veth pair (needs root).
+    Topology {
+        /// up, down or status.
+        #[arg(value_enum)]
+        action: TopologyAction,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TopologyAction {
+    Up,
+    Down,
+    Status,
+}
+
+/// Which veth topology (namespaces `<name>_srv`, `<name>_cli` on `--prefix`).
+#[derive(clap::Args, Debug, Clone)]
+struct NetArgs {
+    /// Namespace name stem: `ns` gives the study's ns_srv and ns_cli.
+    #[arg(long = "ns-name", default_value = "ns")]
+    ns_name: String,
+    /// Address prefix of the veth pair; the server end gets .1, the client end .2.
+    #[arg(long, default_value = "10.200.1.0/24")]
+    prefix: String,
+}
+
+impl NetArgs {
+    fn veth(&self) -> anyhow::Result<Veth> {
+        Ok(Veth::new(&self.ns_name, &self.prefix)?)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TopologyKind {
+    Loopback,
+    Veth,
+}
+
+/// Where an in-process run puts its two ends.
+#[derive(clap::Args, Debug, Clone)]
+struct WhereArgs {
+    /// loopback (127.0.0.1), or veth: sender in <ns-name>_srv, receivers in <ns-name>_cli
+    /// (made by `sendpath topology up`).
+    #[arg(long, value_enum, default_value = "loopback")]
+    topology: TopologyKind,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+impl WhereArgs {
+    fn resolve(&self) -> anyhow::Result<Topology> {
+        Ok(match self.topology {
+            TopologyKind::Loopback => Topology::Loopback,
+            TopologyKind::Veth => Topology::Veth(self.net.veth()?),
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,6 +140,8 @@ struct SweepArgs {
     /// No progress bar (the table of finished cells is still printed).
     #[arg(long)]
     no_progress: bool,
+    #[command(flatten)]
+    place: WhereArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -114,6 +175,8 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     #[command(flatten)]
+    place: WhereArgs,
+    #[command(flatten)]
     send: SendArgs,
     #[command(flatten)]
     recv: RecvArgs,
@@ -138,6 +201,27 @@ pub fn main() -> ExitCode {
 
 fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Topology { action, net } => {
+            let v = net.veth()?;
+            match action {
+                TopologyAction::Up => {
+                    v.up()?;
+                    sendpath_core::say!(
+                        "up: {} ({}) <-veth-> {} ({})",
+                        v.server_ns,
+                        v.server_ip,
+                        v.client_ns,
+                        v.client_ip
+                    );
+                }
+                TopologyAction::Down => {
+                    v.down()?;
+                    sendpath_core::say!("down: {} and {} removed", v.server_ns, v.client_ns);
+                }
+                TopologyAction::Status => sendpath_core::say!("{}", v.status().trim_end()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Sweep(a) => {
             let mut grid = sweep::Grid::preset(a.preset);
             if let Some(v) = a.modes {
@@ -177,9 +261,10 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 grid.reps,
                 dir.join("results.jsonl").display()
             );
-            let o = sweep::run(&grid, &dir, !a.no_progress)?;
+            let topology = a.place.resolve()?;
+            let o = sweep::run(&grid, &topology, &dir, !a.no_progress)?;
             let overhead = o.wall_s - o.cell_time_s;
-            println!(
+            sendpath_core::say!(
                 "sweep done: {} cells measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
                 o.measured,
                 o.failed,
@@ -189,7 +274,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 overhead,
                 if o.cell_time_s > 0.0 { overhead / o.cell_time_s * 100.0 } else { 0.0 }
             );
-            println!("results: {}", o.results.display());
+            sendpath_core::say!("results: {}", o.results.display());
             Ok(if o.failed == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -208,13 +293,13 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let spec = a.send.to_spec(a.mode, a.flows, a.recv.rx());
-            let record = run::run_loopback(&spec, a.rep)?;
-            print!("{}", text::human(&record));
+            let record = run::run_cell(&spec, a.rep, &a.place.resolve()?)?;
+            sendpath_core::say!("{}", text::human(&record).trim_end());
             let line = record.to_json_line();
             if let Some(path) = &a.out {
                 append_line(path, &line)?;
             }
-            println!("{line}");
+            sendpath_core::say!("{line}");
             Ok(if record.status == Status::Ok {
                 ExitCode::SUCCESS
             } else {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
 use sendpath_core::report::v1::{Context, Record, Status};
-use sendpath_core::run::run_loopback;
+use sendpath_core::run::{run_cell, Topology};
 use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -175,14 +175,14 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<HashSet<String>> {
 }
 
 /// Measures one cell; never panics out and never returns without a record.
-fn measure(spec: &RunSpec, rep: u64) -> Record {
+fn measure(spec: &RunSpec, rep: u64, topology: &Topology) -> Record {
     let ctx = || Context {
-        topology: "loopback".into(),
+        topology: topology.name().into(),
         rep,
         threads: spec.flows as u64,
         started_at: host::utc_now_rfc3339(),
     };
-    match std::panic::catch_unwind(|| run_loopback(spec, rep)) {
+    match std::panic::catch_unwind(|| run_cell(spec, rep, topology)) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Record::failed(spec, &ctx(), host::facts(), e.to_string()),
         Err(_) => Record::failed(spec, &ctx(), host::facts(), "the cell panicked".into()),
@@ -200,7 +200,12 @@ fn cell_label(s: &RunSpec) -> String {
 }
 
 /// Runs every cell of `grid` not yet in `out_dir/results.jsonl`.
-pub fn run(grid: &Grid, out_dir: &Path, show_progress: bool) -> anyhow::Result<Outcome> {
+pub fn run(
+    grid: &Grid,
+    topology: &Topology,
+    out_dir: &Path,
+    show_progress: bool,
+) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let results = out_dir.join("results.jsonl");
     let done = recorded_cells(&results)?;
@@ -232,15 +237,19 @@ pub fn run(grid: &Grid, out_dir: &Path, show_progress: bool) -> anyhow::Result<O
     let started = Instant::now();
     let (mut failed, mut cell_time_s) = (0, 0.0);
     pb.suspend(|| {
-        println!(
+        sendpath_core::say!(
             "{:<28} {:>4} {:>10} {:>10} {:>8}",
-            "cell", "rep", "Gbit/s", "median", "spread"
+            "cell",
+            "rep",
+            "Gbit/s",
+            "median",
+            "spread"
         );
     });
     for (spec, rep) in &todo {
         let label = cell_label(spec);
         pb.set_message(format!("{label} rep {rep}"));
-        let record = measure(spec, *rep);
+        let record = measure(spec, *rep, topology);
         append_line(&results, &record.to_json_line())?;
         cell_time_s += spec.warmup_s + spec.duration_s;
         let line = if record.status == Status::Ok {
@@ -264,7 +273,7 @@ pub fn run(grid: &Grid, out_dir: &Path, show_progress: bool) -> anyhow::Result<O
                 record.error.as_deref().unwrap_or("")
             )
         };
-        pb.suspend(|| println!("{line}"));
+        pb.suspend(|| sendpath_core::say!("{line}"));
         pb.inc(1);
     }
     pb.finish_and_clear();

@@ -1,0 +1,273 @@
+//! Two network namespaces joined by a veth pair, as in the original study (`ns_srv` with
+//! 10.200.1.1, `ns_cli` with 10.200.1.2), and entering them per thread.
+//!
+//! Made with `ip` from iproute2 rather than the rtnetlink crate: it is on every Linux that has
+//! namespaces, the commands are the ones a user would type (and the study documented), and it
+//! keeps an async netlink stack out of a tool whose hot paths are plain syscalls. Entering a
+//! namespace is `setns(CLONE_NEWNET)`, which is per thread: sockets made after it live in that
+//! namespace, and keep living there whichever thread uses them later.
+
+use crate::error::{Error, Result};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+/// A topology: namespace and interface names and the addresses of both ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Veth {
+    /// Namespace of the sender (the server in the per-mode binaries).
+    pub server_ns: String,
+    /// Namespace of the receivers.
+    pub client_ns: String,
+    /// veth end inside `server_ns`.
+    pub server_if: String,
+    /// veth end inside `client_ns`.
+    pub client_if: String,
+    /// Address of the server end.
+    pub server_ip: Ipv4Addr,
+    /// Address of the client end.
+    pub client_ip: Ipv4Addr,
+    /// Prefix length.
+    pub prefix_len: u8,
+}
+
+impl Veth {
+    /// The topology named `name` (namespaces `<name>_srv`, `<name>_cli`) on `prefix`
+    /// (`a.b.c.d/len`: the server gets host .1, the client .2).
+    pub fn new(name: &str, prefix: &str) -> Result<Veth> {
+        let bad = |m: &str| Error::InvalidSpec(format!("--prefix {prefix}: {m}"));
+        let (net, len) = prefix
+            .split_once('/')
+            .ok_or_else(|| bad("expected a.b.c.d/len"))?;
+        let net: Ipv4Addr = net.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let len: u8 = len.parse().map_err(|_| bad("bad prefix length"))?;
+        if !(8..=30).contains(&len) {
+            return Err(bad("prefix length must be 8..30"));
+        }
+        if name.is_empty()
+            || name.len() > 10
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::InvalidSpec(format!(
+                "--name {name}: 1-10 letters, digits or '_'"
+            )));
+        }
+        let mask = u32::MAX << (32 - len);
+        let base = u32::from(net) & mask;
+        Ok(Veth {
+            server_ns: format!("{name}_srv"),
+            client_ns: format!("{name}_cli"),
+            server_if: format!("{name}_vs"),
+            client_if: format!("{name}_vc"),
+            server_ip: Ipv4Addr::from(base + 1),
+            client_ip: Ipv4Addr::from(base + 2),
+            prefix_len: len,
+        })
+    }
+
+    /// The study's topology: `ns_srv`/`ns_cli` on 10.200.1.0/24.
+    pub fn study() -> Veth {
+        Veth::new("ns", "10.200.1.0/24").expect("valid default topology")
+    }
+
+    fn ns_exists(ns: &str) -> bool {
+        std::path::Path::new("/var/run/netns").join(ns).exists()
+    }
+
+    /// Whether both namespaces exist and the server address answers inside them.
+    pub fn is_up(&self) -> bool {
+        Self::ns_exists(&self.server_ns)
+            && Self::ns_exists(&self.client_ns)
+            && ip(&["-n", &self.client_ns, "link", "show", &self.client_if]).is_ok()
+    }
+
+    /// Creates the namespaces, the veth pair and the addresses; does nothing that already
+    /// exists. Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
+    pub fn up(&self) -> Result<()> {
+        require_root()?;
+        for ns in [&self.server_ns, &self.client_ns] {
+            if !Self::ns_exists(ns) {
+                ip(&["netns", "add", ns])?;
+            }
+        }
+        if ip(&["-n", &self.server_ns, "link", "show", &self.server_if]).is_err() {
+            // Create the pair in the server namespace, then move the client end over.
+            ip(&[
+                "-n",
+                &self.server_ns,
+                "link",
+                "add",
+                &self.server_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &self.client_if,
+            ])?;
+            ip(&[
+                "-n",
+                &self.server_ns,
+                "link",
+                "set",
+                &self.client_if,
+                "netns",
+                &self.client_ns,
+            ])?;
+        }
+        for (ns, ifname, addr) in [
+            (&self.server_ns, &self.server_if, self.server_ip),
+            (&self.client_ns, &self.client_if, self.client_ip),
+        ] {
+            let cidr = format!("{addr}/{}", self.prefix_len);
+            let shown = ip(&["-n", ns, "-4", "addr", "show", "dev", ifname])?;
+            if !shown.contains(&format!("inet {cidr}")) {
+                ip(&["-n", ns, "addr", "add", &cidr, "dev", ifname])?;
+            }
+            ip(&["-n", ns, "link", "set", ifname, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything [`up`](Self::up) made (deleting a namespace deletes its veth end,
+    /// and with it the pair). Missing pieces are not an error.
+    pub fn down(&self) -> Result<()> {
+        require_root()?;
+        for ns in [&self.server_ns, &self.client_ns] {
+            if Self::ns_exists(ns) {
+                ip(&["netns", "del", ns])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per piece: what exists.
+    pub fn status(&self) -> String {
+        let mut out = String::new();
+        for (ns, ifname, addr) in [
+            (&self.server_ns, &self.server_if, self.server_ip),
+            (&self.client_ns, &self.client_if, self.client_ip),
+        ] {
+            let present = Self::ns_exists(ns);
+            let link = present && ip(&["-n", ns, "link", "show", ifname]).is_ok();
+            out += &format!(
+                "{ns}: {}, {ifname} {} {addr}/{}\n",
+                if present { "present" } else { "absent" },
+                if link { "up with" } else { "missing, wants" },
+                self.prefix_len
+            );
+        }
+        out
+    }
+
+    /// Bytes sent and received by the server-side veth end (from its namespace's sysfs view).
+    pub fn server_if_bytes(&self) -> Result<(u64, u64)> {
+        let out = ip(&[
+            "-n",
+            &self.server_ns,
+            "-s",
+            "-j",
+            "link",
+            "show",
+            &self.server_if,
+        ])?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| Error::Protocol(format!("ip -j output: {e}")))?;
+        let s = &v[0]["stats64"];
+        match (s["tx"]["bytes"].as_u64(), s["rx"]["bytes"].as_u64()) {
+            (Some(tx), Some(rx)) => Ok((tx, rx)),
+            _ => Err(Error::Protocol(
+                "ip -s -j link gave no byte counters".into(),
+            )),
+        }
+    }
+}
+
+fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Setup(
+            "network namespaces need root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run as root".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| {
+        Error::io(
+            "run `ip` (iproute2) to manage the veth topology: is it installed?",
+            e,
+        )
+    })?;
+    if !out.status.success() {
+        return Err(Error::Protocol(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Moves the calling thread into network namespace `ns` (made by `ip netns add`).
+pub fn enter(ns: &str) -> Result<()> {
+    let path = std::path::Path::new("/var/run/netns").join(ns);
+    let f = std::fs::File::open(&path).map_err(|e| {
+        Error::io(
+            format!(
+                "open network namespace {} (run `sendpath topology up` first)",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    // SAFETY: f is an open namespace file; setns affects only the calling thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(Error::last_os(format!(
+            "enter network namespace {ns} (needs root)"
+        )));
+    }
+    Ok(())
+}
+
+/// The calling thread's network namespace id (`net:[inode]`).
+pub fn current() -> String {
+    std::fs::read_link("/proc/thread-self/ns/net")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `f` on a new thread inside namespace `ns` and returns its result (the caller's own
+/// namespace is untouched).
+pub fn run_in<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter(&ns)?;
+        f()
+    })
+    .join()
+    .map_err(|_| Error::Protocol("a namespace worker thread panicked".into()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_addresses() {
+        let v = Veth::study();
+        assert_eq!(v.server_ns, "ns_srv");
+        assert_eq!(v.client_ns, "ns_cli");
+        assert_eq!(v.server_ip, Ipv4Addr::new(10, 200, 1, 1));
+        assert_eq!(v.client_ip, Ipv4Addr::new(10, 200, 1, 2));
+        let w = Veth::new("t1", "10.201.7.77/24").unwrap();
+        assert_eq!(w.server_ip, Ipv4Addr::new(10, 201, 7, 1));
+        assert!(Veth::new("t1", "10.201.7.0").is_err());
+        assert!(Veth::new("t1", "10.201.7.0/31").is_err());
+        assert!(Veth::new("bad name", "10.201.7.0/24").is_err());
+    }
+}
