@@ -13,7 +13,7 @@ use crate::latency::LatencyHistogram;
 use crate::send::Window;
 use crate::sock;
 use crate::spec::RxMode;
-use crate::time::mono_ns;
+use crate::time::now_ns;
 use crate::wire::{
     check_payload, get_header, Hello, SenderReport, END_SEQ, HEADER_LEN, HELLO_LEN, MAX_END_LEN,
 };
@@ -140,7 +140,7 @@ pub fn run_receiver(stream: TcpStream, opts: RecvOptions) -> FlowResult {
 fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<()> {
     sock::set_io_timeouts(stream)?;
     let hello = read_hello(stream)?;
-    let t0 = mono_ns();
+    let t0 = now_ns();
     if let Some(m) = opts.expect_mode {
         if m != hello.mode {
             return Err(Error::Protocol(format!(
@@ -194,7 +194,7 @@ fn parse_stream(
                 "without an end frame: the sender's side of the record is missing".into(),
             ));
         }
-        let now = mono_ns();
+        let now = now_ns();
         let in_window = w.at(now);
         filled += n;
         while filled - pos >= HEADER_LEN {
@@ -268,7 +268,7 @@ fn discard_then_parse(
                 "without an end frame: the sender's side of the record is missing".into(),
             ));
         }
-        let now = mono_ns();
+        let now = now_ns();
         total += n;
         if w.at(now) {
             r.bytes += n;
@@ -287,7 +287,7 @@ fn discard_then_parse(
         }
         skip -= n;
         total += n;
-        if w.at(mono_ns()) {
+        if w.at(now_ns()) {
             r.bytes += n;
         }
     }

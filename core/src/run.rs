@@ -47,6 +47,7 @@ pub fn run_loopback(spec: &RunSpec, rep: u64) -> Result<Record> {
 /// Measures one cell on `topology` with both ends in this process (see [`run_loopback`]).
 pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record> {
     spec.validate()?;
+    crate::time::calibrate();
     let ctx = Context {
         topology: topology.name().into(),
         rep,
@@ -180,6 +181,7 @@ pub fn serve(
         ..spec.clone()
     };
     spec.validate()?;
+    crate::time::calibrate();
     let listener = sock::listen(bind)?;
     on_listen(
         listener
@@ -235,6 +237,7 @@ pub fn serve(
 /// another mode.
 pub fn client(addr: SocketAddr, rx: RxMode, expect_mode: Option<Mode>) -> Result<Record> {
     let started_at = host::utc_now_rfc3339();
+    crate::time::calibrate();
     let stream = sock::connect_retry(addr, 50, Duration::from_millis(100))?;
     let flow = run_receiver(
         stream,

@@ -9,7 +9,7 @@ pub mod threads;
 use crate::error::{Error, Result};
 use crate::sock;
 use crate::spec::{Engine, Mode, RunSpec};
-use crate::time::{mono_ns, secs_to_ns, Nanos};
+use crate::time::{now_ns, secs_to_ns, Nanos};
 use crate::wire::{encode_end, Hello, SenderReport};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
@@ -61,7 +61,7 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     // SO_ZEROCOPY, no io_uring) is reported to the receiver through the end frame.
     let strategy = threads::for_mode(spec, fd);
     sock::send_all(fd, &hello.encode())?;
-    let t0 = mono_ns();
+    let t0 = now_ns();
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
     let (mut report, result) = match (spec.engine, strategy) {
         (Engine::Uring, _) => {

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::send::Window;
 use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY, SO_ZEROCOPY};
 use crate::spec::{Mode, RunSpec};
-use crate::time::mono_ns;
+use crate::time::now_ns;
 use crate::wire::{fill_payload, put_header, SenderReport, HEADER_LEN};
 use crate::zerocopy::{read_errqueue, wait_errqueue, CallIdMap, SlotPool, ZeroCopyStats};
 use std::os::fd::RawFd;
@@ -59,7 +59,7 @@ pub fn run_flow(
     let mut first_in_window: Option<u64> = None;
     let mut counters: Option<ThreadCounters> = None;
     let mut side: Option<SideCounters> = None;
-    let mut now = mono_ns();
+    let mut now = now_ns();
     let mut result = Ok(());
     loop {
         if now >= window.end {
@@ -77,7 +77,7 @@ pub fn run_flow(
         }
         seq += 1;
         if latency || seq % CLOCK_EVERY == 0 {
-            now = mono_ns();
+            now = now_ns();
         }
     }
     if let Some(c) = &counters {
