@@ -18,6 +18,7 @@
 //! - **Measured, never assumed**: whether zero-copy happened is what the kernel's completions
 //!   say; a counter the machine lacks is `null`, never 0.
 
+pub mod affinity;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod cpu;
