@@ -95,7 +95,8 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-/// The cell text of a crossover: `1024 B (1.08x; not at 16384 B)` or `never (64..16384 B)`.
+/// The cell text of a crossover: `16384 B (1.41x)`, `1024 B (1.08x, within spread; not at
+/// 16384 B)` or `never (64..16384 B)`.
 pub fn crossover_text(c: &Crossover) -> String {
     match c.first_win_bytes {
         None => {
@@ -109,10 +110,18 @@ pub fn crossover_text(c: &Crossover) -> String {
         }
         Some(s) => {
             let r = c.ratio_at_first_win.unwrap_or(f64::NAN);
-            if c.loses_above.is_empty() {
-                format!("{s} B ({r:.2}x)")
+            let spread = if c.within_spread {
+                ", within spread"
             } else {
-                format!("{s} B ({r:.2}x; not at {})", list_u64(&c.loses_above, " B"))
+                ""
+            };
+            if c.loses_above.is_empty() {
+                format!("{s} B ({r:.2}x{spread})")
+            } else {
+                format!(
+                    "{s} B ({r:.2}x{spread}; not at {})",
+                    list_u64(&c.loses_above, " B")
+                )
             }
         }
     }
@@ -195,8 +204,9 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         .collect();
     b.push(Block::Para(format!(
         "Smallest measured message size at which the mode's median throughput (Gbit/s) is above \
-         A1's on the same engine, pattern and flow count, with the ratio to A1 there; sizes where \
-         it falls back to or below A1 afterwards are named. Sizes compared: {}.",
+         A1's on the same engine, pattern and flow count, with the ratio to A1 there; \"within spread\": the mode's slowest \
+         repetition there is not above A1's fastest, so the win may be noise; sizes where it \
+         falls back to or below A1 afterwards are named. Sizes compared: {}.",
         list_u64(&sizes.into_iter().collect::<Vec<_>>(), " B")
     )));
     let mut rows: BTreeMap<(String, String, u64), [String; 2]> = BTreeMap::new();

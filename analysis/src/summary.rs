@@ -29,22 +29,25 @@ pub struct Crossover {
     pub ratio_at_first_win: Option<f64>,
     /// Sizes above `first_win_bytes` where the challenger is not above A1 again.
     pub loses_above: Vec<u64>,
+    /// At `first_win_bytes`, the challenger's slowest repetition is not above A1's fastest:
+    /// the win is within the spread of the repetitions.
+    pub within_spread: bool,
 }
 
 /// The crossover table: for each (pattern, engine, flows) and each of A2, A3 that was measured
 /// beside A1.
 pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
     // (pattern, engine, flows) -> mode -> size -> median gbps
-    type BySize = BTreeMap<u64, f64>;
+    type BySize = BTreeMap<u64, crate::derive::Stat>;
     let mut by: BTreeMap<(String, String, u64), BTreeMap<String, BySize>> = BTreeMap::new();
     for r in &t.rows {
-        if let Some(g) = r.median(Metric::Gbps) {
+        if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
             by.entry((k.pattern.clone(), k.engine.clone(), k.flows))
                 .or_default()
                 .entry(k.mode.clone())
                 .or_default()
-                .insert(k.msg_size_bytes, g);
+                .insert(k.msg_size_bytes, g.clone());
         }
     }
     let mut out = Vec::new();
@@ -58,7 +61,7 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
             if sizes.is_empty() {
                 continue;
             }
-            let wins = |s: &u64| c[s] > a1[s];
+            let wins = |s: &u64| c[s].median > a1[s].median;
             let first = sizes.iter().copied().find(wins);
             let loses_above = match first {
                 Some(f) => sizes
@@ -73,7 +76,8 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
                 engine: engine.clone(),
                 flows,
                 challenger: challenger.into(),
-                ratio_at_first_win: first.map(|f| c[&f] / a1[&f]),
+                ratio_at_first_win: first.map(|f| c[&f].median / a1[&f].median),
+                within_spread: first.is_some_and(|f| c[&f].min <= a1[&f].max),
                 first_win_bytes: first,
                 sizes_compared: sizes,
                 loses_above,

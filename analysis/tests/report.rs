@@ -162,6 +162,10 @@ fn crossover_table_is_exactly_as_expected() {
     assert_eq!(a2.sizes_compared, sizes);
     assert_eq!(a2.first_win_bytes, Some(16384));
     assert!(a2.loses_above.is_empty());
+    assert!(
+        !a2.within_spread,
+        "A2's slowest rep beats A1's fastest at 16 KiB"
+    );
     let r = a2.ratio_at_first_win.unwrap();
     assert!((1.40..1.42).contains(&r), "{r}");
     assert_eq!(xo(c, "a3", 1).first_win_bytes, None);
@@ -169,10 +173,14 @@ fn crossover_table_is_exactly_as_expected() {
     let a2 = xo(c, "a2", 2);
     assert_eq!(a2.first_win_bytes, Some(1024));
     assert_eq!(a2.loses_above, vec![16384]);
+    assert!(
+        a2.within_spread,
+        "A2's slowest rep at 1 KiB is below A1's fastest"
+    );
     assert_eq!(xo(c, "a3", 2).first_win_bytes, None);
     assert_eq!(
         sendpath_analysis::report::crossover_text(a2),
-        "1024 B (1.08x; not at 16384 B)"
+        "1024 B (1.08x, within spread; not at 16384 B)"
     );
     assert_eq!(
         sendpath_analysis::report::crossover_text(xo(c, "a3", 2)),
@@ -201,7 +209,7 @@ fn full_report_from_real_records() {
     // Crossover table in the report.
     assert!(
         md.contains(
-            "| stream | threads | 2 | 1024 B (1.08x; not at 16384 B) | never (64..16384 B) |"
+            "| stream | threads | 2 | 1024 B (1.08x, within spread; not at 16384 B) | never (64..16384 B) |"
         ),
         "{md}"
     );
@@ -438,4 +446,51 @@ fn empty_input_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no records"), "{e}");
+}
+
+/// Records as later versions of the harness will write them: a uring engine with io_uring
+/// tunables in `spec`, an `rr` pattern with round-trip latency, fields this build does not
+/// know. They group by (mode, engine, pattern, size, flows) and nothing breaks.
+#[test]
+fn new_engines_patterns_and_unknown_fields_group_cleanly() {
+    let text = read("loopback_threads.jsonl");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for l in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["spec"]["engine"] = "uring".into();
+        v["spec"]["sq_entries"] = 256.into();
+        v["spec"]["sends_in_flight"] = 4.into();
+        v["uring_stats"] = serde_json::json!({"sqes": 1, "cqes": 1});
+        let g = v["throughput"]["gbps"].as_f64().unwrap();
+        v["throughput"]["gbps"] = (g * 1.2).into();
+        lines.push(v.to_string());
+        if v["spec"]["flows"] == 1 {
+            v["spec"]["engine"] = "threads".into();
+            v["spec"]["pattern"] = "rr".into();
+            v["latency_ns"]["kind"] = "round_trip".into();
+            lines.push(v.to_string());
+        }
+    }
+    let dir = out_dir("report_engines");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let s = render_report(&input, &dir.join("out")).unwrap();
+    assert_eq!(s.records, 36 + 36 + 18);
+    assert_eq!(s.cells, 18 + 18 + 9);
+    let recs = parse_records(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    let a = analyze(&recs.records, &[]);
+    // Crossovers per (pattern, engine, flows): stream x {threads, uring} x {1, 2} + rr x threads x 1.
+    assert_eq!(a.crossovers.len(), 2 * 5);
+    assert!(a
+        .crossovers
+        .iter()
+        .any(|c| c.engine == "uring" && c.flows == 2 && c.challenger == "a3"));
+    let rr = a.table.rows.iter().find(|r| r.key.pattern == "rr").unwrap();
+    assert_eq!(rr.latency_kind.as_deref(), Some("round_trip"));
+    let svg = std::fs::read_to_string(dir.join("out/plots/gbps_stream_flows2.svg")).unwrap();
+    assert!(svg.contains("A1 copy+send, uring") && svg.contains("A1 copy+send, threads"));
+    assert!(dir.join("out/plots/gbps_rr_flows1.png").exists());
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(md.contains("| rr | threads | 1 |"));
+    assert!(md.contains("Latency kind: one_way, round_trip"));
 }
