@@ -2,8 +2,23 @@
 //!
 //! Reads only v1 JSON Lines records: the analysis never talks to the measuring code, so any
 //! results file, old or new, from this host or another, can be analysed the same way.
+//!
+//! Layers, each usable alone: [`parse_records`] (text to records), [`derive::derive_table`]
+//! (medians and spread per cell), [`summary::analyze`] (crossover table, flows, zero-copy,
+//! counters), [`plot`] (PNG and SVG), [`report`] (markdown and HTML), and [`render_report`],
+//! which does all of it for a results file. Every statement in the report is computed from
+//! the records; nothing in it is prose about results written in advance.
+
+pub mod derive;
+pub mod plot;
+pub mod report;
+pub mod summary;
+
+pub use derive::{derive_table, CellKey, DerivedRow, DerivedTable, Metric, Stat};
+pub use summary::{analyze, crossover_table, Analysis, Crossover};
 
 use sendpath_core::report::v1::{Record, SCHEMA};
+use std::path::{Path, PathBuf};
 
 /// A records file that cannot be read as v1.
 #[derive(Debug, thiserror::Error)]
@@ -76,4 +91,151 @@ pub fn parse_records(text: &str) -> Result<Records, ReadError> {
         out.records.push(record);
     }
     Ok(out)
+}
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input could not be read.
+    #[error("reading {path}: {source}")]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line of the input is not a v1 record.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The input file.
+        path: PathBuf,
+        /// Which line and why.
+        source: ReadError,
+    },
+    /// The input has no record at all.
+    #[error("{path}: no records to report on")]
+    Empty {
+        /// The input file.
+        path: PathBuf,
+    },
+    /// An output file could not be written.
+    #[error("writing {path}: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
+}
+
+/// What [`render_report`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportSummary {
+    /// Records read (ok and failed).
+    pub records: usize,
+    /// Cells (rows of the derived table).
+    pub cells: usize,
+    /// Failed repetitions.
+    pub failed: usize,
+    /// Noisy (cell, metric) pairs.
+    pub noisy: usize,
+    /// `derived.csv`.
+    pub derived_csv: PathBuf,
+    /// `derived.json`.
+    pub derived_json: PathBuf,
+    /// `report.md`.
+    pub report_md: PathBuf,
+    /// `report.html` (self-contained: plots inlined as SVG).
+    pub report_html: PathBuf,
+    /// Every plot file, PNG and SVG.
+    pub plots: Vec<PathBuf>,
+    /// Warnings to show the user: skipped lines, failed and noisy cells.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a v1 JSON Lines file and writes into `out_dir` (created if missing): `derived.csv`,
+/// `derived.json`, `plots/*.png` and `plots/*.svg`, `report.md` and a self-contained
+/// `report.html`. A truncated last line is skipped with a warning; any other bad line is an
+/// error naming it.
+pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Error> {
+    let text = std::fs::read_to_string(input).map_err(|source| Error::Input {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let recs = parse_records(&text).map_err(|source| Error::Parse {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    if recs.records.is_empty() {
+        return Err(Error::Empty {
+            path: input.to_path_buf(),
+        });
+    }
+    let analysis = analyze(&recs.records, &recs.warnings);
+    let plots_dir = out_dir.join("plots");
+    mkdir(&plots_dir)?;
+    let write = |path: PathBuf, bytes: &[u8]| -> Result<PathBuf, Error> {
+        std::fs::write(&path, bytes).map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    };
+    let derived_csv = write(
+        out_dir.join("derived.csv"),
+        derive::to_csv(&analysis.table).as_bytes(),
+    )?;
+    let derived_json = write(
+        out_dir.join("derived.json"),
+        report::derived_json(&analysis).as_bytes(),
+    )?;
+    let mut plots = Vec::new();
+    let mut rendered = Vec::new();
+    for spec in plot::plot_specs(&analysis.table) {
+        let png = plot::render_png(&spec)?;
+        let svg = plot::render_svg(&spec)?;
+        plots.push(write(plots_dir.join(format!("{}.png", spec.stem())), &png)?);
+        plots.push(write(
+            plots_dir.join(format!("{}.svg", spec.stem())),
+            svg.as_bytes(),
+        )?);
+        rendered.push(report::RenderedPlot {
+            title: spec.title(),
+            png: format!("plots/{}.png", spec.stem()),
+            svg_file: format!("plots/{}.svg", spec.stem()),
+            svg,
+        });
+    }
+    let source = input.display().to_string();
+    let blocks = report::blocks(&analysis, &source, &rendered);
+    let report_md = write(
+        out_dir.join("report.md"),
+        report::markdown(&blocks).as_bytes(),
+    )?;
+    let report_html = write(
+        out_dir.join("report.html"),
+        report::html(&blocks).as_bytes(),
+    )?;
+    Ok(ReportSummary {
+        records: analysis.records,
+        cells: analysis.table.rows.len(),
+        failed: analysis.table.failed.len(),
+        noisy: analysis.table.noisy.len(),
+        derived_csv,
+        derived_json,
+        report_md,
+        report_html,
+        plots,
+        warnings: report::warnings(&analysis),
+    })
+}
+
+fn mkdir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+        path: dir.to_path_buf(),
+        source,
+    })
 }

@@ -1,0 +1,448 @@
+//! The derived table: one row per cell (pattern, flows, message size, engine, mode) with the
+//! median and spread over repetitions of every metric the records carry.
+//!
+//! Grouping uses only these five spec fields, so fields added to `spec` later (io_uring
+//! tunables, rates) neither break reading nor split cells. Medians, not means: one disturbed
+//! repetition on a shared machine should not move the figure. The spread is the relative range
+//! (max - min) / median, which with few repetitions is more honest than an IQR.
+
+use sendpath_core::report::v1::{Record, Status};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A cell wider than this relative range (max - min over median) in throughput or sender CPU
+/// per byte is reported as noisy.
+pub const NOISY_REL_RANGE: f64 = 0.10;
+
+/// The identity of a cell: what varies in a sweep. Sorted by pattern, flows, size, engine, mode.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct CellKey {
+    /// `stream`, `rr` or `rate`.
+    pub pattern: String,
+    /// Connections.
+    pub flows: u64,
+    /// Bytes per message, header included.
+    pub msg_size_bytes: u64,
+    /// `threads` or `uring`.
+    pub engine: String,
+    /// `a1`, `a2` or `a3`.
+    pub mode: String,
+}
+
+impl CellKey {
+    /// The key of a record.
+    pub fn of(r: &Record) -> CellKey {
+        CellKey {
+            pattern: r.spec.pattern.clone(),
+            flows: r.spec.flows,
+            msg_size_bytes: r.spec.msg_size_bytes,
+            engine: r.spec.engine.clone(),
+            mode: r.spec.mode.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for CellKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} B, {} flow{}, {}",
+            self.mode.to_uppercase(),
+            self.engine,
+            self.msg_size_bytes,
+            self.flows,
+            if self.flows == 1 { "" } else { "s" },
+            self.pattern
+        )
+    }
+}
+
+/// A metric of the derived table. The serialized name is the column stem in `derived.csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Total goodput, Gbit/s.
+    Gbps,
+    /// Messages per second.
+    MsgsPerS,
+    /// Latency median, ns.
+    LatencyP50Ns,
+    /// Latency 99th percentile, ns.
+    LatencyP99Ns,
+    /// Latency 99.9th percentile, ns.
+    LatencyP999Ns,
+    /// Sender CPU time (user + sys) per byte received.
+    SenderCpuNsPerByte,
+    /// Receiver CPU time per byte received.
+    ReceiverCpuNsPerByte,
+    /// Sender cycles per byte (hardware counters only).
+    SenderCyclesPerByte,
+    /// Receiver cycles per byte (hardware counters only).
+    ReceiverCyclesPerByte,
+    /// Cache misses per 1e9 bytes, both sides.
+    CacheMissesPerGb,
+    /// L1D load misses per 1e9 bytes, both sides.
+    L1dMissesPerGb,
+    /// LLC load misses per 1e9 bytes, both sides.
+    LlcMissesPerGb,
+    /// Context switches per second, both sides.
+    ContextSwitchesPerS,
+    /// Zero-copy completions the kernel reported as copied / completions.
+    ZcCopiedFraction,
+}
+
+impl Metric {
+    /// Every metric, in table order.
+    pub const ALL: [Metric; 14] = [
+        Metric::Gbps,
+        Metric::MsgsPerS,
+        Metric::LatencyP50Ns,
+        Metric::LatencyP99Ns,
+        Metric::LatencyP999Ns,
+        Metric::SenderCpuNsPerByte,
+        Metric::ReceiverCpuNsPerByte,
+        Metric::SenderCyclesPerByte,
+        Metric::ReceiverCyclesPerByte,
+        Metric::CacheMissesPerGb,
+        Metric::L1dMissesPerGb,
+        Metric::LlcMissesPerGb,
+        Metric::ContextSwitchesPerS,
+        Metric::ZcCopiedFraction,
+    ];
+
+    /// Column stem, with the unit in the name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Gbps => "gbps",
+            Metric::MsgsPerS => "msgs_per_s",
+            Metric::LatencyP50Ns => "latency_p50_ns",
+            Metric::LatencyP99Ns => "latency_p99_ns",
+            Metric::LatencyP999Ns => "latency_p999_ns",
+            Metric::SenderCpuNsPerByte => "sender_cpu_ns_per_byte",
+            Metric::ReceiverCpuNsPerByte => "receiver_cpu_ns_per_byte",
+            Metric::SenderCyclesPerByte => "sender_cycles_per_byte",
+            Metric::ReceiverCyclesPerByte => "receiver_cycles_per_byte",
+            Metric::CacheMissesPerGb => "cache_misses_per_gb",
+            Metric::L1dMissesPerGb => "l1d_misses_per_gb",
+            Metric::LlcMissesPerGb => "llc_misses_per_gb",
+            Metric::ContextSwitchesPerS => "context_switches_per_s",
+            Metric::ZcCopiedFraction => "zc_copied_fraction",
+        }
+    }
+
+    /// Human title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Metric::Gbps => "Throughput",
+            Metric::MsgsPerS => "Message rate",
+            Metric::LatencyP50Ns => "Latency p50",
+            Metric::LatencyP99Ns => "Latency p99",
+            Metric::LatencyP999Ns => "Latency p99.9",
+            Metric::SenderCpuNsPerByte => "Sender CPU per byte",
+            Metric::ReceiverCpuNsPerByte => "Receiver CPU per byte",
+            Metric::SenderCyclesPerByte => "Sender cycles per byte",
+            Metric::ReceiverCyclesPerByte => "Receiver cycles per byte",
+            Metric::CacheMissesPerGb => "Cache misses per GB",
+            Metric::L1dMissesPerGb => "L1D load misses per GB",
+            Metric::LlcMissesPerGb => "LLC load misses per GB",
+            Metric::ContextSwitchesPerS => "Context switches per second",
+            Metric::ZcCopiedFraction => "Zero-copy copied fraction",
+        }
+    }
+
+    /// Whether the metric needs hardware performance counters.
+    pub fn needs_hardware_counters(self) -> bool {
+        matches!(
+            self,
+            Metric::SenderCyclesPerByte
+                | Metric::ReceiverCyclesPerByte
+                | Metric::CacheMissesPerGb
+                | Metric::L1dMissesPerGb
+                | Metric::LlcMissesPerGb
+        )
+    }
+
+    /// The metric's value in a record, if the record has it.
+    pub fn value(self, r: &Record) -> Option<f64> {
+        let lat = r.latency_ns.as_ref().filter(|l| l.count > 0);
+        let d = &r.derived;
+        let v = match self {
+            Metric::Gbps => Some(r.throughput.gbps),
+            Metric::MsgsPerS => Some(r.throughput.msgs_per_s),
+            Metric::LatencyP50Ns => lat.map(|l| l.p50 as f64),
+            Metric::LatencyP99Ns => lat.map(|l| l.p99 as f64),
+            Metric::LatencyP999Ns => lat.map(|l| l.p999 as f64),
+            Metric::SenderCpuNsPerByte => d.sender_cpu_ns_per_byte,
+            Metric::ReceiverCpuNsPerByte => d.receiver_cpu_ns_per_byte,
+            Metric::SenderCyclesPerByte => d.sender_cycles_per_byte,
+            Metric::ReceiverCyclesPerByte => d.receiver_cycles_per_byte,
+            Metric::CacheMissesPerGb => d.cache_misses_per_gb,
+            Metric::L1dMissesPerGb => d.l1d_misses_per_gb,
+            Metric::LlcMissesPerGb => d.llc_misses_per_gb,
+            Metric::ContextSwitchesPerS => d.context_switches_per_s,
+            Metric::ZcCopiedFraction => r.zerocopy.as_ref().and_then(|z| z.copied_fraction),
+        };
+        v.filter(|x| x.is_finite())
+    }
+}
+
+/// Median and spread of one metric over the repetitions of a cell.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stat {
+    /// Median (mean of the two middle values for an even count).
+    pub median: f64,
+    /// Smallest repetition.
+    pub min: f64,
+    /// Largest repetition.
+    pub max: f64,
+    /// (max - min) / |median|; 0 when the median is 0.
+    pub rel_range: f64,
+    /// Repetitions that had this metric.
+    pub n: usize,
+}
+
+impl Stat {
+    /// Statistics of values; None if there are none.
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        let (min, max) = (v[0], v[n - 1]);
+        let rel_range = if median == 0.0 {
+            0.0
+        } else {
+            (max - min) / median.abs()
+        };
+        Some(Stat {
+            median,
+            min,
+            max,
+            rel_range,
+            n,
+        })
+    }
+}
+
+/// One cell of the derived table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DerivedRow {
+    /// The cell.
+    #[serde(flatten)]
+    pub key: CellKey,
+    /// Repetitions with status ok (the medians cover these only).
+    pub reps: usize,
+    /// Repetitions that failed.
+    pub failed_reps: usize,
+    /// Latency kind(s) of the repetitions (`one_way`, `round_trip`, ...), `+`-joined.
+    pub latency_kind: Option<String>,
+    /// Every metric present in at least one ok repetition.
+    pub metrics: BTreeMap<Metric, Stat>,
+}
+
+impl DerivedRow {
+    /// A metric's statistics, if any repetition had it.
+    pub fn get(&self, m: Metric) -> Option<&Stat> {
+        self.metrics.get(&m)
+    }
+
+    /// A metric's median.
+    pub fn median(&self, m: Metric) -> Option<f64> {
+        self.get(m).map(|s| s.median)
+    }
+}
+
+/// A failed repetition.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailedCell {
+    /// The cell.
+    #[serde(flatten)]
+    pub key: CellKey,
+    /// Repetition index.
+    pub rep: u64,
+    /// The record's error.
+    pub error: String,
+}
+
+/// A cell whose repetitions disagree by more than [`NOISY_REL_RANGE`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NoisyCell {
+    /// The cell.
+    #[serde(flatten)]
+    pub key: CellKey,
+    /// Which metric.
+    pub metric: Metric,
+    /// Its statistics.
+    pub stat: Stat,
+}
+
+/// The derived table with what went wrong beside it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DerivedTable {
+    /// One row per cell with at least one repetition (ok or failed), sorted by key.
+    pub rows: Vec<DerivedRow>,
+    /// Failed repetitions.
+    pub failed: Vec<FailedCell>,
+    /// Cells with a wide spread.
+    pub noisy: Vec<NoisyCell>,
+    /// Other remarks (e.g. a cell mixing topologies).
+    pub warnings: Vec<String>,
+}
+
+impl DerivedTable {
+    /// The row of a cell.
+    pub fn row(&self, key: &CellKey) -> Option<&DerivedRow> {
+        self.rows
+            .binary_search_by(|r| r.key.cmp(key))
+            .ok()
+            .map(|i| &self.rows[i])
+    }
+
+    /// Whether any row has a value for the metric.
+    pub fn has(&self, m: Metric) -> bool {
+        self.rows.iter().any(|r| r.get(m).is_some())
+    }
+}
+
+/// Builds the derived table from records: medians over the ok repetitions of each cell.
+pub fn derive_table(records: &[Record]) -> DerivedTable {
+    let mut groups: BTreeMap<CellKey, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        groups.entry(CellKey::of(r)).or_default().push(r);
+    }
+    let mut t = DerivedTable::default();
+    for (key, recs) in groups {
+        let ok: Vec<&Record> = recs
+            .iter()
+            .copied()
+            .filter(|r| r.status == Status::Ok)
+            .collect();
+        for r in recs.iter().filter(|r| r.status == Status::Failed) {
+            t.failed.push(FailedCell {
+                key: key.clone(),
+                rep: r.spec.rep,
+                error: r.error.clone().unwrap_or_else(|| "no error given".into()),
+            });
+        }
+        let setups: BTreeSet<(String, String)> = ok
+            .iter()
+            .map(|r| (r.spec.topology.clone(), r.spec.rx.clone()))
+            .collect();
+        if setups.len() > 1 {
+            let list: Vec<String> = setups
+                .iter()
+                .map(|(t, rx)| format!("{t}/rx {rx}"))
+                .collect();
+            t.warnings.push(format!(
+                "{key}: repetitions mix setups ({}); its medians combine them",
+                list.join(", ")
+            ));
+        }
+        let kinds: BTreeSet<&str> = ok
+            .iter()
+            .filter_map(|r| r.latency_ns.as_ref().map(|l| l.kind.as_str()))
+            .collect();
+        let mut metrics = BTreeMap::new();
+        for m in Metric::ALL {
+            let vals: Vec<f64> = ok.iter().filter_map(|r| m.value(r)).collect();
+            if let Some(s) = Stat::of(&vals) {
+                if matches!(m, Metric::Gbps | Metric::SenderCpuNsPerByte)
+                    && s.n >= 2
+                    && s.rel_range > NOISY_REL_RANGE
+                {
+                    t.noisy.push(NoisyCell {
+                        key: key.clone(),
+                        metric: m,
+                        stat: s.clone(),
+                    });
+                }
+                metrics.insert(m, s);
+            }
+        }
+        t.rows.push(DerivedRow {
+            key,
+            reps: ok.len(),
+            failed_reps: recs.len() - ok.len(),
+            latency_kind: (!kinds.is_empty())
+                .then(|| kinds.into_iter().collect::<Vec<_>>().join("+")),
+            metrics,
+        });
+    }
+    t
+}
+
+/// The table as CSV: one row per cell; for every metric `_median`, `_min`, `_max`,
+/// `_rel_range` columns, empty where the cell has no value. Columns are the same for every
+/// input so that scripts can rely on them.
+pub fn to_csv(t: &DerivedTable) -> String {
+    let mut out =
+        String::from("pattern,flows,msg_size_bytes,engine,mode,reps,failed_reps,latency_kind");
+    for m in Metric::ALL {
+        for s in ["median", "min", "max", "rel_range"] {
+            out.push_str(&format!(",{}_{s}", m.key()));
+        }
+    }
+    out.push('\n');
+    for r in &t.rows {
+        let k = &r.key;
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}",
+            csv_field(&k.pattern),
+            k.flows,
+            k.msg_size_bytes,
+            csv_field(&k.engine),
+            csv_field(&k.mode),
+            r.reps,
+            r.failed_reps,
+            csv_field(r.latency_kind.as_deref().unwrap_or(""))
+        ));
+        for m in Metric::ALL {
+            match r.get(m) {
+                Some(s) => out.push_str(&format!(
+                    ",{},{},{},{}",
+                    s.median, s.min, s.max, s.rel_range
+                )),
+                None => out.push_str(",,,,"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_range() {
+        let s = Stat::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(s.rel_range, 1.0);
+        let s = Stat::of(&[4.0, 2.0]).unwrap();
+        assert_eq!(s.median, 3.0);
+        assert!(Stat::of(&[]).is_none());
+        assert_eq!(Stat::of(&[0.0, 0.0]).unwrap().rel_range, 0.0);
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        assert_eq!(csv_field("a1"), "a1");
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}

@@ -1,0 +1,835 @@
+//! The written report. One list of blocks is built from an [`Analysis`] and rendered twice,
+//! as markdown and as self-contained HTML, so both say the same thing. Every sentence is
+//! assembled from numbers in the analysis; where the data cannot answer a question the report
+//! says that instead of guessing.
+
+use crate::derive::{CellKey, Metric, NOISY_REL_RANGE};
+use crate::plot::{mode_label, num_label};
+use crate::summary::{Analysis, Crossover};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A plot as the report shows it.
+#[derive(Clone, Debug)]
+pub struct RenderedPlot {
+    /// Title.
+    pub title: String,
+    /// PNG path relative to the report.
+    pub png: String,
+    /// SVG path relative to the report.
+    pub svg_file: String,
+    /// SVG text, inlined into the HTML.
+    pub svg: String,
+}
+
+/// A piece of the report. Text may use `code` spans; nothing else is interpreted.
+#[derive(Clone, Debug)]
+pub enum Block {
+    /// Heading of a level (1..3).
+    Heading(u8, String),
+    /// Paragraph.
+    Para(String),
+    /// Bulleted list.
+    List(Vec<String>),
+    /// Table: header and rows.
+    Table(Vec<String>, Vec<Vec<String>>),
+    /// A plot.
+    Plot(RenderedPlot),
+}
+
+/// `derived.json`: the whole analysis, versioned.
+pub fn derived_json(a: &Analysis) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        schema: &'static str,
+        #[serde(flatten)]
+        analysis: &'a Analysis,
+    }
+    let mut s = serde_json::to_string_pretty(&Out {
+        schema: "sendpath-derived/v1",
+        analysis: a,
+    })
+    .expect("analysis serializes");
+    s.push('\n');
+    s
+}
+
+/// One line per thing the user should know about: skipped lines, failed, noisy and mixed cells.
+pub fn warnings(a: &Analysis) -> Vec<String> {
+    let mut w = a.read_warnings.clone();
+    for f in &a.table.failed {
+        w.push(format!("failed: {} rep {}: {}", f.key, f.rep, f.error));
+    }
+    for n in &a.table.noisy {
+        w.push(format!(
+            "noisy: {}: {} varies {:.0}% over {} reps ({} .. {})",
+            n.key,
+            n.metric.key(),
+            n.stat.rel_range * 100.0,
+            n.stat.n,
+            num_label(n.stat.min),
+            num_label(n.stat.max)
+        ));
+    }
+    w.extend(a.table.warnings.iter().cloned());
+    w
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn list_u64(v: &[u64], unit: &str) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x}{unit}")).collect();
+    parts.join(", ")
+}
+
+fn join<T: std::fmt::Display>(v: impl IntoIterator<Item = T>) -> String {
+    v.into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// The cell text of a crossover: `16384 B (1.41x)`, `1024 B (1.08x, within spread; not at
+/// 16384 B)` or `never (64..16384 B)`.
+pub fn crossover_text(c: &Crossover) -> String {
+    match c.first_win_bytes {
+        None => {
+            let lo = c.sizes_compared.first().copied().unwrap_or(0);
+            let hi = c.sizes_compared.last().copied().unwrap_or(0);
+            if lo == hi {
+                format!("never (measured at {lo} B only)")
+            } else {
+                format!("never ({lo}..{hi} B)")
+            }
+        }
+        Some(s) => {
+            let r = c.ratio_at_first_win.unwrap_or(f64::NAN);
+            let spread = if c.within_spread {
+                ", within spread"
+            } else {
+                ""
+            };
+            if c.loses_above.is_empty() {
+                format!("{s} B ({r:.2}x{spread})")
+            } else {
+                format!(
+                    "{s} B ({r:.2}x{spread}; not at {})",
+                    list_u64(&c.loses_above, " B")
+                )
+            }
+        }
+    }
+}
+
+/// Builds the report from the analysis. `source` names the input; `plots` are shown in order.
+pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> {
+    let mut b = Vec::new();
+    let t = &a.table;
+    let ok_records: usize = t.rows.iter().map(|r| r.reps).sum();
+    b.push(Block::Heading(1, "sendpath report".into()));
+    let h = &a.host;
+    let mut intro = format!(
+        "{} from `{source}` ({} ok, {} failed) in {}.",
+        plural(a.records, "record", "records"),
+        ok_records,
+        t.failed.len(),
+        plural(t.rows.len(), "cell", "cells"),
+    );
+    if let Some((from, to)) = &h.span {
+        intro.push_str(&format!(" Measured {from} .. {to}."));
+    }
+    b.push(Block::Para(intro));
+    b.push(Block::List(vec![
+        format!("kernel: {}", join(&h.kernels)),
+        format!(
+            "CPU: {}; cores: {}; virtualized: {}",
+            join(&h.cpu_models),
+            join(&h.cores),
+            if h.virtualized { "yes" } else { "no" }
+        ),
+        format!("topology: {}", join(&h.topologies)),
+        format!("tool: {}", join(&h.tools)),
+    ]));
+
+    crossover_section(&mut b, a);
+    cells_section(&mut b, a);
+    zerocopy_section(&mut b, a);
+    counters_section(&mut b, a);
+    flows_section(&mut b, a);
+    warnings_section(&mut b, a);
+
+    b.push(Block::Heading(2, "Plots".into()));
+    if plots.is_empty() {
+        b.push(Block::Para("No cell has a value to plot.".into()));
+    } else {
+        b.push(Block::Para(
+            "Median over repetitions against message size (log2 axis); a vertical bar spans \
+             min..max over the repetitions. Solid lines with circles: threads engine; dashed \
+             lines with triangles: uring engine."
+                .into(),
+        ));
+    }
+    for p in plots {
+        b.push(Block::Plot(p.clone()));
+    }
+    b.push(Block::Heading(2, "Files".into()));
+    b.push(Block::List(vec![
+        "`derived.csv`: one row per cell; for each metric `_median`, `_min`, `_max`, `_rel_range` (empty where absent)".into(),
+        "`derived.json`: the same table plus the crossover table, flow effects, zero-copy and counter summaries".into(),
+        "`plots/`: every plot as PNG and SVG".into(),
+    ]));
+    b
+}
+
+fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(2, "Where A2 and A3 beat A1".into()));
+    if a.crossovers.is_empty() {
+        b.push(Block::Para(
+            "No crossover can be computed: no engine, pattern and flow count has A1 beside A2 \
+             or A3 at a common message size with a throughput."
+                .into(),
+        ));
+        return;
+    }
+    let sizes: BTreeSet<u64> = a
+        .crossovers
+        .iter()
+        .flat_map(|c| c.sizes_compared.iter().copied())
+        .collect();
+    b.push(Block::Para(format!(
+        "Smallest measured message size at which the mode's median throughput (Gbit/s) is above \
+         A1's on the same engine, pattern and flow count, with the ratio to A1 there; \"within spread\": the mode's slowest \
+         repetition there is not above A1's fastest, so the win may be noise; sizes where it \
+         falls back to or below A1 afterwards are named. Sizes compared: {}.",
+        list_u64(&sizes.into_iter().collect::<Vec<_>>(), " B")
+    )));
+    let mut rows: BTreeMap<(String, String, u64), [String; 2]> = BTreeMap::new();
+    for c in &a.crossovers {
+        let e = rows
+            .entry((c.pattern.clone(), c.engine.clone(), c.flows))
+            .or_insert_with(|| ["not measured".into(), "not measured".into()]);
+        let i = if c.challenger == "a2" { 0 } else { 1 };
+        e[i] = crossover_text(c);
+    }
+    b.push(Block::Table(
+        vec![
+            "pattern".into(),
+            "engine".into(),
+            "flows".into(),
+            "A2 beats A1 from".into(),
+            "A3 beats A1 from".into(),
+        ],
+        rows.into_iter()
+            .map(|((p, e, f), [a2, a3])| vec![p, e, f.to_string(), a2, a3])
+            .collect(),
+    ));
+    let mut lines = Vec::new();
+    for ch in ["a2", "a3"] {
+        let of: Vec<&Crossover> = a.crossovers.iter().filter(|c| c.challenger == ch).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let wins = of.iter().filter(|c| c.first_win_bytes.is_some()).count();
+        let steady = of
+            .iter()
+            .filter(|c| c.first_win_bytes.is_some() && c.loses_above.is_empty())
+            .count();
+        lines.push(format!(
+            "{} beats A1 at some measured size in {} of {} (pattern, engine, flows) combinations, \
+             and keeps beating it at every larger size in {} of them.",
+            mode_label(ch),
+            wins,
+            of.len(),
+            steady
+        ));
+    }
+    b.push(Block::List(lines));
+    // Best mode per size.
+    let mut best: BTreeMap<(String, u64, u64), Vec<(f64, String)>> = BTreeMap::new();
+    for r in &t_rows(a) {
+        if let Some(g) = r.1 {
+            best.entry((r.0.pattern.clone(), r.0.flows, r.0.msg_size_bytes))
+                .or_default()
+                .push((g, format!("{} {}", r.0.mode.to_uppercase(), r.0.engine)));
+        }
+    }
+    let mut rows = Vec::new();
+    for ((p, f, s), mut v) in best {
+        v.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let margin = match v.get(1) {
+            Some(second) if second.0 > 0.0 => {
+                format!("{:.2}x {}", v[0].0 / second.0, second.1)
+            }
+            _ => "only one measured".into(),
+        };
+        rows.push(vec![
+            p,
+            f.to_string(),
+            s.to_string(),
+            v[0].1.clone(),
+            num_label(v[0].0),
+            margin,
+        ]);
+    }
+    b.push(Block::Heading(
+        3,
+        "Best mode per size (median Gbit/s)".into(),
+    ));
+    b.push(Block::Table(
+        vec![
+            "pattern".into(),
+            "flows".into(),
+            "msg size (B)".into(),
+            "best".into(),
+            "Gbit/s".into(),
+            "vs next best".into(),
+        ],
+        rows,
+    ));
+}
+
+fn t_rows(a: &Analysis) -> Vec<(CellKey, Option<f64>)> {
+    a.table
+        .rows
+        .iter()
+        .map(|r| (r.key.clone(), r.median(Metric::Gbps)))
+        .collect()
+}
+
+fn cell(r: &crate::derive::DerivedRow, m: Metric, scale: f64) -> String {
+    match r.get(m) {
+        None => "-".into(),
+        Some(s) if s.n >= 2 && s.rel_range > NOISY_REL_RANGE => {
+            format!(
+                "{} (±{})",
+                num_label(s.median * scale),
+                pct(s.rel_range / 2.0)
+            )
+        }
+        Some(s) => num_label(s.median * scale),
+    }
+}
+
+fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(2, "Cells (median over repetitions)".into()));
+    let kinds: BTreeSet<&str> = a
+        .table
+        .rows
+        .iter()
+        .filter_map(|r| r.latency_kind.as_deref())
+        .collect();
+    let mut para = format!(
+        "A value marked (±x%) has repetitions more than {} apart (half the relative range shown). \
+         CPU per byte is user + system CPU time of that side per byte received.",
+        pct(NOISY_REL_RANGE)
+    );
+    if !kinds.is_empty() {
+        para.push_str(&format!(" Latency kind: {}", join(&kinds)));
+        if kinds.contains("one_way") {
+            para.push_str(
+                " (one_way: receive time minus the send timestamp, socket-buffer queueing \
+                 included)",
+            );
+        }
+        para.push('.');
+    }
+    b.push(Block::Para(para));
+    let hw = a.table.has(Metric::SenderCyclesPerByte);
+    let zc = a.table.has(Metric::ZcCopiedFraction);
+    let mut header: Vec<String> = [
+        "pattern",
+        "flows",
+        "msg size (B)",
+        "mode",
+        "engine",
+        "reps",
+        "Gbit/s",
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "sender ns/B",
+        "receiver ns/B",
+        "ctx sw/s",
+    ]
+    .map(String::from)
+    .to_vec();
+    if hw {
+        header.push("sender cycles/B".into());
+        header.push("LLC misses/GB".into());
+    }
+    if zc {
+        header.push("zc copied".into());
+    }
+    let mut rows = Vec::new();
+    for r in &a.table.rows {
+        let k = &r.key;
+        let mut row = vec![
+            k.pattern.clone(),
+            k.flows.to_string(),
+            k.msg_size_bytes.to_string(),
+            k.mode.to_uppercase(),
+            k.engine.clone(),
+            if r.failed_reps > 0 {
+                format!("{} (+{} failed)", r.reps, r.failed_reps)
+            } else {
+                r.reps.to_string()
+            },
+            cell(r, Metric::Gbps, 1.0),
+            cell(r, Metric::MsgsPerS, 1.0),
+            cell(r, Metric::LatencyP50Ns, 1e-3),
+            cell(r, Metric::LatencyP99Ns, 1e-3),
+            cell(r, Metric::LatencyP999Ns, 1e-3),
+            cell(r, Metric::SenderCpuNsPerByte, 1.0),
+            cell(r, Metric::ReceiverCpuNsPerByte, 1.0),
+            cell(r, Metric::ContextSwitchesPerS, 1.0),
+        ];
+        if hw {
+            row.push(cell(r, Metric::SenderCyclesPerByte, 1.0));
+            row.push(cell(r, Metric::LlcMissesPerGb, 1.0));
+        }
+        if zc {
+            row.push(cell(r, Metric::ZcCopiedFraction, 1.0));
+        }
+        rows.push(row);
+    }
+    b.push(Block::Table(header, rows));
+}
+
+fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(2, "Was zero-copy achieved?".into()));
+    let z = &a.zerocopy;
+    if z.records == 0 {
+        b.push(Block::Para(
+            "No ok record carries zero-copy accounting (no A3 cell was measured successfully), \
+             so the data cannot say."
+                .into(),
+        ));
+        return;
+    }
+    let verdicts = join(z.verdicts.iter().map(|(k, v)| format!("{k}: {v}")));
+    let mut p = format!(
+        "{} with zero-copy accounting: {} zero-copy sends, {} completions, {} reported copied by \
+         the kernel",
+        plural(z.records, "record", "records"),
+        z.sends,
+        z.completions,
+        z.copied
+    );
+    match z.copied_fraction {
+        Some(f) => p.push_str(&format!(", an overall copied fraction of {f:.4}")),
+        None => p.push_str(", no completions, so no copied fraction"),
+    }
+    if let Some((lo, hi)) = z.fraction_range {
+        p.push_str(&format!(
+            " (per record {} .. {})",
+            num_label(lo),
+            num_label(hi)
+        ));
+    }
+    p.push_str(&format!(". Verdicts per record: {verdicts}."));
+    if z.enobufs > 0 {
+        p.push_str(&format!(" ENOBUFS retries: {}.", z.enobufs));
+    }
+    b.push(Block::Para(p));
+    let local: Vec<&String> = z
+        .topologies
+        .iter()
+        .filter(|t| *t == "loopback" || *t == "veth")
+        .collect();
+    let verdict = match z.copied_fraction {
+        None => "Whether zero-copy happened is unknown: no completion arrived.".to_string(),
+        Some(f) if f >= 1.0 => format!(
+            "Zero-copy was not achieved: every completion reported that the kernel copied the \
+             data, so A3's figures here measure MSG_ZEROCOPY/SEND_ZC bookkeeping plus a copy, not \
+             zero-copy.{}",
+            if local.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " These records ran on {}: the kernel copies data it delivers locally \
+                     (loopback and veth), so this is expected there; real zero-copy needs a \
+                     NIC to another host.",
+                    join(&local)
+                )
+            }
+        ),
+        Some(f) if f <= 0.0 => "Zero-copy was achieved: no completion reported a copy.".to_string(),
+        Some(f) => format!(
+            "Zero-copy was achieved only in part: {} of completions reported a copy.",
+            pct(f)
+        ),
+    };
+    b.push(Block::Para(verdict));
+}
+
+fn counters_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(2, "Counters".into()));
+    let c = &a.counters;
+    if c.records == 0 {
+        b.push(Block::Para("No ok record to look at.".into()));
+        return;
+    }
+    let mut items = vec![format!(
+        "present in every ok record: {}",
+        if c.always_present.is_empty() {
+            "none".to_string()
+        } else {
+            join(&c.always_present)
+        }
+    )];
+    if c.unsupported.is_empty() {
+        items.push("no counter was unsupported or null.".into());
+    } else {
+        items.push(format!(
+            "unavailable (named in `unsupported` or null): {}",
+            join(
+                c.unsupported
+                    .iter()
+                    .map(|(k, n)| format!("{k} in {n} of {} records", c.records))
+            )
+        ));
+    }
+    b.push(Block::List(items));
+    let hw_missing = [
+        "cycles",
+        "cache_misses",
+        "l1d_load_misses",
+        "llc_load_misses",
+    ]
+    .iter()
+    .any(|n| c.unsupported.contains_key(*n));
+    let mut p = String::new();
+    if hw_missing {
+        let plotted: Vec<&str> = Metric::ALL
+            .iter()
+            .filter(|m| m.needs_hardware_counters() && a.table.has(**m))
+            .map(|m| m.key())
+            .collect();
+        p.push_str(&format!(
+            "Hardware counters are missing in at least part of the data, so cycles per byte and \
+             misses per GB are {}. What stands in: CPU ns per byte (user + system CPU time of \
+             each side per byte received), present in {} of {} ok records.",
+            if plotted.is_empty() {
+                "not reported".to_string()
+            } else {
+                format!("reported only where present ({})", plotted.join(", "))
+            },
+            c.cpu_per_byte_records,
+            c.records
+        ));
+    } else {
+        p.push_str(&format!(
+            "Hardware counters were present: cycles per byte and misses per GB are reported \
+             beside CPU ns per byte ({} of {} ok records have it).",
+            c.cpu_per_byte_records, c.records
+        ));
+    }
+    if a.host
+        .topologies
+        .iter()
+        .any(|t| t == "loopback" || t == "veth")
+    {
+        p.push_str(
+            " On loopback and veth much receive processing runs in the sender's softirq \
+             context, so the split between sender and receiver CPU is approximate.",
+        );
+    }
+    b.push(Block::Para(p));
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 {
+        format!("{:.2}x", b / a)
+    } else {
+        "-".into()
+    }
+}
+
+fn median(v: Vec<f64>) -> Option<f64> {
+    crate::derive::Stat::of(&v).map(|s| s.median)
+}
+
+fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(
+        2,
+        "How flows change throughput and CPU per byte".into(),
+    ));
+    let fe = &a.flow_effects;
+    if fe.is_empty() {
+        b.push(Block::Para(
+            "Every measured cell has a single flow count, so the data cannot say.".into(),
+        ));
+        return;
+    }
+    let mut by: BTreeMap<(u64, u64), Vec<&crate::summary::FlowEffect>> = BTreeMap::new();
+    for e in fe {
+        by.entry((e.low.flows, e.high_flows)).or_default().push(e);
+    }
+    let mut items = Vec::new();
+    for ((lo, hi), v) in &by {
+        let up = v.iter().filter(|e| e.gbps.1 > e.gbps.0).count();
+        let r = median(
+            v.iter()
+                .filter(|e| e.gbps.0 > 0.0)
+                .map(|e| e.gbps.1 / e.gbps.0)
+                .collect(),
+        );
+        let cpu: Vec<(f64, f64)> = v.iter().filter_map(|e| e.sender_cpu_ns_per_byte).collect();
+        let cpu_down = cpu.iter().filter(|c| c.1 < c.0).count();
+        let cr = median(
+            cpu.iter()
+                .filter(|c| c.0 > 0.0)
+                .map(|c| c.1 / c.0)
+                .collect(),
+        );
+        let mut s = format!(
+            "From {lo} to {hi} flows, median throughput rose in {up} of {} (mode, engine, size) \
+             cells",
+            v.len()
+        );
+        if let Some(r) = r {
+            s.push_str(&format!(" (median ratio {r:.2}x)"));
+        }
+        if !cpu.is_empty() {
+            s.push_str(&format!(
+                "; sender CPU per byte fell in {cpu_down} of {}",
+                cpu.len()
+            ));
+            if let Some(cr) = cr {
+                s.push_str(&format!(" (median ratio {cr:.2}x)"));
+            }
+        }
+        s.push('.');
+        items.push(s);
+    }
+    b.push(Block::List(items));
+    let rows = fe
+        .iter()
+        .map(|e| {
+            let (c0, c1) = match e.sender_cpu_ns_per_byte {
+                Some((x, y)) => (num_label(x), format!("{} ({})", num_label(y), ratio(x, y))),
+                None => ("-".into(), "-".into()),
+            };
+            vec![
+                e.low.pattern.clone(),
+                e.low.mode.to_uppercase(),
+                e.low.engine.clone(),
+                e.low.msg_size_bytes.to_string(),
+                format!("{} -> {}", e.low.flows, e.high_flows),
+                num_label(e.gbps.0),
+                format!("{} ({})", num_label(e.gbps.1), ratio(e.gbps.0, e.gbps.1)),
+                c0,
+                c1,
+            ]
+        })
+        .collect();
+    b.push(Block::Table(
+        [
+            "pattern",
+            "mode",
+            "engine",
+            "msg size (B)",
+            "flows",
+            "Gbit/s (fewest)",
+            "Gbit/s (most)",
+            "sender ns/B (fewest)",
+            "sender ns/B (most)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    ));
+}
+
+fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
+    b.push(Block::Heading(2, "Warnings".into()));
+    let t = &a.table;
+    let mut items: Vec<String> = a
+        .read_warnings
+        .iter()
+        .map(|w| format!("input: {w}"))
+        .collect();
+    if t.failed.is_empty() {
+        items.push("No failed cells.".into());
+    } else {
+        items.push(format!(
+            "{} failed (not in the medians):",
+            plural(t.failed.len(), "repetition", "repetitions")
+        ));
+    }
+    items.extend(t.warnings.iter().cloned());
+    b.push(Block::List(items));
+    if !t.failed.is_empty() {
+        b.push(Block::Table(
+            ["cell", "rep", "error"].map(String::from).to_vec(),
+            t.failed
+                .iter()
+                .map(|f| vec![f.key.to_string(), f.rep.to_string(), f.error.clone()])
+                .collect(),
+        ));
+    }
+    if t.noisy.is_empty() {
+        b.push(Block::Para(format!(
+            "No cell's throughput or sender CPU per byte varies by more than {} over its \
+             repetitions.",
+            pct(NOISY_REL_RANGE)
+        )));
+    } else {
+        let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
+        b.push(Block::Para(format!(
+            "Noisy: {} of {} cells vary by more than {} (max - min over median) in throughput or \
+             sender CPU per byte; read their medians with care, or measure longer or with more \
+             repetitions.",
+            cells.len(),
+            t.rows.len(),
+            pct(NOISY_REL_RANGE)
+        )));
+        b.push(Block::Table(
+            ["cell", "metric", "median", "min", "max", "range", "reps"]
+                .map(String::from)
+                .to_vec(),
+            t.noisy
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.key.to_string(),
+                        n.metric.key().to_string(),
+                        num_label(n.stat.median),
+                        num_label(n.stat.min),
+                        num_label(n.stat.max),
+                        pct(n.stat.rel_range),
+                        n.stat.n.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders blocks as GitHub-flavoured markdown.
+pub fn markdown(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(l, t) => {
+                out.push_str(&format!("{} {t}\n\n", "#".repeat(*l as usize)));
+            }
+            Block::Para(t) => out.push_str(&format!("{t}\n\n")),
+            Block::List(items) => {
+                for i in items {
+                    out.push_str(&format!("- {i}\n"));
+                }
+                out.push('\n');
+            }
+            Block::Table(h, rows) => {
+                let line = |cells: &[String]| {
+                    format!(
+                        "| {} |\n",
+                        cells
+                            .iter()
+                            .map(|c| md_cell(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    )
+                };
+                out.push_str(&line(h));
+                out.push_str(&format!("|{}\n", "---|".repeat(h.len())));
+                for r in rows {
+                    out.push_str(&line(r));
+                }
+                out.push('\n');
+            }
+            Block::Plot(p) => out.push_str(&format!(
+                "![{}]({}) ([SVG]({}))\n\n",
+                p.title, p.png, p.svg_file
+            )),
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Escapes text and turns `code` spans into <code>.
+fn inline(s: &str) -> String {
+    let e = esc(s);
+    let mut out = String::new();
+    for (i, part) in e.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// Renders blocks as one self-contained HTML page (plots inlined as SVG; no external files).
+pub fn html(blocks: &[Block]) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>sendpath report</title>\n<style>\n\
+         body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\n\
+         table{border-collapse:collapse;margin:1em 0;font-size:0.9em}\n\
+         th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left}\n\
+         th{background:#f3f3f3}\ncode{background:#f3f3f3;padding:0 0.2em}\n\
+         figure{margin:1.5em 0}\nfigure svg{max-width:100%;height:auto}\n\
+         </style>\n</head>\n<body>\n",
+    );
+    for b in blocks {
+        match b {
+            Block::Heading(l, t) => out.push_str(&format!("<h{l}>{}</h{l}>\n", inline(t))),
+            Block::Para(t) => out.push_str(&format!("<p>{}</p>\n", inline(t))),
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for i in items {
+                    out.push_str(&format!("<li>{}</li>\n", inline(i)));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table(h, rows) => {
+                out.push_str("<table>\n<tr>");
+                for c in h {
+                    out.push_str(&format!("<th>{}</th>", inline(c)));
+                }
+                out.push_str("</tr>\n");
+                for r in rows {
+                    out.push_str("<tr>");
+                    for c in r {
+                        out.push_str(&format!("<td>{}</td>", inline(c)));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</table>\n");
+            }
+            Block::Plot(p) => {
+                let svg = match p.svg.find("<svg") {
+                    Some(i) => &p.svg[i..],
+                    None => p.svg.as_str(),
+                };
+                out.push_str(&format!(
+                    "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+                    esc(&p.title)
+                ));
+            }
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}

@@ -1,0 +1,336 @@
+//! Answers computed from the derived table and the records: the crossover table (where A2 and
+//! A3 beat A1), the effect of flows, whether zero-copy happened, and which counters were
+//! missing. Everything the report says comes from here, so every statement has a number
+//! behind it.
+
+use crate::derive::{derive_table, CellKey, DerivedTable, Metric};
+use sendpath_core::report::v1::{Record, Status};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a challenger mode first beats A1 on median throughput, for one (pattern, engine,
+/// flows).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Crossover {
+    /// Pattern.
+    pub pattern: String,
+    /// Engine (the challenger and A1 ran on the same engine).
+    pub engine: String,
+    /// Flows.
+    pub flows: u64,
+    /// `a2` or `a3`.
+    pub challenger: String,
+    /// Sizes where both A1 and the challenger have a median throughput.
+    pub sizes_compared: Vec<u64>,
+    /// Smallest size at which the challenger's median throughput is above A1's; None: never
+    /// in the measured range.
+    pub first_win_bytes: Option<u64>,
+    /// challenger / A1 median throughput at `first_win_bytes`.
+    pub ratio_at_first_win: Option<f64>,
+    /// Sizes above `first_win_bytes` where the challenger is not above A1 again.
+    pub loses_above: Vec<u64>,
+    /// At `first_win_bytes`, the challenger's slowest repetition is not above A1's fastest:
+    /// the win is within the spread of the repetitions.
+    pub within_spread: bool,
+}
+
+/// The crossover table: for each (pattern, engine, flows) and each of A2, A3 that was measured
+/// beside A1.
+pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
+    // (pattern, engine, flows) -> mode -> size -> median gbps
+    type BySize = BTreeMap<u64, crate::derive::Stat>;
+    let mut by: BTreeMap<(String, String, u64), BTreeMap<String, BySize>> = BTreeMap::new();
+    for r in &t.rows {
+        if let Some(g) = r.get(Metric::Gbps) {
+            let k = &r.key;
+            by.entry((k.pattern.clone(), k.engine.clone(), k.flows))
+                .or_default()
+                .entry(k.mode.clone())
+                .or_default()
+                .insert(k.msg_size_bytes, g.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for ((pattern, engine, flows), modes) in by {
+        let Some(a1) = modes.get("a1") else { continue };
+        for challenger in ["a2", "a3"] {
+            let Some(c) = modes.get(challenger) else {
+                continue;
+            };
+            let sizes: Vec<u64> = a1.keys().filter(|s| c.contains_key(s)).copied().collect();
+            if sizes.is_empty() {
+                continue;
+            }
+            let wins = |s: &u64| c[s].median > a1[s].median;
+            let first = sizes.iter().copied().find(wins);
+            let loses_above = match first {
+                Some(f) => sizes
+                    .iter()
+                    .filter(|s| **s > f && !wins(s))
+                    .copied()
+                    .collect(),
+                None => Vec::new(),
+            };
+            out.push(Crossover {
+                pattern: pattern.clone(),
+                engine: engine.clone(),
+                flows,
+                challenger: challenger.into(),
+                ratio_at_first_win: first.map(|f| c[&f].median / a1[&f].median),
+                within_spread: first.is_some_and(|f| c[&f].min <= a1[&f].max),
+                first_win_bytes: first,
+                sizes_compared: sizes,
+                loses_above,
+            });
+        }
+    }
+    out
+}
+
+/// How going from the fewest to the most flows changed one (pattern, engine, mode, size).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowEffect {
+    /// The cell at the fewest flows.
+    pub low: CellKey,
+    /// The most flows measured for the same pattern, engine, mode and size.
+    pub high_flows: u64,
+    /// Median Gbit/s at the fewest and the most flows.
+    pub gbps: (f64, f64),
+    /// Median sender CPU ns per byte at the fewest and the most flows.
+    pub sender_cpu_ns_per_byte: Option<(f64, f64)>,
+}
+
+/// Flow effects for every (pattern, engine, mode, size) measured at two or more flow counts.
+pub fn flow_effects(t: &DerivedTable) -> Vec<FlowEffect> {
+    let mut by: BTreeMap<(String, String, String, u64), Vec<&crate::derive::DerivedRow>> =
+        BTreeMap::new();
+    for r in &t.rows {
+        if r.median(Metric::Gbps).is_some() {
+            let k = &r.key;
+            by.entry((
+                k.pattern.clone(),
+                k.engine.clone(),
+                k.mode.clone(),
+                k.msg_size_bytes,
+            ))
+            .or_default()
+            .push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for rows in by.values() {
+        let lo = rows.iter().min_by_key(|r| r.key.flows).expect("non-empty");
+        let hi = rows.iter().max_by_key(|r| r.key.flows).expect("non-empty");
+        if lo.key.flows == hi.key.flows {
+            continue;
+        }
+        let cpu = |r: &crate::derive::DerivedRow| r.median(Metric::SenderCpuNsPerByte);
+        out.push(FlowEffect {
+            low: lo.key.clone(),
+            high_flows: hi.key.flows,
+            gbps: (
+                lo.median(Metric::Gbps).unwrap_or(0.0),
+                hi.median(Metric::Gbps).unwrap_or(0.0),
+            ),
+            sender_cpu_ns_per_byte: cpu(lo).zip(cpu(hi)),
+        });
+    }
+    out
+}
+
+/// Zero-copy accounting over every ok record that has it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ZeroCopySummary {
+    /// Records with zero-copy accounting.
+    pub records: usize,
+    /// Zero-copy send calls.
+    pub sends: u64,
+    /// Completions.
+    pub completions: u64,
+    /// Completions reported copied.
+    pub copied: u64,
+    /// copied / completions over everything; None without completions.
+    pub copied_fraction: Option<f64>,
+    /// Smallest and largest per-record copied fraction.
+    pub fraction_range: Option<(f64, f64)>,
+    /// Records per verdict (`achieved`, `partial`, `not_achieved`, `unknown`).
+    pub verdicts: BTreeMap<String, usize>,
+    /// Topologies of these records.
+    pub topologies: BTreeSet<String>,
+    /// ENOBUFS retries.
+    pub enobufs: u64,
+}
+
+/// Sums the zero-copy accounting of the ok records.
+pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
+    let mut s = ZeroCopySummary::default();
+    let mut fracs = Vec::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        let Some(z) = &r.zerocopy else { continue };
+        s.records += 1;
+        s.sends += z.sends;
+        s.completions += z.completions;
+        s.copied += z.copied;
+        s.enobufs += z.enobufs;
+        *s.verdicts.entry(z.verdict.clone()).or_default() += 1;
+        s.topologies.insert(r.spec.topology.clone());
+        if let Some(f) = z.copied_fraction {
+            fracs.push(f);
+        }
+    }
+    s.copied_fraction = (s.completions > 0).then(|| s.copied as f64 / s.completions as f64);
+    if !fracs.is_empty() {
+        let lo = fracs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = fracs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        s.fraction_range = Some((lo, hi));
+    }
+    s
+}
+
+/// Which counters were missing, and in how many records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CounterSummary {
+    /// Records looked at (status ok, side reported).
+    pub records: usize,
+    /// Counter name -> records (sides counted once per record) naming it unsupported.
+    pub unsupported: BTreeMap<String, usize>,
+    /// Counters every record had.
+    pub always_present: Vec<String>,
+    /// Records with a CPU time based `sender_cpu_ns_per_byte`.
+    pub cpu_per_byte_records: usize,
+}
+
+const COUNTERS: [&str; 9] = [
+    "task_clock",
+    "context_switches",
+    "cpu_migrations",
+    "page_faults",
+    "cycles",
+    "instructions",
+    "cache_misses",
+    "l1d_load_misses",
+    "llc_load_misses",
+];
+
+/// Tallies unsupported counters from each record's `unsupported` lists and null counters.
+pub fn counter_summary(records: &[Record]) -> CounterSummary {
+    let mut s = CounterSummary::default();
+    let mut present: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        s.records += 1;
+        let mut missing: BTreeSet<String> = BTreeSet::new();
+        for side in [&r.sender, &r.receiver].into_iter().filter(|s| s.reported) {
+            missing.extend(side.unsupported.iter().cloned());
+            let c = &side.counters;
+            let vals = [
+                c.task_clock_ns,
+                c.context_switches,
+                c.cpu_migrations,
+                c.page_faults,
+                c.cycles,
+                c.instructions,
+                c.cache_misses,
+                c.l1d_load_misses,
+                c.llc_load_misses,
+            ];
+            for (name, v) in COUNTERS.iter().zip(vals) {
+                if v.is_none() {
+                    missing.insert(name.to_string());
+                }
+            }
+        }
+        for name in COUNTERS {
+            if !missing.contains(name) {
+                *present.entry(name).or_default() += 1;
+            }
+        }
+        for m in missing {
+            *s.unsupported.entry(m).or_default() += 1;
+        }
+        if r.derived.sender_cpu_ns_per_byte.is_some() {
+            s.cpu_per_byte_records += 1;
+        }
+    }
+    s.always_present = COUNTERS
+        .iter()
+        .filter(|n| s.records > 0 && present.get(*n) == Some(&s.records))
+        .map(|n| n.to_string())
+        .collect();
+    s
+}
+
+/// What the records say about where they were measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HostSummary {
+    /// Distinct kernels.
+    pub kernels: BTreeSet<String>,
+    /// Distinct CPU models.
+    pub cpu_models: BTreeSet<String>,
+    /// Distinct core counts.
+    pub cores: BTreeSet<u64>,
+    /// Any record from a virtual machine.
+    pub virtualized: bool,
+    /// Distinct topologies.
+    pub topologies: BTreeSet<String>,
+    /// Distinct tool versions with commits.
+    pub tools: BTreeSet<String>,
+    /// Earliest and latest `started_at`.
+    pub span: Option<(String, String)>,
+}
+
+/// Host facts across the records.
+pub fn host_summary(records: &[Record]) -> HostSummary {
+    let mut h = HostSummary::default();
+    for r in records {
+        h.kernels.insert(r.host.kernel.clone());
+        h.cpu_models.insert(r.host.cpu_model.clone());
+        h.cores.insert(r.host.cores);
+        h.virtualized |= r.host.virtualized;
+        h.topologies.insert(r.spec.topology.clone());
+        let c = &r.tool.git_commit;
+        h.tools
+            .insert(format!("{} ({})", r.tool.version, &c[..c.len().min(12)]));
+    }
+    let mut times: Vec<&String> = records.iter().map(|r| &r.started_at).collect();
+    times.sort();
+    if let (Some(a), Some(b)) = (times.first(), times.last()) {
+        h.span = Some(((*a).clone(), (*b).clone()));
+    }
+    h
+}
+
+/// Everything the report is built from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Records read (ok and failed).
+    pub records: usize,
+    /// Warnings from reading (skipped lines).
+    pub read_warnings: Vec<String>,
+    /// The derived table.
+    pub table: DerivedTable,
+    /// The crossover table.
+    pub crossovers: Vec<Crossover>,
+    /// Fewest vs most flows.
+    pub flow_effects: Vec<FlowEffect>,
+    /// Zero-copy accounting.
+    pub zerocopy: ZeroCopySummary,
+    /// Missing counters.
+    pub counters: CounterSummary,
+    /// Where it was measured.
+    pub host: HostSummary,
+}
+
+/// Analyses records: the pure core of the report.
+pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
+    let table = derive_table(records);
+    Analysis {
+        records: records.len(),
+        read_warnings: read_warnings.to_vec(),
+        crossovers: crossover_table(&table),
+        flow_effects: flow_effects(&table),
+        zerocopy: zerocopy_summary(records),
+        counters: counter_summary(records),
+        host: host_summary(records),
+        table,
+    }
+}

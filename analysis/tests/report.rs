@@ -1,0 +1,496 @@
+//! Golden and end-to-end tests of the analysis on committed fixtures of real records.
+//!
+//! `fixtures/loopback_threads.jsonl`: 36 real records (A1/A2/A3 x 64/1024/16384 B x 1/2 flows
+//! x 2 reps, threads engine, loopback, this repository's harness, 0.3 s windows), with the
+//! histogram blobs blanked to keep the file small. `fixtures/hw_counters.jsonl`: the one-flow
+//! records of the same run, edited as a CPU with a PMU would report them (cycles, misses,
+//! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDEN=1` to rewrite
+//! `golden/*` after an intended change, and review the diff.
+
+use sendpath_analysis::derive::{to_csv, CellKey, Metric};
+use sendpath_analysis::summary::analyze;
+use sendpath_analysis::{parse_records, render_report, Crossover};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap()
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the output; rerun with UPDATE_GOLDEN=1 if the change is intended",
+        path.display()
+    );
+}
+
+fn key(mode: &str, size: u64, flows: u64) -> CellKey {
+    CellKey {
+        pattern: "stream".into(),
+        flows,
+        msg_size_bytes: size,
+        engine: "threads".into(),
+        mode: mode.into(),
+    }
+}
+
+/// The raw values of a field for one cell, straight from the JSON (independent of the crate).
+fn raw(
+    text: &str,
+    mode: &str,
+    size: u64,
+    flows: u64,
+    get: fn(&serde_json::Value) -> f64,
+) -> Vec<f64> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| {
+            v["spec"]["mode"] == mode
+                && v["spec"]["msg_size_bytes"] == size
+                && v["spec"]["flows"] == flows
+        })
+        .map(|v| get(&v))
+        .collect()
+}
+
+#[test]
+fn derived_table_matches_golden_and_the_raw_records() {
+    let text = read("loopback_threads.jsonl");
+    let recs = parse_records(&text).unwrap();
+    assert_eq!(recs.records.len(), 36);
+    assert!(recs.warnings.is_empty());
+    let a = analyze(&recs.records, &recs.warnings);
+    assert_eq!(a.table.rows.len(), 18);
+    assert!(a.table.failed.is_empty());
+    golden("loopback_threads.derived.csv", &to_csv(&a.table));
+
+    // Independent check of a few cells: median of two reps = their mean; min/max/range.
+    for (mode, size, flows) in [("a1", 64, 1), ("a2", 1024, 2), ("a3", 16384, 1)] {
+        let row = a.table.row(&key(mode, size, flows)).unwrap();
+        assert_eq!(row.reps, 2);
+        let g = raw(&text, mode, size, flows, |v| {
+            v["throughput"]["gbps"].as_f64().unwrap()
+        });
+        let s = row.get(Metric::Gbps).unwrap();
+        assert_eq!(s.median, (g[0] + g[1]) / 2.0);
+        assert_eq!(s.min, g[0].min(g[1]));
+        assert_eq!(s.max, g[0].max(g[1]));
+        assert_eq!(s.rel_range, (s.max - s.min) / s.median);
+        let p99 = raw(&text, mode, size, flows, |v| {
+            v["latency_ns"]["p99"].as_f64().unwrap()
+        });
+        assert_eq!(
+            row.median(Metric::LatencyP99Ns),
+            Some((p99[0] + p99[1]) / 2.0)
+        );
+        let cpu = raw(&text, mode, size, flows, |v| {
+            v["derived"]["receiver_cpu_ns_per_byte"].as_f64().unwrap()
+        });
+        assert_eq!(
+            row.median(Metric::ReceiverCpuNsPerByte),
+            Some((cpu[0] + cpu[1]) / 2.0)
+        );
+        // No hardware counters in this VM: no cycles, no misses.
+        assert!(row.get(Metric::SenderCyclesPerByte).is_none());
+        assert!(row.get(Metric::LlcMissesPerGb).is_none());
+    }
+    // Zero-copy fraction only for A3, and every completion was copied on loopback.
+    assert_eq!(
+        a.table
+            .row(&key("a3", 64, 2))
+            .unwrap()
+            .median(Metric::ZcCopiedFraction),
+        Some(1.0)
+    );
+    assert!(a
+        .table
+        .row(&key("a1", 64, 2))
+        .unwrap()
+        .get(Metric::ZcCopiedFraction)
+        .is_none());
+    // Noisy cells are the ones whose throughput or CPU per byte range exceeds 10%.
+    assert!(a
+        .table
+        .noisy
+        .iter()
+        .any(|n| n.key == key("a1", 16384, 1) && n.metric == Metric::Gbps));
+    assert!(!a
+        .table
+        .noisy
+        .iter()
+        .any(|n| n.key == key("a1", 64, 2) && n.metric == Metric::Gbps));
+}
+
+fn xo<'a>(c: &'a [Crossover], ch: &str, flows: u64) -> &'a Crossover {
+    c.iter()
+        .find(|c| c.challenger == ch && c.flows == flows && c.engine == "threads")
+        .unwrap()
+}
+
+#[test]
+fn crossover_table_is_exactly_as_expected() {
+    let recs = parse_records(&read("loopback_threads.jsonl")).unwrap();
+    let a = analyze(&recs.records, &[]);
+    let c = &a.crossovers;
+    assert_eq!(c.len(), 4, "{c:#?}");
+    let sizes = vec![64, 1024, 16384];
+    // 1 flow: A2 is above A1 only at 16 KiB; A3 never.
+    let a2 = xo(c, "a2", 1);
+    assert_eq!(a2.sizes_compared, sizes);
+    assert_eq!(a2.first_win_bytes, Some(16384));
+    assert!(a2.loses_above.is_empty());
+    assert!(
+        !a2.within_spread,
+        "A2's slowest rep beats A1's fastest at 16 KiB"
+    );
+    let r = a2.ratio_at_first_win.unwrap();
+    assert!((1.40..1.42).contains(&r), "{r}");
+    assert_eq!(xo(c, "a3", 1).first_win_bytes, None);
+    // 2 flows: A2 above A1 at 1 KiB but not at 16 KiB; A3 never.
+    let a2 = xo(c, "a2", 2);
+    assert_eq!(a2.first_win_bytes, Some(1024));
+    assert_eq!(a2.loses_above, vec![16384]);
+    assert!(
+        a2.within_spread,
+        "A2's slowest rep at 1 KiB is below A1's fastest"
+    );
+    assert_eq!(xo(c, "a3", 2).first_win_bytes, None);
+    assert_eq!(
+        sendpath_analysis::report::crossover_text(a2),
+        "1024 B (1.08x, within spread; not at 16384 B)"
+    );
+    assert_eq!(
+        sendpath_analysis::report::crossover_text(xo(c, "a3", 2)),
+        "never (64..16384 B)"
+    );
+}
+
+#[test]
+fn full_report_from_real_records() {
+    let out = out_dir("report_loopback");
+    let s = render_report(&fixture("loopback_threads.jsonl"), &out).unwrap();
+    assert_eq!((s.records, s.cells, s.failed), (36, 18, 0));
+    for p in [
+        &s.derived_csv,
+        &s.derived_json,
+        &s.report_md,
+        &s.report_html,
+    ] {
+        assert!(p.exists(), "{}", p.display());
+    }
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    // Zero-copy: the copied fraction, with the loopback explanation.
+    assert!(md.contains("overall copied fraction of 1.0000"), "{md}");
+    assert!(md.contains("Zero-copy was not achieved"));
+    assert!(md.contains("These records ran on loopback"));
+    // Crossover table in the report.
+    assert!(
+        md.contains(
+            "| stream | threads | 2 | 1024 B (1.08x, within spread; not at 16384 B) | never (64..16384 B) |"
+        ),
+        "{md}"
+    );
+    // Counters: what was unavailable and what stands in.
+    assert!(md.contains("cycles in 36 of 36 records"));
+    assert!(md.contains("What stands in: CPU ns per byte"));
+    // Flows.
+    assert!(md.contains("From 1 to 2 flows, median throughput rose in"));
+    // Noisy cells are named.
+    assert!(md.contains("Noisy: "));
+    assert!(md.contains("No failed cells."));
+    // Plots: no hardware-counter plots without counters.
+    let names: Vec<String> = s
+        .plots
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "gbps_stream_flows1.png",
+        "gbps_stream_flows2.svg",
+        "latency_p50_ns_stream_flows1.png",
+        "latency_p99_ns_stream_flows2.png",
+        "sender_cpu_ns_per_byte_stream_flows1.png",
+        "context_switches_per_s_stream_flows2.png",
+        "zc_copied_fraction_stream_flows1.png",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    assert!(!names
+        .iter()
+        .any(|n| n.contains("cycles") || n.contains("misses")));
+    // The HTML is self-contained: every plot inline, nothing loaded from elsewhere.
+    let html = std::fs::read_to_string(&s.report_html).unwrap();
+    assert_eq!(html.matches("<svg").count(), s.plots.len() / 2);
+    assert!(!html.contains("<img") && !html.contains("src="));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.derived_json).unwrap()).unwrap();
+    assert_eq!(json["schema"], "sendpath-derived/v1");
+    assert_eq!(json["table"]["rows"].as_array().unwrap().len(), 18);
+    assert_eq!(json["crossovers"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn hardware_counters_give_cycles_and_miss_plots() {
+    let out = out_dir("report_hw");
+    let s = render_report(&fixture("hw_counters.jsonl"), &out).unwrap();
+    let names: Vec<String> = s
+        .plots
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "sender_cycles_per_byte_stream_flows1.png",
+        "receiver_cycles_per_byte_stream_flows1.svg",
+        "cache_misses_per_gb_stream_flows1.png",
+        "l1d_misses_per_gb_stream_flows1.png",
+        "llc_misses_per_gb_stream_flows1.png",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    let recs = parse_records(&read("hw_counters.jsonl")).unwrap();
+    let a = analyze(&recs.records, &[]);
+    let row = a.table.row(&key("a1", 1024, 1)).unwrap();
+    let cyc = raw(&read("hw_counters.jsonl"), "a1", 1024, 1, |v| {
+        v["derived"]["sender_cycles_per_byte"].as_f64().unwrap()
+    });
+    assert_eq!(
+        row.median(Metric::SenderCyclesPerByte),
+        Some((cyc[0] + cyc[1]) / 2.0)
+    );
+    assert!(
+        a.counters.unsupported.is_empty(),
+        "{:?}",
+        a.counters.unsupported
+    );
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(md.contains("Hardware counters were present"));
+    assert!(md.contains("no counter was unsupported or null."));
+    let csv = std::fs::read_to_string(&s.derived_csv).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "llc_misses_per_gb_median")
+        .unwrap();
+    assert!(csv
+        .lines()
+        .skip(1)
+        .all(|l| !l.split(',').nth(col).unwrap().is_empty()));
+}
+
+#[test]
+fn plots_are_non_trivial_png_and_svg() {
+    let out = out_dir("report_plots");
+    let s = render_report(&fixture("loopback_threads.jsonl"), &out).unwrap();
+    let png_path = out.join("plots/gbps_stream_flows2.png");
+    let dec = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = dec.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(
+        (info.width, info.height),
+        (
+            sendpath_analysis::plot::WIDTH,
+            sendpath_analysis::plot::HEIGHT
+        )
+    );
+    let px = &buf[..info.buffer_size()];
+    let distinct: std::collections::BTreeSet<&[u8]> = px.chunks(3).collect();
+    assert!(distinct.len() > 20, "only {} colours", distinct.len());
+    let white = px.chunks(3).filter(|c| *c == [255, 255, 255]).count();
+    let total = px.len() / 3;
+    assert!(
+        white < total * 98 / 100 && white > total / 2,
+        "{white} of {total} white"
+    );
+    // Mode colours are drawn: A1 blue, A2 orange, A3 green.
+    for rgb in [[31u8, 119, 180], [255, 127, 14], [44, 160, 44]] {
+        assert!(px.chunks(3).any(|c| c == rgb), "{rgb:?} missing");
+    }
+    let svg = std::fs::read_to_string(out.join("plots/gbps_stream_flows2.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+    assert!(svg.contains("A2 sendmsg, threads"));
+    assert!(svg.contains("throughput (Gbit/s)"));
+    assert!(svg.contains("16 KiB"));
+    assert!(svg.len() > 5000);
+    assert!(s
+        .plots
+        .iter()
+        .all(|p| std::fs::metadata(p).unwrap().len() > 2000));
+}
+
+#[test]
+fn failed_cells_are_listed_not_averaged() {
+    let text = read("loopback_threads.jsonl");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    // Make A2 1024 B 1 flow rep 1 a failed record, as the harness writes one.
+    let i = lines
+        .iter()
+        .position(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["spec"]["mode"] == "a2"
+                && v["spec"]["msg_size_bytes"] == 1024
+                && v["spec"]["flows"] == 1
+                && v["spec"]["rep"] == 1
+        })
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
+    v["status"] = "failed".into();
+    v["error"] = "flow 0: connection reset by peer".into();
+    lines[i] = v.to_string();
+    let dir = out_dir("report_failed");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let s = render_report(&input, &dir.join("out")).unwrap();
+    assert_eq!(s.failed, 1);
+    assert!(s.warnings.iter().any(
+        |w| w.contains("failed: A2 threads 1024 B, 1 flow, stream rep 1: flow 0: connection reset")
+    ));
+    let recs = parse_records(&lines.join("\n")).unwrap();
+    let a = analyze(&recs.records, &[]);
+    let row = a.table.row(&key("a2", 1024, 1)).unwrap();
+    assert_eq!((row.reps, row.failed_reps), (1, 1));
+    let g = raw(&text, "a2", 1024, 1, |v| {
+        v["throughput"]["gbps"].as_f64().unwrap()
+    });
+    assert_eq!(row.median(Metric::Gbps), Some(g[0]));
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(md.contains("1 repetition failed (not in the medians):"));
+    assert!(md.contains("connection reset by peer"));
+}
+
+#[test]
+fn truncated_last_line_is_skipped_with_a_warning() {
+    let text = read("loopback_threads.jsonl");
+    let cut = &text[..text.len() - 200]; // a sweep killed mid-write: no final newline
+    let recs = parse_records(cut).unwrap();
+    assert_eq!(recs.records.len(), 35);
+    assert_eq!(recs.warnings.len(), 1);
+    assert!(recs.warnings[0].starts_with("line 36: skipped a truncated last record"));
+    let dir = out_dir("report_truncated");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, cut).unwrap();
+    let s = render_report(&input, &dir.join("out")).unwrap();
+    assert_eq!(s.records, 35);
+    assert!(s.warnings[0].contains("truncated"));
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(md.contains("input: line 36: skipped a truncated last record"));
+}
+
+#[test]
+fn wrong_schema_is_an_error_naming_the_line() {
+    let text = read("loopback_threads.jsonl");
+    let bad = text.replacen(
+        "\"schema\":\"sendpath/v1\"",
+        "\"schema\":\"sendpath/v2\"",
+        3,
+    );
+    let bad: Vec<&str> = bad.lines().collect();
+    // Keep line 1 and 2 as v1, make line 3 v2.
+    let mixed = format!(
+        "{}\n{}\n{}\n",
+        text.lines().next().unwrap(),
+        text.lines().nth(1).unwrap(),
+        bad[2]
+    );
+    let e = parse_records(&mixed).unwrap_err().to_string();
+    assert!(e.starts_with("line 3:"), "{e}");
+    assert!(e.contains("sendpath/v2"), "{e}");
+    let dir = out_dir("report_bad_schema");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, &mixed).unwrap();
+    let e = render_report(&input, &dir.join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("results.jsonl: line 3:"), "{e}");
+    // A record missing a required v1 field is an error too, not a silent skip.
+    let e = parse_records("{\"schema\":\"sendpath/v1\",\"status\":\"ok\"}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("line 1: not a valid sendpath/v1 record"),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_input_is_an_error() {
+    let dir = out_dir("report_empty");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let e = render_report(&input, &dir.join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no records"), "{e}");
+}
+
+/// Records as later versions of the harness will write them: a uring engine with io_uring
+/// tunables in `spec`, an `rr` pattern with round-trip latency, fields this build does not
+/// know. They group by (mode, engine, pattern, size, flows) and nothing breaks.
+#[test]
+fn new_engines_patterns_and_unknown_fields_group_cleanly() {
+    let text = read("loopback_threads.jsonl");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for l in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["spec"]["engine"] = "uring".into();
+        v["spec"]["sq_entries"] = 256.into();
+        v["spec"]["sends_in_flight"] = 4.into();
+        v["uring_stats"] = serde_json::json!({"sqes": 1, "cqes": 1});
+        let g = v["throughput"]["gbps"].as_f64().unwrap();
+        v["throughput"]["gbps"] = (g * 1.2).into();
+        lines.push(v.to_string());
+        if v["spec"]["flows"] == 1 {
+            v["spec"]["engine"] = "threads".into();
+            v["spec"]["pattern"] = "rr".into();
+            v["latency_ns"]["kind"] = "round_trip".into();
+            lines.push(v.to_string());
+        }
+    }
+    let dir = out_dir("report_engines");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let s = render_report(&input, &dir.join("out")).unwrap();
+    assert_eq!(s.records, 36 + 36 + 18);
+    assert_eq!(s.cells, 18 + 18 + 9);
+    let recs = parse_records(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    let a = analyze(&recs.records, &[]);
+    // Crossovers per (pattern, engine, flows): stream x {threads, uring} x {1, 2} + rr x threads x 1.
+    assert_eq!(a.crossovers.len(), 2 * 5);
+    assert!(a
+        .crossovers
+        .iter()
+        .any(|c| c.engine == "uring" && c.flows == 2 && c.challenger == "a3"));
+    let rr = a.table.rows.iter().find(|r| r.key.pattern == "rr").unwrap();
+    assert_eq!(rr.latency_kind.as_deref(), Some("round_trip"));
+    let svg = std::fs::read_to_string(dir.join("out/plots/gbps_stream_flows2.svg")).unwrap();
+    assert!(svg.contains("A1 copy+send, uring") && svg.contains("A1 copy+send, threads"));
+    assert!(dir.join("out/plots/gbps_rr_flows1.png").exists());
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(md.contains("| rr | threads | 1 |"));
+    assert!(md.contains("Latency kind: one_way, round_trip"));
+}
