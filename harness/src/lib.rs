@@ -36,6 +36,14 @@ enum Cmd {
     Bench(BenchArgs),
     /// Sweep a grid of cells; every record is appended to results.jsonl as it is measured.
     Sweep(SweepArgs),
+    /// Render derived tables, plots and report.md/report.html from a results file alone.
+    Report {
+        /// A JSON Lines file of sendpath/v1 records.
+        results: PathBuf,
+        /// Output directory (default: next to the results file).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Make, remove or show the two network namespaces joined by a veth pair (needs root).
     Topology {
         /// up, down or status.
@@ -140,6 +148,9 @@ struct SweepArgs {
     /// No progress bar (the table of finished cells is still printed).
     #[arg(long)]
     no_progress: bool,
+    /// Do not render the report at the end.
+    #[arg(long)]
+    no_report: bool,
     #[command(flatten)]
     place: WhereArgs,
 }
@@ -199,8 +210,37 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Renders the report of `results` into `out` and says where it is.
+fn render(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let s = sendpath_analysis::render_report(results, out)?;
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
+    sendpath_core::say!(
+        "report: {} ({} records, {} cells, {} failed, {} noisy) and {}",
+        s.report_md.display(),
+        s.records,
+        s.cells,
+        s.failed,
+        s.noisy,
+        s.report_html.display()
+    );
+    Ok(())
+}
+
 fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Report { results, out } => {
+            let out = out.unwrap_or_else(|| {
+                results
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_else(|| PathBuf::from("."))
+            });
+            render(&results, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Topology { action, net } => {
             let v = net.veth()?;
             match action {
@@ -275,6 +315,9 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 if o.cell_time_s > 0.0 { overhead / o.cell_time_s * 100.0 } else { 0.0 }
             );
             sendpath_core::say!("results: {}", o.results.display());
+            if !a.no_report && o.measured + o.skipped > 0 {
+                render(&o.results, &dir)?;
+            }
             Ok(if o.failed == 0 {
                 ExitCode::SUCCESS
             } else {
