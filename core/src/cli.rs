@@ -1,7 +1,7 @@
 //! Command-line options shared by `sendpath run` and the per-mode binaries, so that an option
 //! means the same thing everywhere.
 
-use crate::spec::{Engine, RunSpec, RxMode};
+use crate::spec::{Engine, RunSpec, RxMode, UringOpts};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
@@ -29,6 +29,17 @@ pub struct SendArgs {
     /// Do not timestamp messages or record latency (to measure what latency recording costs).
     #[arg(long)]
     pub no_latency: bool,
+    /// Sender worker threads (io_uring: one ring each, flows spread over them; default one
+    /// per flow, like the threads engine).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// io_uring: sends in flight per flow, submitted as one linked chain (keeps the stream
+    /// in order).
+    #[arg(long, value_name = "N", default_value_t = UringOpts::default().depth)]
+    pub uring_depth: usize,
+    /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
+    #[arg(long, value_name = "N", default_value_t = UringOpts::default().batch)]
+    pub uring_batch: usize,
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -69,6 +80,11 @@ impl SendArgs {
             verify: self.verify,
             latency: !self.no_latency,
             rx,
+            threads: self.threads,
+            uring: UringOpts {
+                depth: self.uring_depth,
+                batch: self.uring_batch,
+            },
             ..RunSpec::default()
         }
     }
