@@ -950,3 +950,110 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
             .map_or_else(SideCounters::zero, |c| c.stop())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(results: &[i32]) -> Flow {
+        Flow {
+            flow: 0,
+            strategy: Box::new(A1UringSend::new(64, results.len(), false)),
+            chain: results
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Link {
+                    buf: i as u16,
+                    done: 0,
+                    res: Some(*r),
+                })
+                .collect(),
+            pending: 0,
+            resubmit: false,
+            seq: 0,
+            first_in_window: None,
+            stopped: false,
+            drain_since: None,
+            stalls: 0,
+            retries: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn short_send_keeps_the_unfinished_tail_in_order() {
+        // Link 1 sent 10 of 64 bytes and broke the chain; link 2 was cancelled.
+        let mut f = flow(&[64, 10, -libc::ECANCELED]);
+        f.settle(64);
+        assert!(f.resubmit && f.error.is_none());
+        let tail: Vec<(u16, u32)> = f.chain.iter().map(|l| (l.buf, l.done)).collect();
+        assert_eq!(
+            tail,
+            vec![(1, 10), (2, 0)],
+            "resume link 1 at byte 10, then link 2"
+        );
+        // The resubmitted tail completes: the chain is cleared.
+        for l in &mut f.chain {
+            l.res = Some(64 - l.done as i32);
+        }
+        f.resubmit = false;
+        f.settle(64);
+        assert!(f.chain.is_empty() && !f.resubmit && f.error.is_none());
+        assert_eq!(f.retries, 1);
+    }
+
+    #[test]
+    fn a_send_after_a_broken_link_is_an_integrity_error() {
+        let mut f = flow(&[10, 64]);
+        f.settle(64);
+        assert!(
+            matches!(f.error, Some(Error::Integrity(_))),
+            "{:?}",
+            f.error
+        );
+        assert!(f.stopped && f.chain.is_empty());
+    }
+
+    #[test]
+    fn errors_end_the_flow_and_interruptions_are_retried() {
+        let mut f = flow(&[-libc::ECONNRESET, -libc::ECANCELED]);
+        f.settle(64);
+        assert!(
+            matches!(f.error, Some(Error::PeerClosed(_))),
+            "{:?}",
+            f.error
+        );
+        let mut f = flow(&[-libc::EINTR]);
+        f.settle(64);
+        assert!(f.resubmit && f.error.is_none() && f.chain.len() == 1);
+        let mut f = flow(&[0]);
+        f.settle(64);
+        assert!(f.error.is_some(), "0 bytes is no progress");
+    }
+
+    #[test]
+    fn a3_slot_is_released_only_by_its_notification() {
+        let mut s = A3UringSendZc::new(64, 2, false);
+        let b0 = s.prepare(0, 0, 0).unwrap();
+        let b1 = s.prepare(1, 1, 0).unwrap();
+        assert_eq!(s.prepare(2, 2, 0), None, "both slots handed out");
+        let _ = s.sqe(types::Fixed(0), b0, 0);
+        let _ = s.sqe(types::Fixed(0), b1, 0);
+        s.on_result(b0, 1 << 1); // F_MORE: a notification follows
+        s.on_result(b1, 0); // failed before taking the pages: released now
+        assert_eq!(s.owed(), 1);
+        assert_eq!(
+            s.prepare(2, 2, 0),
+            None,
+            "slot 0 still owed its notification"
+        );
+        s.on_notif(b0, IORING_NOTIF_USAGE_ZC_COPIED as i32).unwrap();
+        assert!(
+            s.on_notif(b0, 0).is_err(),
+            "a second notification is a protocol error"
+        );
+        let z = s.zerocopy().unwrap();
+        assert_eq!((z.sends, z.completions, z.copied), (1, 1, 1));
+        assert_eq!(s.prepare(2, 2, 0), Some(0));
+    }
+}
