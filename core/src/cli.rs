@@ -34,12 +34,13 @@ pub struct SendArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// io_uring: sends in flight per flow, submitted as one linked chain (keeps the stream
-    /// in order).
-    #[arg(long, value_name = "N", default_value_t = UringOpts::default().depth)]
-    pub uring_depth: usize,
+    /// in order). Default 32; for A1 as many messages as fit 64 KiB (at least 1).
+    #[arg(long, value_name = "N")]
+    pub uring_depth: Option<usize>,
     /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
-    #[arg(long, value_name = "N", default_value_t = UringOpts::default().batch)]
-    pub uring_batch: usize,
+    /// Default: the depth.
+    #[arg(long, value_name = "N")]
+    pub uring_batch: Option<usize>,
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -69,6 +70,8 @@ impl RecvArgs {
 impl SendArgs {
     /// The run spec these options describe, for `mode` and `flows`, with the receiver `rx`.
     pub fn to_spec(&self, mode: crate::spec::Mode, flows: usize, rx: RxMode) -> RunSpec {
+        let auto = UringOpts::auto(mode, self.msg_size, self.verify);
+        let depth = self.uring_depth.unwrap_or(auto.depth);
         RunSpec {
             mode,
             engine: self.engine,
@@ -82,8 +85,8 @@ impl SendArgs {
             rx,
             threads: self.threads,
             uring: UringOpts {
-                depth: self.uring_depth,
-                batch: self.uring_batch,
+                depth,
+                batch: self.uring_batch.unwrap_or(depth),
             },
             ..RunSpec::default()
         }
