@@ -40,11 +40,20 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    assert!(
-        expected == actual,
-        "{} differs from the output; rerun with UPDATE_GOLDEN=1 if the change is intended",
-        path.display()
-    );
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\nrerun with UPDATE_GOLDEN=1 if the change is intended",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first)
+        );
+    }
 }
 
 fn key(mode: &str, size: u64, flows: u64) -> CellKey {

@@ -276,3 +276,50 @@ fn client_dying_mid_run_ends_the_server_with_an_error() {
     assert!(!s.status.success());
     assert!(err.contains("peer closed"), "{err}");
 }
+
+#[test]
+fn uring_server_multiplexes_two_clients_on_one_ring() {
+    if let Some(why) = sendpath_core::send::uring::missing_for(sendpath_core::spec::Mode::A3) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let port = free_port();
+    let server = spawn_server(
+        "a3",
+        port,
+        &[
+            "--engine",
+            "uring",
+            "--threads",
+            "1",
+            "--clients",
+            "2",
+            "--msg-size",
+            "16384",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--verify",
+        ],
+    );
+    let c1 = thread::spawn(move || client("a3", port, &["--json"]));
+    let c2 = client("a3", port, &[]);
+    let c1 = c1.join().unwrap();
+    let s = wait_bounded(server, Duration::from_secs(20));
+    let (sout, serr) = text(&s);
+    assert!(s.status.success(), "{sout} {serr}");
+    assert!(sout.contains("engine=uring"), "{sout}");
+    let (o2, e2) = text(&c2);
+    assert!(c2.status.success(), "{o2} {e2}");
+    let (out, err) = text(&c1);
+    assert!(c1.status.success(), "{out} {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["spec"]["engine"], "uring");
+    assert_eq!(v["spec"]["threads"], 1, "learned from the end frame");
+    assert!(v["spec"]["uring"]["depth"].as_u64().unwrap() >= 1);
+    assert_eq!(v["integrity"]["verify_errors"], 0);
+    assert_eq!(v["zerocopy"]["completions"], v["zerocopy"]["sends"]);
+}

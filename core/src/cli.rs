@@ -1,7 +1,7 @@
 //! Command-line options shared by `sendpath run` and the per-mode binaries, so that an option
 //! means the same thing everywhere.
 
-use crate::spec::{Engine, RunSpec, RxMode};
+use crate::spec::{Engine, RunSpec, RxMode, UringOpts};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
@@ -29,6 +29,18 @@ pub struct SendArgs {
     /// Do not timestamp messages or record latency (to measure what latency recording costs).
     #[arg(long)]
     pub no_latency: bool,
+    /// Sender worker threads (io_uring: one ring each, flows spread over them; default one
+    /// per flow, like the threads engine).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// io_uring: sends in flight per flow, submitted as one linked chain (keeps the stream
+    /// in order). Default 32; for A1 as many messages as fit 64 KiB (at least 1).
+    #[arg(long, value_name = "N")]
+    pub uring_depth: Option<usize>,
+    /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
+    /// Default: the depth.
+    #[arg(long, value_name = "N")]
+    pub uring_batch: Option<usize>,
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -58,6 +70,8 @@ impl RecvArgs {
 impl SendArgs {
     /// The run spec these options describe, for `mode` and `flows`, with the receiver `rx`.
     pub fn to_spec(&self, mode: crate::spec::Mode, flows: usize, rx: RxMode) -> RunSpec {
+        let auto = UringOpts::auto(mode, self.msg_size, self.verify);
+        let depth = self.uring_depth.unwrap_or(auto.depth);
         RunSpec {
             mode,
             engine: self.engine,
@@ -69,6 +83,11 @@ impl SendArgs {
             verify: self.verify,
             latency: !self.no_latency,
             rx,
+            threads: self.threads,
+            uring: UringOpts {
+                depth,
+                batch: self.uring_batch.unwrap_or(depth),
+            },
             ..RunSpec::default()
         }
     }

@@ -19,6 +19,9 @@ pub struct HostFacts {
     pub counters_supported: Vec<String>,
     /// io_uring opcodes the kernel supports that sendpath uses (empty if io_uring is absent).
     pub io_uring_ops: Vec<String>,
+    /// Why io_uring cannot be used (setup refused: EPERM when `kernel.io_uring_disabled` or a
+    /// seccomp profile forbids it, ENOSYS when the kernel lacks it); None when it works.
+    pub io_uring_error: Option<String>,
     /// Whether `setsockopt(SO_ZEROCOPY)` works on a TCP socket.
     pub so_zerocopy: bool,
 }
@@ -40,13 +43,18 @@ fn probe() -> HostFacts {
     let virtualized = cpuinfo
         .lines()
         .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    let (io_uring_ops, io_uring_error) = match crate::send::uring::probe_ops() {
+        Ok(ops) => (ops, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     HostFacts {
         kernel: kernel_release(),
         cpu_model,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         virtualized,
         counters_supported: crate::cpu::supported_counters(),
-        io_uring_ops: Vec::new(),
+        io_uring_ops,
+        io_uring_error,
         so_zerocopy: so_zerocopy_works(),
     }
 }

@@ -6,11 +6,11 @@ use crate::host;
 use crate::netns::{self, Veth};
 use crate::recv::{run_receiver, FlowResult, RecvOptions};
 use crate::report::v1::{Context, Record};
-use crate::send::run_sender;
+use crate::send::{run_senders, FlowResults};
 use crate::sock;
-use crate::spec::{Mode, RunSpec, RxMode};
+use crate::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
 use crate::wire::SenderReport;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
     let ctx = Context {
         topology: topology.name().into(),
         rep,
-        threads: spec.flows as u64,
+        threads: spec.sender_threads() as u64,
         started_at: host::utc_now_rfc3339(),
     };
     let (listener, client_ns) = match topology {
@@ -95,6 +95,44 @@ fn spawn_named<T: Send + 'static>(
         .expect("spawn a worker thread")
 }
 
+/// Starts the sender threads for the accepted `streams` (flow `i` is `streams[i]`): one per
+/// flow on the threads engine; on io_uring `spec.sender_threads()` threads, each with one
+/// ring, flow `i` on thread `i % threads`.
+fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<FlowResults>> {
+    let threads = match spec.engine {
+        Engine::Threads => streams.len(),
+        Engine::Uring => spec.sender_threads().min(streams.len()),
+    };
+    let mut groups: Vec<Vec<(TcpStream, u32)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (flow, s) in streams.into_iter().enumerate() {
+        groups[flow % threads].push((s, flow as u32));
+    }
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(t, g)| {
+            let spec = spec.clone();
+            spawn_named(format!("tx-{t}"), move || run_senders(g, &spec))
+        })
+        .collect()
+}
+
+/// Joins the sender threads; returns each flow's result in flow order.
+fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> Vec<Result<SenderReport>> {
+    let mut all = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(v) => all.extend(v),
+            Err(_) => all.push((
+                u32::MAX,
+                Err(Error::Protocol("a sender thread panicked".into())),
+            )),
+        }
+    }
+    all.sort_by_key(|(f, _)| *f);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Starts `spec.flows` receivers connecting to `addr` and a sender per accepted connection.
 fn run_flows(
     spec: &RunSpec,
@@ -127,31 +165,22 @@ fn run_flows(
         })
         .collect();
     let deadline = Instant::now() + LOCAL_ACCEPT_TIMEOUT;
-    let mut senders = Vec::new();
+    let mut streams = Vec::new();
     let mut error = None;
-    for flow in 0..spec.flows {
+    for _ in 0..spec.flows {
         match sock::accept_until(listener, deadline) {
-            Ok(stream) => {
-                let spec = spec.clone();
-                senders.push(spawn_named(format!("tx-{flow}"), move || {
-                    run_sender(stream, &spec, flow as u32)
-                }));
-            }
+            Ok(stream) => streams.push(stream),
             Err(e) => {
                 error = Some(e.to_string());
                 break;
             }
         }
     }
-    for s in senders {
-        match s.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                error.get_or_insert_with(|| format!("sender: {e}"));
-            }
-            Err(_) => {
-                error.get_or_insert_with(|| "a sender thread panicked".into());
-            }
+    // Every flow starts once all are connected, so they overlap fully (and io_uring threads
+    // get their whole group of flows at once).
+    for r in join_senders(spawn_senders(spec, streams)) {
+        if let Err(e) = r {
+            error.get_or_insert_with(|| format!("sender: {e}"));
         }
     }
     let flows = receivers
@@ -203,26 +232,13 @@ pub fn serve(
         );
     }
     // All clients are connected: start every flow at once so they overlap fully.
-    let handles: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(flow, s)| {
-            let spec = spec.clone();
-            spawn_named(format!("tx-{flow}"), move || {
-                run_sender(s, &spec, flow as u32)
-            })
-        })
-        .collect();
     let mut reports = Vec::new();
     let mut first_err = None;
-    for h in handles {
-        match h.join() {
-            Ok(Ok(r)) => reports.push(r),
-            Ok(Err(e)) => {
+    for r in join_senders(spawn_senders(&spec, streams)) {
+        match r {
+            Ok(r) => reports.push(r),
+            Err(e) => {
                 first_err.get_or_insert(e);
-            }
-            Err(_) => {
-                first_err.get_or_insert(Error::Protocol("a sender thread panicked".into()));
             }
         }
     }
@@ -265,11 +281,26 @@ pub fn client(addr: SocketAddr, rx: RxMode, expect_mode: Option<Mode>) -> Result
         verify: hello.verify,
         latency: hello.latency,
         rx,
+        threads: None,
+        uring: UringOpts::default(),
+    };
+    // The io_uring tunables travel in the end frame (the hello predates them).
+    let setup = flow.sender.as_ref().and_then(|s| s.uring.clone());
+    let spec = match &setup {
+        Some(u) => RunSpec {
+            threads: Some(u.threads as usize),
+            uring: UringOpts {
+                depth: u.depth as usize,
+                batch: u.batch as usize,
+            },
+            ..spec
+        },
+        None => spec,
     };
     let ctx = Context {
         topology: "network".into(),
         rep: 0,
-        threads: hello.flows as u64,
+        threads: setup.map_or(hello.flows as u64, |u| u.threads as u64),
         started_at,
     };
     Ok(Record::from_flows(&spec, &ctx, host::facts(), &[flow]))

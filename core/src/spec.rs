@@ -17,6 +17,15 @@ pub const MAX_FLOWS: usize = 1024;
 pub const MAX_DURATION_S: f64 = 3600.0;
 /// Most zero-copy buffer slots per flow.
 pub const MAX_ZC_SLOTS: usize = 4096;
+/// Most io_uring sends in flight per flow (one linked chain; the ring must hold a whole chain).
+pub const MAX_URING_DEPTH: usize = 1024;
+/// Most completions one `io_uring_enter` may wait for.
+pub const MAX_URING_BATCH: usize = 65536;
+/// Most bytes of send buffers one io_uring flow may keep in flight (A1 stages each message).
+pub const MAX_URING_FLOW_BUFFERS: usize = 1 << 30;
+/// Most buffers one io_uring may register (the kernel's limit): A3 on io_uring registers every
+/// slot of every flow a ring serves.
+pub const MAX_URING_FIXED_BUFFERS: usize = 16384;
 
 /// The copy discipline of the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -120,6 +129,54 @@ pub struct RunSpec {
     pub latency: bool,
     /// How the receiver reads.
     pub rx: RxMode,
+    /// Sender worker threads. `None`: one per flow (the threads engine always has one per
+    /// flow; the io_uring engine runs one ring per thread and spreads flows over them).
+    pub threads: Option<usize>,
+    /// io_uring engine tunables (ignored by the threads engine).
+    pub uring: UringOpts,
+}
+
+/// Tunables of the io_uring engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UringOpts {
+    /// Sends in flight per flow: the length of one linked chain (IOSQE_IO_LINK + MSG_WAITALL)
+    /// submitted at once. A flow has at most one chain in flight, so its bytes stay in order.
+    pub depth: usize,
+    /// Completions one `io_uring_enter` waits for before the loop refills idle flows (capped
+    /// at what is in flight). With `depth` it sets how many sends one syscall carries.
+    pub batch: usize,
+}
+
+impl UringOpts {
+    /// Bytes of staged messages in flight the automatic depth aims at: A1 stages every
+    /// message in flight in its own buffer, and at 16 KiB a depth of 32 (512 KiB, out of
+    /// cache) measured slower than a depth of 4 here.
+    pub const AUTO_STAGED_BYTES: usize = 64 << 10;
+
+    /// The default for a cell: depth 32, or for modes that stage each message in flight (A1,
+    /// A2 with --verify) as many as fit [`Self::AUTO_STAGED_BYTES`] (at least 1); batch =
+    /// depth, so one enter carries a whole chain.
+    pub fn auto(mode: Mode, msg_size: usize, verify: bool) -> Self {
+        let d = Self::default().depth;
+        let depth = if mode == Mode::A1 || (mode == Mode::A2 && verify) {
+            (Self::AUTO_STAGED_BYTES / msg_size.max(1)).clamp(1, d)
+        } else {
+            d
+        };
+        UringOpts {
+            depth,
+            batch: depth,
+        }
+    }
+}
+
+impl Default for UringOpts {
+    fn default() -> Self {
+        UringOpts {
+            depth: 32,
+            batch: 32,
+        }
+    }
 }
 
 impl Default for RunSpec {
@@ -136,6 +193,8 @@ impl Default for RunSpec {
             verify: false,
             latency: true,
             rx: RxMode::Copy,
+            threads: None,
+            uring: UringOpts::default(),
         }
     }
 }
@@ -144,6 +203,17 @@ impl RunSpec {
     /// Whether per-message latency is recorded: asked for, and the receiver reads the bytes.
     pub fn records_latency(&self) -> bool {
         self.latency && self.rx == RxMode::Copy
+    }
+
+    /// Sender worker threads this spec runs (resolved: one per flow unless set).
+    pub fn sender_threads(&self) -> usize {
+        match self.engine {
+            Engine::Threads => self.flows,
+            Engine::Uring => self
+                .threads
+                .unwrap_or(self.flows)
+                .clamp(1, self.flows.max(1)),
+        }
     }
 
     /// Checks every option against its documented range; the error names the option.
@@ -191,6 +261,59 @@ impl RunSpec {
         if self.rx == RxMode::Discard && self.verify {
             return bad("--verify needs the payload, which --rx-discard throws away".into());
         }
+        if let Some(t) = self.threads {
+            if self.engine == Engine::Threads && t != self.flows {
+                return bad(format!(
+                    "--threads {t} needs --engine uring: the threads engine runs one thread per flow ({})",
+                    self.flows
+                ));
+            }
+            if t == 0 || t > self.flows {
+                return bad(format!(
+                    "--threads {t} must be between 1 and --flows ({})",
+                    self.flows
+                ));
+            }
+        }
+        let u = self.uring;
+        if u.depth == 0 || u.depth > MAX_URING_DEPTH {
+            return bad(format!(
+                "--uring-depth {} must be between 1 and {MAX_URING_DEPTH} (sends in flight per flow)",
+                u.depth
+            ));
+        }
+        if u.batch == 0 || u.batch > MAX_URING_BATCH {
+            return bad(format!(
+                "--uring-batch {} must be between 1 and {MAX_URING_BATCH} (completions per io_uring_enter)",
+                u.batch
+            ));
+        }
+        if self.engine == Engine::Uring && self.mode != Mode::A3 {
+            // A1 stages every message in flight; A2 with --verify needs a payload per message.
+            let per_msg = if self.mode == Mode::A1 || self.verify {
+                self.msg_size
+            } else {
+                HEADER_LEN
+            };
+            let bytes = u.depth * per_msg;
+            if bytes > MAX_URING_FLOW_BUFFERS {
+                return bad(format!(
+                    "--uring-depth {} x {per_msg}-byte buffers = {bytes} bytes per flow, above {} MiB: lower --uring-depth",
+                    u.depth,
+                    MAX_URING_FLOW_BUFFERS >> 20
+                ));
+            }
+        }
+        if self.engine == Engine::Uring && self.mode == Mode::A3 {
+            let per_ring = self.flows.div_ceil(self.sender_threads()) * self.zc_slots;
+            if per_ring > MAX_URING_FIXED_BUFFERS {
+                return bad(format!(
+                    "--zc-slots {} x {} flows per thread = {per_ring} registered buffers per ring, above the kernel's {MAX_URING_FIXED_BUFFERS}: use fewer slots or more --threads",
+                    self.zc_slots,
+                    self.flows.div_ceil(self.sender_threads())
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -210,6 +333,17 @@ mod tests {
             .to_string()
             .contains("a1, a2, a3"));
         assert_eq!("URING".parse::<Engine>().unwrap(), Engine::Uring);
+    }
+
+    #[test]
+    fn auto_depth_keeps_staged_bytes_in_cache() {
+        assert_eq!(UringOpts::auto(Mode::A1, 64, false).depth, 32);
+        assert_eq!(UringOpts::auto(Mode::A1, 16384, false).depth, 4);
+        assert_eq!(UringOpts::auto(Mode::A1, 1 << 20, false).depth, 1);
+        assert_eq!(UringOpts::auto(Mode::A2, 1 << 20, false).depth, 32);
+        assert_eq!(UringOpts::auto(Mode::A2, 1 << 20, true).depth, 1);
+        let a = UringOpts::auto(Mode::A3, 65536, false);
+        assert_eq!((a.depth, a.batch), (32, 32));
     }
 
     #[test]
@@ -273,6 +407,56 @@ mod tests {
                     ..ok.clone()
                 },
                 "--rx-discard",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    uring: UringOpts {
+                        depth: 0,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-depth 0",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    uring: UringOpts {
+                        batch: 0,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-batch 0",
+            ),
+            (
+                RunSpec {
+                    threads: Some(2),
+                    flows: 4,
+                    ..ok.clone()
+                },
+                "needs --engine uring",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    threads: Some(3),
+                    flows: 2,
+                    ..ok.clone()
+                },
+                "--threads 3",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A3,
+                    zc_slots: 4096,
+                    flows: 8,
+                    threads: Some(1),
+                    ..ok.clone()
+                },
+                "registered buffers",
             ),
         ] {
             let e = spec.validate().unwrap_err().to_string();

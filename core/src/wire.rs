@@ -216,6 +216,24 @@ pub struct SenderReport {
     pub send_errors: u64,
     /// Why the sender stopped early, if it did.
     pub error: Option<String>,
+    /// How the io_uring engine was set up (None on the threads engine).
+    #[serde(default)]
+    pub uring: Option<UringSetup>,
+}
+
+/// How the io_uring engine ran a flow: the tunables and what the kernel accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UringSetup {
+    /// Sender worker threads (one ring each).
+    pub threads: u32,
+    /// Sends in flight per flow (one linked chain).
+    pub depth: u32,
+    /// Completions each io_uring_enter waits for.
+    pub batch: u32,
+    /// Ring setup flags the kernel accepted (fewer when it refused the fast set).
+    pub setup_flags: Vec<String>,
+    /// The ring fd was registered (no fd lookup per io_uring_enter).
+    pub registered_ring_fd: bool,
 }
 
 /// Encodes the end frame: header with [`END_SEQ`] then the JSON report.

@@ -135,6 +135,17 @@ impl SlotPool {
         self.stats.copied += copied as u64;
     }
 
+    /// Releases a send over slot `i` that the kernel finished without ever owing a completion
+    /// (an io_uring `SEND_ZC` result CQE without `F_MORE`: it failed before holding the pages).
+    /// It is taken back out of `sends`, so `sends == completions` still holds after teardown.
+    #[inline]
+    pub fn on_unsent(&mut self, i: usize) {
+        debug_assert!(self.refs[i] > 0, "release of idle slot {i}");
+        self.refs[i] = self.refs[i].saturating_sub(1);
+        self.outstanding = self.outstanding.saturating_sub(1);
+        self.stats.sends = self.stats.sends.saturating_sub(1);
+    }
+
     /// The (header, payload) iovecs of slot `i`.
     pub fn iovecs(&self, i: usize) -> [libc::iovec; 2] {
         let b = &self.bufs[i];

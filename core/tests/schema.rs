@@ -39,6 +39,10 @@ fn real_records_validate_against_the_schema() {
             rx: RxMode::Discard,
             ..common::short(Mode::A2, 1024, 1)
         },
+        RunSpec {
+            engine: sendpath_core::spec::Engine::Uring,
+            ..common::short(Mode::A3, 4096, 2)
+        },
     ];
     for spec in specs {
         let r = run_loopback(&spec, 1).unwrap();

@@ -6,7 +6,7 @@
 
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::spec::{Mode, RunSpec};
+use sendpath_core::spec::{Engine, Mode, RunSpec, UringOpts};
 
 /// Which comparison to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +15,35 @@ pub enum Suite {
     Paths,
     /// What per-message latency recording costs: each size with and without it.
     LatencyCost,
+    /// io_uring vs blocking threads, same mode, back to back: A1 64 B and 16 KiB one flow,
+    /// A1 64 B 8 flows (uring on 2 threads vs 8 threads), A3 16 KiB and 64 KiB, and the
+    /// io_uring depth at 64 B.
+    Uring,
+}
+
+/// A ratio the uring suite reports: candidate cell / baseline cell (msgs/s medians).
+struct Compare {
+    label: &'static str,
+    baseline: usize,
+    candidate: usize,
+}
+
+fn uring_compares() -> Vec<Compare> {
+    let c = |label, baseline, candidate| Compare {
+        label,
+        baseline,
+        candidate,
+    };
+    vec![
+        c("(a) A1 64 B, 1 flow: uring / threads", 0, 1),
+        c("(a') same, no latency recording", 2, 3),
+        c("(b) A1 16 KiB, 1 flow: uring / threads", 4, 5),
+        c("(c) A1 64 B, 8 flows: uring 2 thr / threads 8 thr", 6, 7),
+        c("(d) A3 16 KiB, 1 flow: uring / threads", 8, 9),
+        c("(d) A3 64 KiB, 1 flow: uring / threads", 10, 11),
+        c("A1 64 B uring depth 8 / threads", 0, 12),
+        c("A1 64 B uring depth 128 / threads", 0, 13),
+    ]
 }
 
 struct Cell {
@@ -43,6 +72,66 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                         },
                     });
                 }
+            }
+        }
+        Suite::Uring => {
+            let pair = |out: &mut Vec<Cell>, name: &str, spec: RunSpec, threads: Option<usize>| {
+                out.push(Cell {
+                    label: format!("{name} threads"),
+                    spec: spec.clone(),
+                });
+                out.push(Cell {
+                    label: format!("{name} uring"),
+                    spec: RunSpec {
+                        engine: Engine::Uring,
+                        threads,
+                        uring: UringOpts::auto(spec.mode, spec.msg_size, spec.verify),
+                        ..spec
+                    },
+                });
+            };
+            let a1 = |size, flows| RunSpec {
+                mode: Mode::A1,
+                msg_size: size,
+                flows,
+                ..base.clone()
+            };
+            pair(&mut out, "a1 64", a1(64, 1), None);
+            pair(
+                &mut out,
+                "a1 64 nolat",
+                RunSpec {
+                    latency: false,
+                    ..a1(64, 1)
+                },
+                None,
+            );
+            pair(&mut out, "a1 16k", a1(16384, 1), None);
+            pair(&mut out, "a1 64 x8", a1(64, 8), Some(2));
+            for size in [16384, 65536] {
+                pair(
+                    &mut out,
+                    &format!("a3 {}k", size >> 10),
+                    RunSpec {
+                        mode: Mode::A3,
+                        msg_size: size,
+                        ..base.clone()
+                    },
+                    None,
+                );
+            }
+            for depth in [8, 128] {
+                out.push(Cell {
+                    label: format!("a1 64 uring d{depth}"),
+                    spec: RunSpec {
+                        engine: Engine::Uring,
+                        uring: UringOpts {
+                            depth,
+                            batch: depth,
+                        },
+                        ..a1(64, 1)
+                    },
+                });
             }
         }
         Suite::LatencyCost => {
@@ -98,7 +187,7 @@ pub fn run(
                 anyhow::bail!("{}: {}", c.label, r.error.unwrap_or_default());
             }
             eprintln!(
-                "round {round} {:<22} {:>12.0} msgs/s {:>8.3} Gbit/s",
+                "round {round} {:<24} {:>12.0} msgs/s {:>8.3} Gbit/s",
                 c.label, r.throughput.msgs_per_s, r.throughput.gbps
             );
             msgs[i].push(r.throughput.msgs_per_s);
@@ -108,8 +197,23 @@ pub fn run(
     }
     let med_m: Vec<f64> = msgs.into_iter().map(median).collect();
     let med_g: Vec<f64> = gbps.into_iter().map(median).collect();
-    sendpath_core::say!("median of {rounds} round(s), {duration_s} s cells, loopback, one flow");
+    sendpath_core::say!("median of {rounds} round(s), {duration_s} s cells, loopback");
     match suite {
+        Suite::Uring => {
+            sendpath_core::say!("{:<24} {:>12} {:>9}", "cell", "msgs/s", "Gbit/s");
+            for (i, c) in cells.iter().enumerate() {
+                sendpath_core::say!("{:<24} {:>12.0} {:>9.3}", c.label, med_m[i], med_g[i]);
+            }
+            sendpath_core::say!();
+            sendpath_core::say!("{:<52} {:>7}", "comparison (msgs/s medians)", "ratio");
+            for c in uring_compares() {
+                sendpath_core::say!(
+                    "{:<52} {:>6.2}x",
+                    c.label,
+                    med_m[c.candidate] / med_m[c.baseline]
+                );
+            }
+        }
         Suite::Paths => {
             sendpath_core::say!(
                 "{:<8} {:>5} {:>12} {:>9} {:>9}",

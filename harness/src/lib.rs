@@ -157,7 +157,8 @@ struct SweepArgs {
 
 #[derive(clap::Args, Debug)]
 struct BenchArgs {
-    /// paths: A1/A2/A3 at 64 B..64 KiB; latency-cost: with vs without latency recording.
+    /// paths: A1/A2/A3 at 64 B..64 KiB; latency-cost: with vs without latency recording;
+    /// uring: io_uring vs threads engine, back to back.
     #[arg(value_enum)]
     suite: bench::Suite,
     /// Rounds; every round runs every cell once.

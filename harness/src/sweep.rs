@@ -179,7 +179,7 @@ fn measure(spec: &RunSpec, rep: u64, topology: &Topology) -> Record {
     let ctx = || Context {
         topology: topology.name().into(),
         rep,
-        threads: spec.flows as u64,
+        threads: spec.sender_threads() as u64,
         started_at: host::utc_now_rfc3339(),
     };
     match std::panic::catch_unwind(|| run_cell(spec, rep, topology)) {

@@ -52,6 +52,26 @@ fn run_bad_input_is_one_line_and_exit_2() {
         vec!["run", "--mode", "a1", "--duration", "0"],
         vec!["run", "--mode", "a3", "--zc-slots", "0"],
         vec!["run", "--mode", "a1", "--engine", "gpu"],
+        vec![
+            "run",
+            "--mode",
+            "a1",
+            "--engine",
+            "uring",
+            "--uring-depth",
+            "0",
+        ],
+        vec![
+            "run",
+            "--mode",
+            "a1",
+            "--engine",
+            "uring",
+            "--uring-batch",
+            "0",
+        ],
+        vec!["run", "--mode", "a1", "--flows", "2", "--threads", "1"],
+        vec!["run", "--mode", "a1", "--engine", "uring", "--threads", "3"],
     ] {
         let o = sendpath().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -62,4 +82,26 @@ fn run_bad_input_is_one_line_and_exit_2() {
         );
         assert!(!err.contains("panicked"));
     }
+}
+
+#[test]
+fn uring_depth_zero_names_the_option() {
+    let o = sendpath()
+        .args([
+            "run",
+            "--mode",
+            "a1",
+            "--engine",
+            "uring",
+            "--uring-depth",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.lines().next().unwrap(),
+        "error: invalid option: --uring-depth 0 must be between 1 and 1024 (sends in flight per flow)"
+    );
 }

@@ -9,7 +9,7 @@ use crate::cpu::SideCounters;
 use crate::host::{HostCpu, HostFacts};
 use crate::latency::LatencyHistogram;
 use crate::recv::FlowResult;
-use crate::spec::{Engine, Mode, Pattern, RunSpec, RxMode};
+use crate::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts};
 use crate::zerocopy::ZeroCopyStats;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,8 @@ pub struct Host {
     pub counters_supported: Vec<String>,
     /// io_uring opcodes supported (empty: no io_uring).
     pub io_uring_ops: Vec<String>,
+    /// Why io_uring cannot be used here (null: it can); uring cells fail with this reason.
+    pub io_uring_error: Option<String>,
     /// SO_ZEROCOPY available.
     pub so_zerocopy: bool,
 }
@@ -121,6 +123,23 @@ pub struct Spec {
     pub latency: bool,
     /// Zero-copy slots per flow.
     pub zc_slots: u64,
+    /// io_uring engine tunables and ring setup; null on the threads engine.
+    pub uring: Option<UringSpec>,
+}
+
+/// How the io_uring engine ran the cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UringSpec {
+    /// Sends in flight per flow: one chain linked with IOSQE_IO_LINK and MSG_WAITALL (a flow
+    /// has one chain in flight at a time, so its stream stays in order).
+    pub depth: u64,
+    /// Completions each io_uring_enter waits for (capped at what is in flight).
+    pub batch: u64,
+    /// Ring setup flags the kernel accepted (e.g. single_issuer, defer_taskrun, submit_all);
+    /// empty if no sender reported them.
+    pub setup_flags: Vec<String>,
+    /// The ring fd was registered (no fd lookup per io_uring_enter).
+    pub registered_ring_fd: bool,
 }
 
 /// Goodput: message bytes received in the window / window length.
@@ -489,7 +508,7 @@ impl Record {
                 git_commit: crate::GIT_COMMIT.into(),
             },
             host: host_v1(host),
-            spec: spec_v1(spec, ctx),
+            spec: spec_v1(spec, ctx, flows),
             throughput: Throughput {
                 bytes,
                 messages,
@@ -544,11 +563,21 @@ fn host_v1(h: &HostFacts) -> Host {
         virtualized: h.virtualized,
         counters_supported: h.counters_supported.clone(),
         io_uring_ops: h.io_uring_ops.clone(),
+        io_uring_error: h.io_uring_error.clone(),
         so_zerocopy: h.so_zerocopy,
     }
 }
 
-fn spec_v1(s: &RunSpec, ctx: &Context) -> Spec {
+fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
+    let setup = flows
+        .iter()
+        .find_map(|f| f.sender.as_ref().and_then(|r| r.uring.as_ref()));
+    let uring = (s.engine == Engine::Uring).then(|| UringSpec {
+        depth: s.uring.depth as u64,
+        batch: s.uring.batch as u64,
+        setup_flags: setup.map(|u| u.setup_flags.clone()).unwrap_or_default(),
+        registered_ring_fd: setup.is_some_and(|u| u.registered_ring_fd),
+    });
     Spec {
         mode: s.mode.to_string(),
         engine: s.engine.to_string(),
@@ -564,6 +593,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context) -> Spec {
         verify: s.verify,
         latency: s.records_latency(),
         zc_slots: s.zc_slots as u64,
+        uring,
     }
 }
 
@@ -582,6 +612,14 @@ impl Spec {
             verify: self.verify,
             latency: self.latency,
             rx: self.rx.parse::<RxMode>().ok()?,
+            threads: (self.engine == "uring").then_some(self.threads as usize),
+            uring: self
+                .uring
+                .as_ref()
+                .map_or_else(UringOpts::default, |u| UringOpts {
+                    depth: u.depth as usize,
+                    batch: u.batch as usize,
+                }),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! completions, and sends the end frame with its side of the record.
 
 pub mod threads;
+pub mod uring;
 
 use crate::error::{Error, Result};
 use crate::sock;
@@ -50,10 +51,40 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
     }
 }
 
+/// Each flow's index and how its sender ended.
+pub type FlowResults = Vec<(u32, Result<SenderReport>)>;
+
+/// Runs the sending side of `flows` (stream, flow index) on the engine of `spec` in this
+/// thread: the io_uring engine multiplexes them on one ring; the threads engine needs one
+/// thread per flow, so it runs them one after the other (callers give it one flow).
+pub fn run_senders(
+    flows: Vec<(TcpStream, u32)>,
+    spec: &RunSpec,
+) -> Vec<(u32, Result<SenderReport>)> {
+    match spec.engine {
+        Engine::Uring => uring::run_group(flows, spec),
+        Engine::Threads => flows
+            .into_iter()
+            .map(|(s, f)| (f, run_sender(s, spec, f)))
+            .collect(),
+    }
+}
+
 /// Runs the sending side of one flow on `stream` and returns its report (also sent to the
 /// receiver in the end frame). An error that ends the flow early is in `report.error` and is
 /// returned as `Err` too, after the end frame was attempted so the receiver learns why.
 pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<SenderReport> {
+    if spec.engine == Engine::Uring {
+        let mut out = uring::run_group(vec![(stream, flow)], spec);
+        return out.pop().map_or_else(
+            || {
+                Err(Error::Protocol(
+                    "the io_uring engine returned no flow".into(),
+                ))
+            },
+            |(_, r)| r,
+        );
+    }
     sock::set_io_timeouts(&stream)?;
     let fd = stream.as_raw_fd();
     let hello = hello_for(spec, flow);
@@ -63,13 +94,9 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     sock::send_all(fd, &hello.encode())?;
     let t0 = now_ns();
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
-    let (mut report, result) = match (spec.engine, strategy) {
-        (Engine::Uring, _) => {
-            let e = Error::Unsupported("the io_uring engine is not built yet".into());
-            (SenderReport::default(), Err(e))
-        }
-        (Engine::Threads, Ok(mut s)) => threads::run_flow(s.as_mut(), fd, spec, window),
-        (Engine::Threads, Err(e)) => (SenderReport::default(), Err(e)),
+    let (mut report, result) = match strategy {
+        Ok(mut s) => threads::run_flow(s.as_mut(), fd, spec, window),
+        Err(e) => (SenderReport::default(), Err(e)),
     };
     if let Err(e) = &result {
         report.error = Some(e.to_string());

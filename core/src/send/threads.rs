@@ -100,6 +100,7 @@ pub fn run_flow(
         zerocopy,
         send_errors: 0,
         error: None,
+        uring: None,
     };
     (report, result)
 }

@@ -1,0 +1,1059 @@
+//! The io_uring engine: one ring per worker thread, the flows of that thread multiplexed on it.
+//!
+//! Each mode is one type implementing [`UringSend`] (it owns the flow's message buffers and
+//! builds its SQEs); [`run_group`] is the one loop that drives the flows of a thread.
+//!
+//! **Ordering.** Several sends in flight on one TCP socket can be issued out of order (a send
+//! that would block is poll-retried while the next one goes ahead; DESIGN.md section 7). So a
+//! flow has at most one *chain* in flight: up to `depth` sends linked with `IOSQE_IO_LINK`,
+//! each with `MSG_WAITALL` (without it a partial send counts as success and the next link
+//! would interleave its bytes). A chain never straddles two `io_uring_enter` calls, and the
+//! next chain of a flow is submitted only when every CQE of the previous one has arrived.
+//!
+//! **Short sends.** With `MSG_WAITALL` the kernel retries a partial TCP send itself; a result
+//! below the length (an error after partial progress, a signal) breaks the chain, and the
+//! later links complete with `-ECANCELED`. Once the whole chain has completed, its unfinished
+//! tail (the short send from where it stopped, then the cancelled ones) is submitted again as
+//! a new chain, before any new message.
+//!
+//! **Zero-copy (A3).** `SEND_ZC` over registered buffers: each slot of the flow's
+//! [`SlotPool`] is one fixed buffer, named in the CQE's user_data. A result CQE with `F_MORE`
+//! is followed by exactly one notification CQE (`F_NOTIF`) with the same user_data; only the
+//! notification releases the slot. `IORING_SEND_ZC_REPORT_USAGE` makes the notification say
+//! whether the kernel copied after all (bit 31 of res: tested as a bit, never by sign).
+//! Teardown waits (bounded) for every notification.
+
+use crate::cpu::{SideCounters, ThreadCounters};
+use crate::error::{Error, Result};
+use crate::send::threads::ZC_DRAIN_TIMEOUT;
+use crate::send::{hello_for, Window};
+use crate::sock::{self, advance_iovecs, IO_TIMEOUT};
+use crate::spec::{Mode, RunSpec};
+use crate::time::now_ns;
+use crate::wire::{encode_end, fill_payload, put_header, SenderReport, UringSetup, HEADER_LEN};
+use crate::zerocopy::{SlotPool, ZeroCopyStats};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2; private in the io-uring crate): the notification
+/// reports whether the kernel fell back to copying.
+pub const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+/// `IORING_NOTIF_USAGE_ZC_COPIED`: bit of a notification's res (as u32) meaning "copied".
+pub const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
+/// Most SQEs in one ring's submission queue (a chain always fits: depth <= 1024).
+const MAX_SQ_ENTRIES: u32 = 4096;
+/// Longest single wait inside `io_uring_enter`, so the loop can check its deadlines.
+const WAIT_SLICE: Duration = Duration::from_millis(200);
+/// Resubmissions of a chain in a row that made no progress before the flow gives up.
+const MAX_STALLS: u32 = 1000;
+
+/// The opcodes sendpath uses, by the names the host facts list.
+pub fn known_ops() -> [(&'static str, u8); 6] {
+    [
+        ("send", opcode::Send::CODE),
+        ("sendmsg", opcode::SendMsg::CODE),
+        ("send_zc", opcode::SendZc::CODE),
+        ("sendmsg_zc", opcode::SendMsgZc::CODE),
+        ("recv", opcode::Recv::CODE),
+        ("recvmsg", opcode::RecvMsg::CODE),
+    ]
+}
+
+/// The opcode a mode submits on this engine, with its name.
+pub fn op_for(mode: Mode) -> (&'static str, u8) {
+    match mode {
+        Mode::A1 => ("send", opcode::Send::CODE),
+        Mode::A2 => ("sendmsg", opcode::SendMsg::CODE),
+        Mode::A3 => ("send_zc", opcode::SendZc::CODE),
+    }
+}
+
+/// Why io_uring cannot be used here, from the setup errno (and `kernel.io_uring_disabled`).
+fn unavailable(e: &io::Error) -> Error {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| format!("kernel.io_uring_disabled = {}", s.trim()))
+        .unwrap_or_else(|_| "kernel.io_uring_disabled not present".into());
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) => "io_uring_setup was refused (EPERM): disabled by sysctl, or blocked by a seccomp profile",
+        Some(libc::ENOSYS) => "io_uring_setup does not exist (ENOSYS): kernel built without io_uring, or a sandbox hides it",
+        _ => "io_uring_setup failed",
+    };
+    Error::Unsupported(format!("io_uring unavailable: {why} ({disabled}; {e})"))
+}
+
+/// Probes io_uring once: the supported opcodes sendpath knows, or why io_uring is unusable.
+pub fn probe_ops() -> std::result::Result<Vec<String>, String> {
+    let ring: IoUring = IoUring::<squeue::Entry, cqueue::Entry>::builder()
+        .build(2)
+        .map_err(|e| unavailable(&e).to_string())?;
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("io_uring probe failed: {e}"))?;
+    Ok(known_ops()
+        .iter()
+        .filter(|(_, c)| probe.is_supported(*c))
+        .map(|(n, _)| n.to_string())
+        .collect())
+}
+
+/// Why `mode` cannot run on the io_uring engine here, or None if it can (for tests that skip).
+pub fn missing_for(mode: Mode) -> Option<String> {
+    let (name, _) = op_for(mode);
+    match probe_ops() {
+        Err(e) => Some(e),
+        Ok(ops) if !ops.iter().any(|o| o == name) => Some(format!(
+            "this kernel's io_uring lacks the {name} opcode needed by {mode}"
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// A ring and how it was set up.
+struct Ring {
+    ring: IoUring,
+    /// Setup flags the kernel accepted.
+    flags: Vec<String>,
+    /// The ring fd is registered (`IORING_ENTER_REGISTERED_RING`: no fd lookup per enter).
+    registered_ring_fd: bool,
+}
+
+/// Makes a ring with the fastest setup this kernel accepts: SINGLE_ISSUER + DEFER_TASKRUN
+/// (measured 1.10x blocking sends at 64 B; a default ring 0.75x), dropping flags on EINVAL.
+fn make_ring(sq: u32, cq: u32) -> Result<Ring> {
+    type B = io_uring::Builder<squeue::Entry, cqueue::Entry>;
+    type Tier = (&'static [&'static str], fn(&mut B));
+    let tiers: [Tier; 4] = [
+        (&["single_issuer", "defer_taskrun", "submit_all"], |b| {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_submit_all();
+        }),
+        (&["single_issuer", "coop_taskrun", "submit_all"], |b| {
+            b.setup_single_issuer()
+                .setup_coop_taskrun()
+                .setup_submit_all();
+        }),
+        (&["coop_taskrun"], |b| {
+            b.setup_coop_taskrun();
+        }),
+        (&[], |_| {}),
+    ];
+    let mut last = None;
+    for (names, apply) in tiers {
+        let mut b = IoUring::<squeue::Entry, cqueue::Entry>::builder();
+        b.setup_clamp().setup_cqsize(cq);
+        apply(&mut b);
+        match b.build(sq) {
+            Ok(ring) => {
+                return Ok(Ring {
+                    ring,
+                    flags: names.iter().map(|s| s.to_string()).collect(),
+                    registered_ring_fd: false,
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
+                return Err(unavailable(&e))
+            }
+            Err(e) => return Err(Error::io("io_uring_setup", e)),
+        }
+    }
+    Err(Error::io(
+        "io_uring_setup refused every flag set, even none",
+        last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
+    ))
+}
+
+/// One send strategy of the io_uring engine: the flow's message buffers and how its SQEs are
+/// built. Buffers are named by a `u16` buffer id that travels in the SQE's user_data; a
+/// buffer is rewritten only when [`prepare`](UringSend::prepare) hands it out again, which the
+/// loop does only after every send over it completed (and, for zero-copy, was notified).
+pub trait UringSend: Send {
+    /// Writes message `seq` stamped `ts` for chain position `pos` (0-based; the loop never has
+    /// more than `depth` positions in flight) and returns the id of the buffer holding it, or
+    /// None if no buffer is free (A3: every slot still owed a notification).
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16>;
+
+    /// The SQE that sends bytes `done..msg_size` of buffer `buf` on registered file `fd`,
+    /// with `MSG_WAITALL` (the loop adds the link flag and user_data).
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry;
+
+    /// Buffers to register with the ring, in id order (A3: every slot); none by default.
+    fn fixed_buffers(&self) -> Vec<libc::iovec> {
+        Vec::new()
+    }
+
+    /// The index, in the ring's registered buffer table, of this flow's buffer 0.
+    fn set_fixed_base(&mut self, _base: u16) {}
+
+    /// A result CQE for `buf` arrived with `flags`: a zero-copy strategy learns whether a
+    /// notification follows (`F_MORE`) or the buffer is released now.
+    fn on_result(&mut self, _buf: u16, _flags: u32) {}
+
+    /// A notification CQE for `buf` arrived with `res`; the buffer may be reused if no other
+    /// send over it is owed one.
+    fn on_notif(&mut self, buf: u16, _res: i32) -> Result<()> {
+        Err(Error::Protocol(format!(
+            "notification CQE for buffer {buf} of a strategy that does not send zero-copy"
+        )))
+    }
+
+    /// Notifications still owed by the kernel.
+    fn owed(&self) -> u64 {
+        0
+    }
+
+    /// Zero-copy accounting, for a strategy that does zero-copy.
+    fn zerocopy(&self) -> Option<ZeroCopyStats> {
+        None
+    }
+}
+
+/// Builds the io_uring strategy for `spec.mode` (depth buffers, or the slot pool for A3).
+pub fn for_mode(spec: &RunSpec) -> Box<dyn UringSend> {
+    let depth = spec.uring.depth;
+    match spec.mode {
+        Mode::A1 => Box::new(A1UringSend::new(spec.msg_size, depth, spec.verify)),
+        Mode::A2 => Box::new(A2UringSendMsg::new(spec.msg_size, depth, spec.verify)),
+        Mode::A3 => Box::new(A3UringSendZc::new(
+            spec.msg_size,
+            spec.zc_slots,
+            spec.verify,
+        )),
+    }
+}
+
+/// A1 on io_uring: header and payload assembled in a staging buffer (the memcpy that makes A1
+/// a two-copy path), then `Send` of it. One staging buffer per chain position.
+pub struct A1UringSend {
+    staging: Vec<Box<[u8]>>,
+    payload: Vec<u8>,
+    verify: bool,
+}
+
+impl A1UringSend {
+    /// `depth` staging buffers for `msg_size`-byte messages.
+    pub fn new(msg_size: usize, depth: usize, verify: bool) -> Self {
+        A1UringSend {
+            staging: (0..depth)
+                .map(|_| vec![0u8; msg_size].into_boxed_slice())
+                .collect(),
+            payload: vec![0xA5; msg_size - HEADER_LEN],
+            verify,
+        }
+    }
+}
+
+impl UringSend for A1UringSend {
+    #[inline]
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16> {
+        let b = &mut self.staging[pos];
+        put_header(b, seq, ts);
+        if self.verify {
+            fill_payload(&mut b[HEADER_LEN..], seq);
+        } else {
+            b[HEADER_LEN..].copy_from_slice(&self.payload);
+        }
+        Some(pos as u16)
+    }
+
+    #[inline]
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
+        let b = &self.staging[buf as usize];
+        let rest = &b[done as usize..];
+        opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_WAITALL)
+            .build()
+    }
+}
+
+/// One A2 message in flight: its header, and the msghdr/iovecs the kernel reads.
+struct A2Msg {
+    header: [u8; HEADER_LEN],
+    /// Index into the payload buffers (0 unless verifying: then one per position).
+    payload: usize,
+    iov: [libc::iovec; 2],
+    msg: libc::msghdr,
+}
+
+/// A2 on io_uring: `SendMsg` with the iovec [header, payload] over stable buffers, no assembly.
+/// Headers (and, with verify, payloads) are per chain position; without verify every position
+/// shares one payload buffer, as the threads engine does.
+pub struct A2UringSendMsg {
+    /// Never resized: the kernel holds pointers into these while sends are in flight.
+    msgs: Box<[A2Msg]>,
+    payloads: Vec<Box<[u8]>>,
+    verify: bool,
+}
+
+// SAFETY: the raw pointers in A2Msg point into buffers this struct owns (boxed, never moved);
+// the struct moves between threads as a whole.
+unsafe impl Send for A2UringSendMsg {}
+
+impl A2UringSendMsg {
+    /// Headers and payload buffers for `depth` positions of `msg_size`-byte messages.
+    pub fn new(msg_size: usize, depth: usize, verify: bool) -> Self {
+        let n_payloads = if verify { depth } else { 1 };
+        A2UringSendMsg {
+            msgs: (0..depth)
+                .map(|i| A2Msg {
+                    header: [0; HEADER_LEN],
+                    payload: if verify { i } else { 0 },
+                    iov: [libc::iovec {
+                        iov_base: std::ptr::null_mut(),
+                        iov_len: 0,
+                    }; 2],
+                    // SAFETY: msghdr is plain data; zeroed is valid (no name, no control).
+                    msg: unsafe { std::mem::zeroed() },
+                })
+                .collect(),
+            payloads: (0..n_payloads)
+                .map(|_| vec![0xA5u8; msg_size - HEADER_LEN].into_boxed_slice())
+                .collect(),
+            verify,
+        }
+    }
+}
+
+impl UringSend for A2UringSendMsg {
+    #[inline]
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16> {
+        let m = &mut self.msgs[pos];
+        put_header(&mut m.header, seq, ts);
+        if self.verify {
+            fill_payload(&mut self.payloads[m.payload], seq);
+        }
+        Some(pos as u16)
+    }
+
+    #[inline]
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
+        let m = &mut self.msgs[buf as usize];
+        let p = &mut self.payloads[m.payload];
+        m.iov = [
+            libc::iovec {
+                iov_base: m.header.as_mut_ptr() as *mut libc::c_void,
+                iov_len: HEADER_LEN,
+            },
+            libc::iovec {
+                iov_base: p.as_mut_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            },
+        ];
+        // A zero-length payload iovec (16-byte messages) is skipped by advance_iovecs.
+        let first = advance_iovecs(&mut m.iov, done as usize, 0).min(1);
+        m.msg.msg_iov = m.iov[first..].as_mut_ptr();
+        m.msg.msg_iovlen = (2 - first) as _;
+        opcode::SendMsg::new(fd, &m.msg)
+            .flags(libc::MSG_WAITALL as u32)
+            .build()
+    }
+}
+
+/// A3 on io_uring: `SendZc` from the flow's slot pool, every slot a registered (fixed)
+/// buffer, with `IORING_SEND_ZC_REPORT_USAGE`. Invariant: slot `i` is handed out by
+/// [`prepare`](UringSend::prepare) only while the pool says no send over it is owed a
+/// notification; every SQE over a slot takes a reference, released by its notification (or by
+/// a result without `F_MORE`, which owes none).
+pub struct A3UringSendZc {
+    pool: SlotPool,
+    /// Slots handed out by `prepare` whose SQE is not built yet (the pool counts a send only
+    /// from its SQE on, and a chain prepares all its messages before building SQEs).
+    reserved: Vec<bool>,
+    next: usize,
+    base: u16,
+    verify: bool,
+}
+
+impl A3UringSendZc {
+    /// `slots` message buffers of `msg_size` bytes.
+    pub fn new(msg_size: usize, slots: usize, verify: bool) -> Self {
+        A3UringSendZc {
+            pool: SlotPool::new(slots, msg_size),
+            reserved: vec![false; slots],
+            next: 0,
+            base: 0,
+            verify,
+        }
+    }
+}
+
+impl UringSend for A3UringSendZc {
+    #[inline]
+    fn prepare(&mut self, _pos: usize, seq: u64, ts: u64) -> Option<u16> {
+        let i = self.next;
+        if self.pool.busy(i) || self.reserved[i] {
+            return None;
+        }
+        self.reserved[i] = true;
+        self.next = (i + 1) % self.pool.len();
+        let slot = self.pool.slot_mut(i);
+        put_header(slot, seq, ts);
+        if self.verify {
+            fill_payload(&mut slot[HEADER_LEN..], seq);
+        }
+        Some(i as u16)
+    }
+
+    #[inline]
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
+        let i = buf as usize;
+        self.reserved[i] = false;
+        self.pool.on_send(i);
+        let rest = &self.pool.slot(i)[done as usize..];
+        opcode::SendZc::new(fd, rest.as_ptr(), rest.len() as u32)
+            .buf_index(Some(self.base + buf))
+            .flags(libc::MSG_WAITALL)
+            .zc_flags(IORING_SEND_ZC_REPORT_USAGE)
+            .build()
+    }
+
+    fn fixed_buffers(&self) -> Vec<libc::iovec> {
+        self.pool
+            .buffers()
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect()
+    }
+
+    fn set_fixed_base(&mut self, base: u16) {
+        self.base = base;
+    }
+
+    #[inline]
+    fn on_result(&mut self, buf: u16, flags: u32) {
+        if !cqueue::more(flags) {
+            // Failed before the kernel took the pages: no notification will come.
+            self.pool.on_unsent(buf as usize);
+        }
+    }
+
+    #[inline]
+    fn on_notif(&mut self, buf: u16, res: i32) -> Result<()> {
+        let i = buf as usize;
+        if i >= self.pool.len() || !self.pool.busy(i) {
+            return Err(Error::Protocol(format!(
+                "SEND_ZC notification for slot {i}, which no send is waiting on"
+            )));
+        }
+        self.pool
+            .on_complete(i, res as u32 & IORING_NOTIF_USAGE_ZC_COPIED != 0);
+        Ok(())
+    }
+
+    fn owed(&self) -> u64 {
+        self.pool.outstanding()
+    }
+
+    fn zerocopy(&self) -> Option<ZeroCopyStats> {
+        Some(self.pool.stats.clone())
+    }
+}
+
+/// One send of the flow's current chain.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    buf: u16,
+    done: u32,
+    res: Option<i32>,
+}
+
+/// A flow on a ring.
+struct Flow {
+    flow: u32,
+    strategy: Box<dyn UringSend>,
+    /// The chain in flight (or, after a short send, its unfinished tail, to resubmit).
+    chain: Vec<Link>,
+    /// SQEs of the chain not yet completed.
+    pending: usize,
+    /// The chain's tail must be resubmitted once `pending` reaches 0.
+    resubmit: bool,
+    seq: u64,
+    first_in_window: Option<u64>,
+    /// No new messages: the window ended or the flow failed.
+    stopped: bool,
+    /// When the last send completed (start of the bounded notification drain).
+    drain_since: Option<Instant>,
+    stalls: u32,
+    retries: u64,
+    error: Option<Error>,
+}
+
+impl Flow {
+    fn idle(&self) -> bool {
+        self.pending == 0
+    }
+
+    fn finished(&self) -> bool {
+        self.pending == 0 && self.chain.is_empty() && self.stopped && self.strategy.owed() == 0
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.stopped = true;
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Every CQE of the chain is in: keeps the unfinished tail (short, interrupted or
+    /// cancelled sends, in order) for resubmission, or clears the chain.
+    fn settle(&mut self, msg_len: u32) {
+        let mut keep_from = None;
+        let mut progress = false;
+        for (i, l) in self.chain.iter_mut().enumerate() {
+            let res = l.res.take().unwrap_or(-libc::ECANCELED);
+            let left = msg_len - l.done;
+            if keep_from.is_some() {
+                if res >= 0 {
+                    // A link ran after a broken one: the stream may be reordered.
+                    self.error.get_or_insert(Error::Integrity(format!(
+                        "io_uring send ran after a broken link on flow {} (res {res})",
+                        self.flow
+                    )));
+                    self.stopped = true;
+                }
+                continue;
+            }
+            match res {
+                r if r >= 0 && r as u32 >= left => progress = true,
+                r if r > 0 => {
+                    l.done += r as u32;
+                    progress = true;
+                    keep_from = Some(i);
+                }
+                0 => {
+                    self.error.get_or_insert(Error::PeerClosed(format!(
+                        "io_uring send on flow {} made no progress (0 bytes)",
+                        self.flow
+                    )));
+                    self.stopped = true;
+                    keep_from = Some(i);
+                }
+                r if r == -libc::ECANCELED || r == -libc::EINTR || r == -libc::EAGAIN => {
+                    keep_from = Some(i)
+                }
+                r if r == -libc::EINVAL && l.done == 0 => {
+                    self.error.get_or_insert(Error::Unsupported(format!(
+                        "the kernel rejected the io_uring send (EINVAL); SEND_ZC with \
+                         IORING_SEND_ZC_REPORT_USAGE needs Linux >= 6.2 (flow {})",
+                        self.flow
+                    )));
+                    self.stopped = true;
+                    keep_from = Some(i);
+                }
+                r => {
+                    let e = io::Error::from_raw_os_error(-r);
+                    self.error.get_or_insert(sock::classify(e, "io_uring send"));
+                    self.stopped = true;
+                    keep_from = Some(i);
+                }
+            }
+        }
+        match keep_from {
+            Some(k) if self.error.is_none() => {
+                self.chain.drain(..k);
+                self.retries += 1;
+                self.stalls = if progress { 0 } else { self.stalls + 1 };
+                if self.stalls > MAX_STALLS {
+                    self.fail(Error::Timeout(format!(
+                        "io_uring sends on flow {} were interrupted {MAX_STALLS} times in a row without progress",
+                        self.flow
+                    )));
+                    self.chain.clear();
+                } else {
+                    self.resubmit = true;
+                }
+            }
+            _ => {
+                self.chain.clear();
+                self.stalls = 0;
+            }
+        }
+    }
+}
+
+/// user_data: local flow (bits 32..), chain position (16..32), buffer id (0..16).
+#[inline]
+fn user_data(flow: usize, pos: usize, buf: u16) -> u64 {
+    ((flow as u64) << 32) | ((pos as u64) << 16) | buf as u64
+}
+
+/// Runs the sending side of `streams` (each with its flow index) on one ring in this thread;
+/// returns each flow's report, or the error that ended it (after its end frame was
+/// attempted so the receiver learns why).
+pub fn run_group(
+    streams: Vec<(TcpStream, u32)>,
+    spec: &RunSpec,
+) -> Vec<(u32, Result<SenderReport>)> {
+    for (s, _) in &streams {
+        if let Err(e) = sock::set_io_timeouts(s) {
+            let msg = e.to_string();
+            return streams
+                .iter()
+                .map(|(_, f)| (*f, Err(Error::Protocol(format!("flow {f}: {msg}")))))
+                .collect();
+        }
+    }
+    let fds: Vec<RawFd> = streams.iter().map(|(s, _)| s.as_raw_fd()).collect();
+    let n = streams.len();
+    let depth = spec.uring.depth;
+    // The ring and every strategy are built before the hellos, so that a kernel that cannot
+    // do it is reported to each receiver through the end frame.
+    let sq = ((n * depth) as u32)
+        .clamp(depth as u32, MAX_SQ_ENTRIES)
+        .next_power_of_two();
+    let zc = if spec.mode == Mode::A3 {
+        n * spec.zc_slots
+    } else {
+        0
+    };
+    let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
+    let mut flows: Vec<Flow> = streams
+        .iter()
+        .map(|(_, f)| Flow {
+            flow: *f,
+            strategy: for_mode(spec),
+            chain: Vec::with_capacity(depth),
+            pending: 0,
+            resubmit: false,
+            seq: 0,
+            first_in_window: None,
+            stopped: false,
+            drain_since: None,
+            stalls: 0,
+            retries: 0,
+            error: None,
+        })
+        .collect();
+    let setup = make_ring(sq, cq).and_then(|mut r| {
+        prepare_ring(&mut r, spec, &fds, &mut flows)?;
+        Ok(r)
+    });
+    let mut hellos_ok = vec![true; n];
+    for (i, (s, f)) in streams.iter().enumerate() {
+        if let Err(e) = sock::send_all(s.as_raw_fd(), &hello_for(spec, *f).encode()) {
+            hellos_ok[i] = false;
+            flows[i].fail(e);
+        }
+    }
+    let mut setup_report = None;
+    let mut side = None;
+    match setup {
+        Ok(mut ring) => {
+            let t0 = now_ns();
+            let window = Window::after(
+                t0,
+                crate::time::secs_to_ns(spec.warmup_s),
+                crate::time::secs_to_ns(spec.duration_s),
+            );
+            for (f, ok) in flows.iter_mut().zip(&hellos_ok) {
+                f.stopped |= !ok;
+            }
+            side = Some(drive(&mut ring, spec, window, &mut flows));
+            setup_report = Some(UringSetup {
+                threads: spec.sender_threads() as u32,
+                depth: depth as u32,
+                batch: spec.uring.batch as u32,
+                setup_flags: ring.flags.clone(),
+                registered_ring_fd: ring.registered_ring_fd,
+            });
+            let in_flight = flows.iter().any(|f| f.pending > 0 || f.strategy.owed() > 0);
+            // Unregisters files and buffers; the ring's exit cancels what is left.
+            drop(ring);
+            if in_flight {
+                // The kernel may still read these buffers while the ring shuts down: leak
+                // them rather than free memory a send might still reference.
+                for f in &mut flows {
+                    std::mem::forget(std::mem::replace(
+                        &mut f.strategy,
+                        Box::new(A1UringSend::new(HEADER_LEN, 0, false)),
+                    ));
+                }
+            }
+        }
+        Err(e) => {
+            for f in flows.iter_mut() {
+                f.fail(copy_err(&e));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, ((s, _), f)) in streams.iter().zip(flows.iter_mut()).enumerate() {
+        let messages = f.first_in_window.map_or(0, |first| f.seq - first);
+        let counters = match (&side, i) {
+            (Some(c), 0) => c.clone(),
+            // The thread's counters go with its first flow, so the side's sum counts them once.
+            _ => SideCounters::zero(),
+        };
+        let mut report = SenderReport {
+            messages,
+            bytes: messages * spec.msg_size as u64,
+            counters,
+            zerocopy: f.strategy.zerocopy(),
+            send_errors: f.retries,
+            error: f.error.as_ref().map(|e| e.to_string()),
+            uring: setup_report.clone(),
+        };
+        if f.error.is_some() && report.zerocopy.is_some() && f.strategy.owed() > 0 {
+            report.zerocopy = None;
+        }
+        let end_sent = if hellos_ok[i] {
+            sock::send_all(s.as_raw_fd(), &encode_end(&report))
+        } else {
+            Ok(())
+        };
+        let _ = s.shutdown(Shutdown::Write);
+        let result = match f.error.take() {
+            Some(e) => Err(e),
+            None => end_sent.map(|_| report),
+        };
+        out.push((f.flow, result));
+    }
+    out
+}
+
+/// The same error again, for each flow of a ring that could not be set up.
+fn copy_err(e: &Error) -> Error {
+    match e {
+        Error::Unsupported(m) => Error::Unsupported(m.clone()),
+        Error::InvalidSpec(m) => Error::InvalidSpec(m.clone()),
+        Error::Io { context, source } => Error::io(
+            context.clone(),
+            source.raw_os_error().map_or_else(
+                || io::Error::from(source.kind()),
+                io::Error::from_raw_os_error,
+            ),
+        ),
+        e => Error::Unsupported(e.to_string()),
+    }
+}
+
+/// Registers the flows' sockets (and A3's slots) with the ring and the ring fd itself, and
+/// checks the opcode the mode needs.
+fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow]) -> Result<()> {
+    let (name, code) = op_for(spec.mode);
+    let mut probe = Probe::new();
+    r.ring
+        .submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| Error::io("io_uring probe", e))?;
+    if !probe.is_supported(code) {
+        return Err(Error::Unsupported(format!(
+            "this kernel's io_uring lacks the {name} opcode that {} needs",
+            spec.mode
+        )));
+    }
+    r.ring
+        .submitter()
+        .register_files(fds)
+        .map_err(|e| Error::io("register the sockets with io_uring", e))?;
+    let mut iovs = Vec::new();
+    for f in flows.iter_mut() {
+        f.strategy.set_fixed_base(iovs.len() as u16);
+        iovs.extend(f.strategy.fixed_buffers());
+    }
+    if !iovs.is_empty() {
+        // SAFETY: the buffers belong to the strategies, which outlive the ring (run_group drops
+        // the ring first, and leaks the strategies if sends may still be in flight).
+        unsafe { r.ring.submitter().register_buffers(&iovs) }.map_err(|e| {
+            Error::io(
+                format!(
+                    "register {} zero-copy slots as io_uring fixed buffers (raise `ulimit -l` or use fewer --zc-slots)",
+                    iovs.len()
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The loop of one thread: refill idle flows with a chain, enter, reap. Returns the thread's
+/// counters over the window.
+fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> SideCounters {
+    let latency = spec.records_latency();
+    let depth = spec.uring.depth;
+    let batch = spec.uring.batch;
+    let msg_len = spec.msg_size as u32;
+    let (mut submitter, mut sq, mut cq) = r.ring.split();
+    r.registered_ring_fd = submitter.register_ring_fd().is_ok();
+    let mut counters: Option<ThreadCounters> = None;
+    let mut side: Option<SideCounters> = None;
+    let mut last_progress = Instant::now();
+    let slice = types::Timespec::from(WAIT_SLICE);
+    let args = types::SubmitArgs::new().timespec(&slice);
+    loop {
+        let now = now_ns();
+        if counters.is_none() && now >= window.start && now < window.end {
+            counters = Some(ThreadCounters::start());
+        }
+        if now >= window.end && side.is_none() {
+            side = Some(
+                counters
+                    .as_ref()
+                    .map_or_else(SideCounters::zero, |c| c.stop()),
+            );
+        }
+        let ts = if latency { now } else { 0 };
+        let mut expect = 0usize;
+        let mut all_done = true;
+        for (li, f) in flows.iter_mut().enumerate() {
+            if f.idle() {
+                if now >= window.end {
+                    f.stopped = true;
+                }
+                if f.resubmit {
+                    // The unfinished tail of the last chain goes first, as a chain of its own.
+                    f.resubmit = false;
+                } else if !f.stopped && sq.capacity() - sq.len() >= depth {
+                    if f.first_in_window.is_none() && now >= window.start {
+                        f.first_in_window = Some(f.seq);
+                    }
+                    f.chain.clear();
+                    for pos in 0..depth {
+                        match f.strategy.prepare(pos, f.seq, ts) {
+                            Some(buf) => {
+                                f.chain.push(Link {
+                                    buf,
+                                    done: 0,
+                                    res: None,
+                                });
+                                f.seq += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                if !f.chain.is_empty()
+                    && f.pending == 0
+                    && sq.capacity() - sq.len() >= f.chain.len()
+                {
+                    let last = f.chain.len() - 1;
+                    for (pos, l) in f.chain.iter().enumerate() {
+                        let mut e = f
+                            .strategy
+                            .sqe(types::Fixed(li as u32), l.buf, l.done)
+                            .user_data(user_data(li, pos, l.buf));
+                        if pos < last {
+                            e = e.flags(squeue::Flags::IO_LINK);
+                        }
+                        // SAFETY: every buffer the entry names is owned by the flow's strategy
+                        // and is not handed out again before this send's CQE (and, for
+                        // zero-copy, its notification) arrives.
+                        unsafe { sq.push(&e) }.expect("room checked above");
+                    }
+                    f.pending = f.chain.len();
+                }
+                if f.pending == 0 && f.chain.is_empty() && f.stopped && f.strategy.owed() > 0 {
+                    f.drain_since.get_or_insert_with(Instant::now);
+                }
+            }
+            expect += f.pending + f.strategy.owed() as usize;
+            all_done &= f.finished();
+        }
+        if all_done && sq.is_empty() {
+            break;
+        }
+        sq.sync();
+        let want = batch.min(expect);
+        match submitter.submit_with_args(want, &args) {
+            Ok(_) => {}
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
+                _ => {
+                    let msg = format!("io_uring_enter: {e}");
+                    for f in flows.iter_mut() {
+                        f.fail(Error::Protocol(msg.clone()));
+                    }
+                    break;
+                }
+            },
+        }
+        cq.sync();
+        let mut got = false;
+        for cqe in &mut cq {
+            got = true;
+            let ud = cqe.user_data();
+            let li = (ud >> 32) as usize;
+            let pos = ((ud >> 16) & 0xffff) as usize;
+            let buf = (ud & 0xffff) as u16;
+            let flags = cqe.flags();
+            let Some(f) = flows.get_mut(li) else {
+                continue;
+            };
+            if cqueue::notif(flags) {
+                if let Err(e) = f.strategy.on_notif(buf, cqe.result()) {
+                    f.fail(e);
+                }
+                continue;
+            }
+            f.strategy.on_result(buf, flags);
+            if let Some(l) = f.chain.get_mut(pos) {
+                l.res = Some(cqe.result());
+            }
+            f.pending = f.pending.saturating_sub(1);
+            if f.pending == 0 {
+                f.settle(msg_len);
+            }
+        }
+        cq.sync();
+        let t = Instant::now();
+        if got {
+            last_progress = t;
+        } else if t.duration_since(last_progress) >= IO_TIMEOUT {
+            for f in flows.iter_mut().filter(|f| !f.finished()) {
+                f.fail(Error::Timeout(format!(
+                    "no io_uring completion for {} s on flow {} (the peer stopped reading?)",
+                    IO_TIMEOUT.as_secs(),
+                    f.flow
+                )));
+            }
+            break;
+        }
+        let mut drain_expired = false;
+        for f in flows.iter_mut() {
+            if let Some(since) = f.drain_since {
+                if f.strategy.owed() > 0 && t.duration_since(since) >= ZC_DRAIN_TIMEOUT {
+                    let owed = f.strategy.owed();
+                    f.fail(Error::Timeout(format!(
+                        "{owed} SEND_ZC notifications still outstanding {} s after the last send on flow {}",
+                        ZC_DRAIN_TIMEOUT.as_secs(),
+                        f.flow
+                    )));
+                    drain_expired = true;
+                }
+            }
+        }
+        if drain_expired
+            && flows
+                .iter()
+                .all(|f| f.pending == 0 && (f.strategy.owed() == 0 || f.error.is_some()))
+        {
+            break;
+        }
+    }
+    if r.registered_ring_fd {
+        // The registration holds a reference to the ring: drop it, or the ring outlives us.
+        let _ = submitter.unregister_ring_fd();
+    }
+    side.unwrap_or_else(|| {
+        counters
+            .as_ref()
+            .map_or_else(SideCounters::zero, |c| c.stop())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(results: &[i32]) -> Flow {
+        Flow {
+            flow: 0,
+            strategy: Box::new(A1UringSend::new(64, results.len(), false)),
+            chain: results
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Link {
+                    buf: i as u16,
+                    done: 0,
+                    res: Some(*r),
+                })
+                .collect(),
+            pending: 0,
+            resubmit: false,
+            seq: 0,
+            first_in_window: None,
+            stopped: false,
+            drain_since: None,
+            stalls: 0,
+            retries: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn short_send_keeps_the_unfinished_tail_in_order() {
+        // Link 1 sent 10 of 64 bytes and broke the chain; link 2 was cancelled.
+        let mut f = flow(&[64, 10, -libc::ECANCELED]);
+        f.settle(64);
+        assert!(f.resubmit && f.error.is_none());
+        let tail: Vec<(u16, u32)> = f.chain.iter().map(|l| (l.buf, l.done)).collect();
+        assert_eq!(
+            tail,
+            vec![(1, 10), (2, 0)],
+            "resume link 1 at byte 10, then link 2"
+        );
+        // The resubmitted tail completes: the chain is cleared.
+        for l in &mut f.chain {
+            l.res = Some(64 - l.done as i32);
+        }
+        f.resubmit = false;
+        f.settle(64);
+        assert!(f.chain.is_empty() && !f.resubmit && f.error.is_none());
+        assert_eq!(f.retries, 1);
+    }
+
+    #[test]
+    fn a_send_after_a_broken_link_is_an_integrity_error() {
+        let mut f = flow(&[10, 64]);
+        f.settle(64);
+        assert!(
+            matches!(f.error, Some(Error::Integrity(_))),
+            "{:?}",
+            f.error
+        );
+        assert!(f.stopped && f.chain.is_empty());
+    }
+
+    #[test]
+    fn errors_end_the_flow_and_interruptions_are_retried() {
+        let mut f = flow(&[-libc::ECONNRESET, -libc::ECANCELED]);
+        f.settle(64);
+        assert!(
+            matches!(f.error, Some(Error::PeerClosed(_))),
+            "{:?}",
+            f.error
+        );
+        let mut f = flow(&[-libc::EINTR]);
+        f.settle(64);
+        assert!(f.resubmit && f.error.is_none() && f.chain.len() == 1);
+        let mut f = flow(&[0]);
+        f.settle(64);
+        assert!(f.error.is_some(), "0 bytes is no progress");
+    }
+
+    #[test]
+    fn a3_slot_is_released_only_by_its_notification() {
+        let mut s = A3UringSendZc::new(64, 2, false);
+        let b0 = s.prepare(0, 0, 0).unwrap();
+        let b1 = s.prepare(1, 1, 0).unwrap();
+        assert_eq!(s.prepare(2, 2, 0), None, "both slots handed out");
+        let _ = s.sqe(types::Fixed(0), b0, 0);
+        let _ = s.sqe(types::Fixed(0), b1, 0);
+        s.on_result(b0, 1 << 1); // F_MORE: a notification follows
+        s.on_result(b1, 0); // failed before taking the pages: released now
+        assert_eq!(s.owed(), 1);
+        assert_eq!(
+            s.prepare(2, 2, 0),
+            None,
+            "slot 0 still owed its notification"
+        );
+        s.on_notif(b0, IORING_NOTIF_USAGE_ZC_COPIED as i32).unwrap();
+        assert!(
+            s.on_notif(b0, 0).is_err(),
+            "a second notification is a protocol error"
+        );
+        let z = s.zerocopy().unwrap();
+        assert_eq!((z.sends, z.completions, z.copied), (1, 1, 1));
+        assert_eq!(s.prepare(2, 2, 0), Some(0));
+    }
+}
