@@ -46,6 +46,10 @@ enum Cmd {
         /// Also print the v1 JSON record.
         #[arg(long)]
         json: bool,
+        /// Spin on a non-blocking socket instead of sleeping in recv (also on when the
+        /// server runs with --busy-poll).
+        #[arg(long)]
+        busy_poll: bool,
         #[command(flatten)]
         recv: RecvArgs,
     },
@@ -77,7 +81,7 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
                     "--accept-timeout {accept_timeout} must be a positive number of seconds"
                 );
             }
-            let spec = send.to_spec(mode, clients, sendpath_core::spec::RxMode::Copy);
+            let spec = send.to_spec(mode, clients, sendpath_core::spec::RxMode::Copy)?;
             let reports = run::serve(
                 &spec,
                 SocketAddr::new(bind, port),
@@ -101,6 +105,7 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Client {
             connect,
             json,
+            busy_poll,
             recv,
         } => {
             let addr = connect
@@ -108,7 +113,7 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--connect {connect}: not a HOST:PORT address ({e})"))?
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("--connect {connect}: no address"))?;
-            let record = run::client(addr, recv.rx(), Some(mode))?;
+            let record = run::client(addr, recv.rx(), Some(mode), busy_poll)?;
             sendpath_core::say!("{}", text::summary_line(&record));
             if json {
                 sendpath_core::say!("{}", record.to_json_line());

@@ -1,7 +1,8 @@
 //! Command-line options shared by `sendpath run` and the per-mode binaries, so that an option
 //! means the same thing everywhere.
 
-use crate::spec::{Engine, RunSpec, RxMode, UringOpts};
+use crate::affinity::Pin;
+use crate::spec::{Engine, Pattern, RunSpec, RxMode, RxStall, UringOpts};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
@@ -41,6 +42,27 @@ pub struct SendArgs {
     /// Default: the depth.
     #[arg(long, value_name = "N")]
     pub uring_batch: Option<usize>,
+    /// stream (as fast as possible), rr (request/response, one transaction in flight per
+    /// flow, like netperf TCP_RR), or rate (open loop at --rate messages/s per flow).
+    #[arg(long, value_name = "PATTERN", default_value = "stream", value_parser = parse_pattern)]
+    pub pattern: Pattern,
+    /// rr: bytes of each response, header included (default: the request size).
+    #[arg(long, value_name = "BYTES")]
+    pub resp_size: Option<usize>,
+    /// rate: messages per second per flow.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Receivers (and both ends of rr) spin on non-blocking sockets instead of sleeping.
+    #[arg(long)]
+    pub busy_poll: bool,
+    /// Pin threads: bare, the sender on one CPU and the receiver on another; or
+    /// SENDER_CPUS:RECEIVER_CPUS, e.g. 0:1 or 0:0 (same CPU) or 0-1:0-1.
+    #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
+    pub pin: Option<String>,
+    /// Test hook: the receiver stops reading AFTER seconds into the window for FOR seconds,
+    /// with tiny socket buffers (shows the coordinated-omission correction at work).
+    #[arg(long, value_name = "AFTER:FOR", hide = true)]
+    pub rx_stall: Option<String>,
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -69,10 +91,15 @@ impl RecvArgs {
 
 impl SendArgs {
     /// The run spec these options describe, for `mode` and `flows`, with the receiver `rx`.
-    pub fn to_spec(&self, mode: crate::spec::Mode, flows: usize, rx: RxMode) -> RunSpec {
+    pub fn to_spec(
+        &self,
+        mode: crate::spec::Mode,
+        flows: usize,
+        rx: RxMode,
+    ) -> crate::Result<RunSpec> {
         let auto = UringOpts::auto(mode, self.msg_size, self.verify);
         let depth = self.uring_depth.unwrap_or(auto.depth);
-        RunSpec {
+        Ok(RunSpec {
             mode,
             engine: self.engine,
             msg_size: self.msg_size,
@@ -88,7 +115,25 @@ impl SendArgs {
                 depth,
                 batch: self.uring_batch.unwrap_or(depth),
             },
-            ..RunSpec::default()
-        }
+            pattern: self.pattern,
+            resp_size: self.resp_size,
+            rate: self.rate,
+            busy_poll: self.busy_poll,
+            pin: self.pin.as_deref().map(Pin::parse).transpose()?,
+            rx_stall: self.rx_stall.as_deref().map(parse_stall).transpose()?,
+        })
     }
+}
+
+fn parse_pattern(s: &str) -> Result<Pattern, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+fn parse_stall(s: &str) -> crate::Result<RxStall> {
+    let bad = || crate::Error::InvalidSpec(format!("--rx-stall {s}: expected AFTER:FOR seconds"));
+    let (a, f) = s.split_once(':').ok_or_else(bad)?;
+    Ok(RxStall {
+        after_s: a.parse().map_err(|_| bad())?,
+        for_s: f.parse().map_err(|_| bad())?,
+    })
 }

@@ -41,6 +41,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error as a message (io::Error is not Clone), for reporting it to many flows.
+    pub fn clone_msg(&self) -> Error {
+        Error::Setup(self.to_string())
+    }
+
     /// Wraps the last OS error with context.
     pub fn last_os(context: impl Into<String>) -> Self {
         Error::Io {

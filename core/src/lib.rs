@@ -28,6 +28,7 @@ pub mod latency;
 pub mod netns;
 pub mod recv;
 pub mod report;
+pub mod rr;
 pub mod run;
 pub mod send;
 pub mod sock;

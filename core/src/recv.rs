@@ -12,7 +12,7 @@ use crate::host::{HostCpu, ProcStat};
 use crate::latency::LatencyHistogram;
 use crate::send::Window;
 use crate::sock;
-use crate::spec::RxMode;
+use crate::spec::{Pattern, RxMode, RxStall};
 use crate::time::now_ns;
 use crate::wire::{
     check_payload, get_header, Hello, SenderReport, END_SEQ, HEADER_LEN, HELLO_LEN, MAX_END_LEN,
@@ -40,8 +40,11 @@ pub struct FlowResult {
     pub verified_bytes: u64,
     /// Whether every message of the window had its sequence checked (false in discard mode).
     pub seq_checked: bool,
-    /// Latency of every message received in the window.
+    /// Latency of every message received in the window (rr: round trips; rate: from the
+    /// intended send time).
     pub latency: LatencyHistogram,
+    /// `rate`: latency from the actual send time, for comparison.
+    pub latency_uncorrected: Option<LatencyHistogram>,
     /// Receiver thread's counters over the window.
     pub counters: Option<SideCounters>,
     /// The sender's side, from the end frame.
@@ -61,6 +64,24 @@ pub struct RecvOptions {
     pub sample_host_cpu: bool,
     /// Reject a sender of another mode (the per-mode clients set this).
     pub expect_mode: Option<crate::spec::Mode>,
+    /// Spin on a non-blocking socket instead of sleeping in `recv()` (also on when the
+    /// sender's hello asks for it).
+    pub busy_poll: bool,
+    /// Test hook: pause reading once, inside the window.
+    pub stall: Option<RxStall>,
+}
+
+impl RecvOptions {
+    /// The default receiver: copying, blocking, nothing else.
+    pub fn new(rx: RxMode) -> Self {
+        RecvOptions {
+            rx,
+            sample_host_cpu: false,
+            expect_mode: None,
+            busy_poll: false,
+            stall: None,
+        }
+    }
 }
 
 /// Reads the hello from `stream`.
@@ -70,9 +91,10 @@ pub fn read_hello(stream: &TcpStream) -> Result<Hello> {
     Hello::decode(&b)
 }
 
-/// Tracks the measured window on the receiver: counters and /proc/stat at its edges.
-struct WindowTracker {
-    window: Window,
+/// Tracks the measured window on the receiving side: counters and /proc/stat at its edges.
+pub struct WindowTracker {
+    /// The window.
+    pub window: Window,
     counters: Option<ThreadCounters>,
     stat: Option<ProcStat>,
     sample_host_cpu: bool,
@@ -82,7 +104,8 @@ struct WindowTracker {
 }
 
 impl WindowTracker {
-    fn new(window: Window, sample_host_cpu: bool) -> Self {
+    /// Nothing counted yet; the window starts when [`at`](Self::at) first sees it.
+    pub fn new(window: Window, sample_host_cpu: bool) -> Self {
         WindowTracker {
             window,
             counters: None,
@@ -96,7 +119,7 @@ impl WindowTracker {
 
     /// Advances to `now`; returns true if `now` is inside the window.
     #[inline]
-    fn at(&mut self, now: u64) -> bool {
+    pub fn at(&mut self, now: u64) -> bool {
         if now < self.window.start {
             return false;
         }
@@ -113,7 +136,8 @@ impl WindowTracker {
         false
     }
 
-    fn close(&mut self) {
+    /// Ends the window now if it has not ended (stops the counters).
+    pub fn close(&mut self) {
         if self.done {
             return;
         }
@@ -152,12 +176,23 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
     r.hello = Some(hello.clone());
     let mut w = WindowTracker::new(window, opts.sample_host_cpu);
-    let res = match opts.rx {
-        RxMode::Copy => {
+    let opts = RecvOptions {
+        busy_poll: opts.busy_poll || hello.busy_poll,
+        ..opts
+    };
+    let res = match (hello.pattern, opts.rx) {
+        (Pattern::Rr, _) => {
             r.seq_checked = true;
-            parse_stream(stream, &hello, &mut w, r, 0)
+            let fd = stream.as_raw_fd();
+            crate::send::strategy_for(&hello.to_spec(RxMode::Copy), fd).and_then(|mut s| {
+                crate::rr::request(s.as_mut(), fd, &hello, opts.busy_poll, &mut w, r)
+            })
         }
-        RxMode::Discard => discard_then_parse(stream, &hello, &mut w, r),
+        (_, RxMode::Copy) => {
+            r.seq_checked = true;
+            parse_stream(stream, &hello, &opts, &mut w, r, 0)
+        }
+        (_, RxMode::Discard) => discard_then_parse(stream, &hello, &opts, &mut w, r),
     };
     w.close();
     r.counters = w.result_counters.take();
@@ -173,12 +208,18 @@ fn rx_buf_len(msg_size: usize) -> usize {
 fn parse_stream(
     stream: &TcpStream,
     hello: &Hello,
+    opts: &RecvOptions,
     w: &mut WindowTracker,
     r: &mut FlowResult,
     mut expected: u64,
 ) -> Result<()> {
     let fd = stream.as_raw_fd();
     let msg = hello.msg_size as usize;
+    let rate = hello.pattern == Pattern::Rate;
+    if rate && r.latency_uncorrected.is_none() {
+        r.latency_uncorrected = Some(LatencyHistogram::new());
+    }
+    let mut stall = opts.stall;
     let mut buf = vec![0u8; rx_buf_len(msg)];
     let (mut pos, mut filled) = (0usize, 0usize);
     loop {
@@ -188,13 +229,20 @@ fn parse_stream(
             filled -= pos;
             pos = 0;
         }
-        let n = sock::recv_some(fd, &mut buf[filled..], 0)?;
+        let n = sock::recv_wait(fd, &mut buf[filled..], 0, opts.busy_poll)?;
         if n == 0 {
             return Err(Error::PeerClosed(
                 "without an end frame: the sender's side of the record is missing".into(),
             ));
         }
-        let now = now_ns();
+        let mut now = now_ns();
+        if let Some(st) = stall {
+            if now >= w.window.start + crate::time::secs_to_ns(st.after_s) {
+                stall = None;
+                std::thread::sleep(std::time::Duration::from_secs_f64(st.for_s));
+                now = now_ns();
+            }
+        }
         let in_window = w.at(now);
         filled += n;
         while filled - pos >= HEADER_LEN {
@@ -229,7 +277,12 @@ fn parse_stream(
             if in_window {
                 r.messages += 1;
                 r.bytes += msg as u64;
-                if hello.latency {
+                if rate {
+                    r.latency.record(now.saturating_sub(hello.intended_ns(seq)));
+                    if let Some(u) = r.latency_uncorrected.as_mut() {
+                        u.record(now.saturating_sub(ts));
+                    }
+                } else if hello.latency {
                     r.latency.record(now.saturating_sub(ts));
                 }
             }
@@ -254,6 +307,7 @@ pub const DISCARD_MARGIN_NS: u64 = 5_000_000;
 fn discard_then_parse(
     stream: &TcpStream,
     hello: &Hello,
+    opts: &RecvOptions,
     w: &mut WindowTracker,
     r: &mut FlowResult,
 ) -> Result<()> {
@@ -262,7 +316,7 @@ fn discard_then_parse(
     let mut scratch = vec![0u8; rx_buf_len(msg as usize)];
     let mut total: u64 = 0;
     loop {
-        let n = sock::recv_some(fd, &mut scratch, libc::MSG_TRUNC)? as u64;
+        let n = sock::recv_wait(fd, &mut scratch, libc::MSG_TRUNC, opts.busy_poll)? as u64;
         if n == 0 {
             return Err(Error::PeerClosed(
                 "without an end frame: the sender's side of the record is missing".into(),
@@ -294,5 +348,5 @@ fn discard_then_parse(
     // Whole messages of the discarded part; the parser adds the ones it reads in the window.
     r.messages = r.bytes / msg;
     r.bytes = r.messages * msg;
-    parse_stream(stream, hello, w, r, total / msg)
+    parse_stream(stream, hello, opts, w, r, total / msg)
 }

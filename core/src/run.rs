@@ -112,7 +112,19 @@ fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<Flow
         .enumerate()
         .map(|(t, g)| {
             let spec = spec.clone();
-            spawn_named(format!("tx-{t}"), move || run_senders(g, &spec))
+            spawn_named(format!("tx-{t}"), move || {
+                if let Some(p) = &spec.pin {
+                    if let Err(e) =
+                        crate::affinity::pin_current(crate::affinity::cpu_for(&p.sender, t))
+                    {
+                        return g
+                            .into_iter()
+                            .map(|(_, f)| (f, Err(e.clone_msg())))
+                            .collect();
+                    }
+                }
+                run_senders(g, &spec)
+            })
         })
         .collect()
 }
@@ -146,13 +158,30 @@ fn run_flows(
                 rx: spec.rx,
                 sample_host_cpu: i == 0,
                 expect_mode: Some(spec.mode),
+                busy_poll: spec.busy_poll,
+                stall: spec.rx_stall,
             };
+            let pin_cpu = spec
+                .pin
+                .as_ref()
+                .map(|p| crate::affinity::cpu_for(&p.receiver, i));
             let ns = client_ns.clone();
+            let stall = spec.rx_stall;
             spawn_named(format!("rx-{i}"), move || {
+                if let Some(cpu) = pin_cpu {
+                    if let Err(e) = crate::affinity::pin_current(cpu) {
+                        return FlowResult {
+                            error: Some(e.to_string()),
+                            ..Default::default()
+                        };
+                    }
+                }
+                let rcvbuf = stall.map(|_| crate::spec::STALL_SOCKET_BUFFER);
+                let connect =
+                    || sock::connect_retry_rcvbuf(addr, 50, Duration::from_millis(20), rcvbuf);
                 let connected = match &ns {
-                    Some(ns) => netns::enter(ns)
-                        .and_then(|_| sock::connect_retry(addr, 50, Duration::from_millis(20))),
-                    None => sock::connect_retry(addr, 50, Duration::from_millis(20)),
+                    Some(ns) => netns::enter(ns).and_then(|_| connect()),
+                    None => connect(),
                 };
                 match connected {
                     Ok(s) => run_receiver(s, opts),
@@ -251,16 +280,22 @@ pub fn serve(
 /// The client half (per-mode binaries): connects to `addr` (retrying a refused connection for
 /// a few seconds), receives one flow and returns its record. `expect_mode` rejects a server of
 /// another mode.
-pub fn client(addr: SocketAddr, rx: RxMode, expect_mode: Option<Mode>) -> Result<Record> {
+pub fn client(
+    addr: SocketAddr,
+    rx: RxMode,
+    expect_mode: Option<Mode>,
+    busy_poll: bool,
+) -> Result<Record> {
     let started_at = host::utc_now_rfc3339();
     crate::time::calibrate();
     let stream = sock::connect_retry(addr, 50, Duration::from_millis(100))?;
     let flow = run_receiver(
         stream,
         RecvOptions {
-            rx,
             sample_host_cpu: true,
             expect_mode,
+            busy_poll,
+            ..RecvOptions::new(rx)
         },
     );
     let Some(hello) = flow.hello.clone() else {
@@ -269,21 +304,7 @@ pub fn client(addr: SocketAddr, rx: RxMode, expect_mode: Option<Mode>) -> Result
                 .unwrap_or_else(|| "no hello frame from the server".into()),
         ));
     };
-    let spec = RunSpec {
-        mode: hello.mode,
-        engine: hello.engine,
-        pattern: hello.pattern,
-        msg_size: hello.msg_size as usize,
-        flows: hello.flows as usize,
-        duration_s: hello.duration_ns as f64 / 1e9,
-        warmup_s: hello.warmup_ns as f64 / 1e9,
-        zc_slots: hello.zc_slots as usize,
-        verify: hello.verify,
-        latency: hello.latency,
-        rx,
-        threads: None,
-        uring: UringOpts::default(),
-    };
+    let spec = hello.to_spec(rx);
     // The io_uring tunables travel in the end frame (the hello predates them).
     let setup = flow.sender.as_ref().and_then(|s| s.uring.clone());
     let spec = match &setup {

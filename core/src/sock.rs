@@ -72,9 +72,58 @@ pub fn accept_until(listener: &TcpListener, deadline: Instant) -> Result<TcpStre
 /// Connects to `addr`, retrying a refused connection up to `tries` times `delay` apart
 /// (the server may still be starting). Other errors fail at once.
 pub fn connect_retry(addr: SocketAddr, tries: u32, delay: Duration) -> Result<TcpStream> {
+    connect_retry_rcvbuf(addr, tries, delay, None)
+}
+
+/// Connects once; with `rcvbuf`, SO_RCVBUF is set *before* connecting (IPv4), because the
+/// window scale is fixed by the handshake: shrinking the buffer afterwards makes the kernel
+/// drop data it already advertised room for, and the flow crawls on retransmission timeouts.
+fn connect_once(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
+    let (Some(n), SocketAddr::V4(v4)) = (rcvbuf, addr) else {
+        return TcpStream::connect_timeout(&addr, IO_TIMEOUT);
+    };
+    // SAFETY: plain socket(2); the fd is owned by the TcpStream right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket we own.
+    let stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, n as libc::c_int)?;
+    // connect(2) on a blocking socket honours SO_SNDTIMEO as its timeout.
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(v4.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sa is a valid sockaddr_in of the size given.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stream)
+}
+
+/// [`connect_retry`], optionally with a receive buffer size set before the handshake.
+pub fn connect_retry_rcvbuf(
+    addr: SocketAddr,
+    tries: u32,
+    delay: Duration,
+    rcvbuf: Option<usize>,
+) -> Result<TcpStream> {
     let mut last = None;
     for i in 0..tries.max(1) {
-        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        match connect_once(addr, rcvbuf) {
             Ok(s) => return Ok(s),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 last = Some(e);
@@ -217,6 +266,64 @@ pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> Result<usize>
             return Err(classify(e, "recv"));
         }
     }
+}
+
+/// Receives into `buf` with `flags`. With `spin`, polls with `MSG_DONTWAIT` in a busy loop
+/// instead of sleeping in the kernel (the receiver's CPU is burnt to save the wake-up, as
+/// sockperf's and netperf's busy-poll modes do); bounded by [`IO_TIMEOUT`] either way.
+#[inline]
+pub fn recv_wait(fd: RawFd, buf: &mut [u8], flags: libc::c_int, spin: bool) -> Result<usize> {
+    if !spin {
+        return recv_some(fd, buf, flags);
+    }
+    let mut started: Option<Instant> = None;
+    let mut spins: u32 = 0;
+    loop {
+        // SAFETY: as in recv_some.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                flags | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+            _ => return Err(classify(e, "recv")),
+        }
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 4096 == 0 {
+            let t = *started.get_or_insert_with(Instant::now);
+            if t.elapsed() >= IO_TIMEOUT {
+                return Err(Error::Timeout(format!(
+                    "recv: the peer made no progress for {} s",
+                    IO_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+}
+
+/// Receives exactly `buf.len()` bytes (spinning if `spin`); a close first is an error.
+pub fn recv_exact_wait(fd: RawFd, buf: &mut [u8], spin: bool, what: &str) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = recv_wait(fd, &mut buf[got..], 0, spin)?;
+        if n == 0 {
+            return Err(Error::PeerClosed(format!(
+                "before the {what} was complete ({got} of {} bytes)",
+                buf.len()
+            )));
+        }
+        got += n;
+    }
+    Ok(())
 }
 
 /// Receives exactly `buf.len()` bytes; a close before that is [`Error::PeerClosed`].

@@ -53,8 +53,14 @@ pub enum Engine {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
-    /// The sender sends as fast as it can.
+    /// The sender sends as fast as it can; latency is one-way and includes queueing.
     Stream,
+    /// Request/response (netperf TCP_RR): one transaction in flight per flow; the client
+    /// times each round trip.
+    Rr,
+    /// Open loop at a fixed message rate per flow; latency from the intended send time
+    /// (corrected for coordinated omission), the uncorrected figure beside it.
+    Rate,
 }
 
 /// How the receiver reads.
@@ -100,7 +106,7 @@ macro_rules! enum_str {
 }
 enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
 enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
-enum_str!(Pattern, "pattern", Stream => "stream");
+enum_str!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
 enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard");
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
@@ -134,7 +140,38 @@ pub struct RunSpec {
     pub threads: Option<usize>,
     /// io_uring engine tunables (ignored by the threads engine).
     pub uring: UringOpts,
+    /// Response size for `rr` (None: the request size).
+    #[serde(default)]
+    pub resp_size: Option<usize>,
+    /// Messages per second per flow for `rate`.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Receivers (and both ends of `rr`) spin on non-blocking sockets instead of sleeping.
+    #[serde(default)]
+    pub busy_poll: bool,
+    /// CPUs of each side's threads (None: the scheduler decides).
+    #[serde(default)]
+    pub pin: Option<crate::affinity::Pin>,
+    /// Test hook: the receiver stops reading for a while, with tiny socket buffers, so the
+    /// sender blocks (shows what coordinated-omission correction does).
+    #[serde(default)]
+    pub rx_stall: Option<RxStall>,
 }
+
+/// A pause of the receiver: `after_s` into the window it stops reading for `for_s`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RxStall {
+    /// Seconds into the measured window.
+    pub after_s: f64,
+    /// Length of the pause.
+    pub for_s: f64,
+}
+
+/// Socket buffer size the stall hook asks for on both ends (the kernel doubles it): small
+/// enough that the sender blocks soon after the receiver stops reading.
+pub const STALL_SOCKET_BUFFER: usize = 16384;
+/// Highest `--rate` accepted, messages per second per flow.
+pub const MAX_RATE: f64 = 20e6;
 
 /// Tunables of the io_uring engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +232,11 @@ impl Default for RunSpec {
             rx: RxMode::Copy,
             threads: None,
             uring: UringOpts::default(),
+            resp_size: None,
+            rate: None,
+            busy_poll: false,
+            pin: None,
+            rx_stall: None,
         }
     }
 }
@@ -208,6 +250,8 @@ impl RunSpec {
     /// Sender worker threads this spec runs (resolved: one per flow unless set).
     pub fn sender_threads(&self) -> usize {
         match self.engine {
+            // rr and rate keep one transaction or paced send per flow at a time: one thread each.
+            _ if self.pattern != Pattern::Stream => self.flows,
             Engine::Threads => self.flows,
             Engine::Uring => self
                 .threads
@@ -216,9 +260,76 @@ impl RunSpec {
         }
     }
 
+    /// The spec with every derived choice made explicit (threads per engine and pattern,
+    /// latency as actually recorded): two specs that run the same cell compare equal.
+    pub fn normalized(&self) -> RunSpec {
+        RunSpec {
+            threads: Some(self.sender_threads()),
+            latency: self.records_latency(),
+            ..self.clone()
+        }
+    }
+
+    /// Bytes of an `rr` response.
+    pub fn response_size(&self) -> usize {
+        self.resp_size.unwrap_or(self.msg_size)
+    }
+
     /// Checks every option against its documented range; the error names the option.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
+        match self.pattern {
+            Pattern::Rr => {
+                let r = self.response_size();
+                if !(HEADER_LEN..=MAX_MSG_SIZE).contains(&r) {
+                    return bad(format!(
+                        "--resp-size {r} must be between {HEADER_LEN} and {MAX_MSG_SIZE} bytes"
+                    ));
+                }
+                if self.rx == RxMode::Discard {
+                    return bad("--pattern rr reads every response; drop --rx-discard".into());
+                }
+            }
+            Pattern::Rate => match self.rate {
+                None => {
+                    return bad(
+                        "--pattern rate needs --rate N (messages per second per flow)".into(),
+                    )
+                }
+                Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => {
+                    return bad(format!(
+                        "--rate {r} must be > 0 and <= {MAX_RATE} messages per second"
+                    ))
+                }
+                Some(_) if !self.records_latency() => {
+                    return bad(
+                        "--pattern rate measures latency: drop --no-latency and --rx-discard"
+                            .into(),
+                    )
+                }
+                Some(_) => {}
+            },
+            Pattern::Stream => {}
+        }
+        if self.pattern != Pattern::Stream && self.threads.is_some_and(|t| t != self.flows) {
+            return bad(
+                "--threads multiplexes io_uring stream flows; rr and rate run one thread per flow"
+                    .into(),
+            );
+        }
+        if self.pattern != Pattern::Rate && self.rate.is_some() {
+            return bad("--rate needs --pattern rate".into());
+        }
+        if self.pattern != Pattern::Rr && self.resp_size.is_some() {
+            return bad("--resp-size needs --pattern rr".into());
+        }
+        if let Some(st) = self.rx_stall {
+            if !(st.after_s >= 0.0 && st.for_s > 0.0 && st.for_s <= 60.0)
+                || self.pattern == Pattern::Rr
+            {
+                return bad("--rx-stall AFTER:FOR needs AFTER >= 0, 0 < FOR <= 60 and a stream or rate pattern".into());
+            }
+        }
         if self.msg_size < HEADER_LEN {
             return bad(format!(
                 "--msg-size {} is below the {HEADER_LEN}-byte message header (seq + send timestamp)",

@@ -128,11 +128,21 @@ pub fn secs_to_ns(s: f64) -> Nanos {
     (s * 1e9).round() as Nanos
 }
 
-/// Sleeps until the monotonic clock reaches `deadline`.
-pub fn sleep_until(deadline: Nanos) {
-    let now = mono_ns();
-    if deadline > now {
-        std::thread::sleep(std::time::Duration::from_nanos(deadline - now));
+/// Waits until [`now_ns`] reaches `deadline`: sleeps while it is far, spins for the last
+/// 200 us (a sleep overshoots by tens of microseconds, too much for a paced sender).
+pub fn wait_until(deadline: Nanos) {
+    const SPIN_NS: u64 = 200_000;
+    loop {
+        let now = now_ns();
+        if now >= deadline {
+            return;
+        }
+        let left = deadline - now;
+        if left > SPIN_NS {
+            std::thread::sleep(std::time::Duration::from_nanos(left - SPIN_NS / 2));
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! The wire format: hello frame, fixed-size messages, end frame.
 //!
 //! ```text
-//! hello   64 B: magic "SENDPATH", version u16, mode u8, engine u8, pattern u8, flags u8,
+//! hello   96 B: magic "SENDPATH", version u16, mode u8, engine u8, pattern u8, flags u8,
 //!               reserved u16, msg_size u32, flow u32, flows u32, zc_slots u32,
-//!               warmup_ns u64, duration_ns u64, reserved [u8; 16]      (all little endian)
+//!               warmup_ns u64, duration_ns u64, resp_size u32, reserved u32,
+//!               rate_milli u64 (messages per 1000 s), sched0_ns u64 (the sender's schedule
+//!               origin on CLOCK_MONOTONIC), reserved [u8; 24]      (all little endian)
 //! message msg_size B: seq u64, send_ts_ns u64 (CLOCK_MONOTONIC just before the send call),
 //!               payload (msg_size - 16 B)
 //! end     16 B header with seq = END_SEQ and send_ts_ns = n, then n bytes of JSON: the
@@ -22,9 +24,9 @@ use serde::{Deserialize, Serialize};
 /// Magic at the start of every connection.
 pub const MAGIC: [u8; 8] = *b"SENDPATH";
 /// Wire format version; a receiver rejects any other.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Length of the hello frame.
-pub const HELLO_LEN: usize = 64;
+pub const HELLO_LEN: usize = 96;
 /// Length of the per-message header (seq + send timestamp); the smallest message.
 pub const HEADER_LEN: usize = 16;
 /// The `seq` value that marks the end frame.
@@ -34,9 +36,10 @@ pub const MAX_END_LEN: usize = 64 << 10;
 
 const FLAG_VERIFY: u8 = 1;
 const FLAG_LATENCY: u8 = 2;
+const FLAG_BUSY_POLL: u8 = 4;
 
 /// The first frame of every data connection: everything the receiver needs to know.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Hello {
     /// Sender's copy discipline.
     pub mode: Mode,
@@ -60,6 +63,15 @@ pub struct Hello {
     pub verify: bool,
     /// Messages carry real send timestamps (latency recorded).
     pub latency: bool,
+    /// `rr`: bytes of each response.
+    pub resp_size: u32,
+    /// `rate`: messages per second per flow (0 otherwise).
+    pub rate: f64,
+    /// `rate`: the sender's schedule origin; message `seq` is intended at
+    /// `sched0_ns + seq * 1e9 / rate` on CLOCK_MONOTONIC.
+    pub sched0_ns: u64,
+    /// The receiving side should busy-poll too (in-process runs and rr).
+    pub busy_poll: bool,
 }
 
 impl Hello {
@@ -79,15 +91,21 @@ impl Hello {
         };
         b[12] = match self.pattern {
             Pattern::Stream => 0,
+            Pattern::Rr => 1,
+            Pattern::Rate => 2,
         };
         b[13] = (if self.verify { FLAG_VERIFY } else { 0 })
-            | (if self.latency { FLAG_LATENCY } else { 0 });
+            | (if self.latency { FLAG_LATENCY } else { 0 })
+            | (if self.busy_poll { FLAG_BUSY_POLL } else { 0 });
         b[16..20].copy_from_slice(&self.msg_size.to_le_bytes());
         b[20..24].copy_from_slice(&self.flow.to_le_bytes());
         b[24..28].copy_from_slice(&self.flows.to_le_bytes());
         b[28..32].copy_from_slice(&self.zc_slots.to_le_bytes());
         b[32..40].copy_from_slice(&self.warmup_ns.to_le_bytes());
         b[40..48].copy_from_slice(&self.duration_ns.to_le_bytes());
+        b[48..52].copy_from_slice(&self.resp_size.to_le_bytes());
+        b[56..64].copy_from_slice(&((self.rate * 1000.0).round() as u64).to_le_bytes());
+        b[64..72].copy_from_slice(&self.sched0_ns.to_le_bytes());
         b
     }
 
@@ -118,6 +136,8 @@ impl Hello {
         };
         let pattern = match b[12] {
             0 => Pattern::Stream,
+            1 => Pattern::Rr,
+            2 => Pattern::Rate,
             p => return Err(Error::Protocol(format!("unknown pattern {p} in hello"))),
         };
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
@@ -134,7 +154,23 @@ impl Hello {
             duration_ns: u64_at(40),
             verify: b[13] & FLAG_VERIFY != 0,
             latency: b[13] & FLAG_LATENCY != 0,
+            busy_poll: b[13] & FLAG_BUSY_POLL != 0,
+            resp_size: u32_at(48),
+            rate: u64_at(56) as f64 / 1000.0,
+            sched0_ns: u64_at(64),
         };
+        if h.pattern == Pattern::Rr
+            && ((h.resp_size as usize) < HEADER_LEN
+                || h.resp_size as usize > crate::spec::MAX_MSG_SIZE)
+        {
+            return Err(Error::Protocol(format!(
+                "hello carries an impossible response size {}",
+                h.resp_size
+            )));
+        }
+        if h.pattern == Pattern::Rate && h.rate <= 0.0 {
+            return Err(Error::Protocol("hello of a rate run without a rate".into()));
+        }
         if (h.msg_size as usize) < HEADER_LEN || h.msg_size as usize > crate::spec::MAX_MSG_SIZE {
             return Err(Error::Protocol(format!(
                 "hello carries an impossible message size {}",
@@ -142,6 +178,36 @@ impl Hello {
             )));
         }
         Ok(h)
+    }
+}
+
+impl Hello {
+    /// The run this hello announces, as seen by a receiver that reads with `rx` (io_uring
+    /// tunables are not in the hello: they arrive in the end frame).
+    pub fn to_spec(&self, rx: crate::spec::RxMode) -> crate::spec::RunSpec {
+        crate::spec::RunSpec {
+            mode: self.mode,
+            engine: self.engine,
+            pattern: self.pattern,
+            msg_size: self.msg_size as usize,
+            flows: self.flows as usize,
+            duration_s: self.duration_ns as f64 / 1e9,
+            warmup_s: self.warmup_ns as f64 / 1e9,
+            zc_slots: self.zc_slots as usize,
+            verify: self.verify,
+            latency: self.latency,
+            rx,
+            resp_size: (self.pattern == Pattern::Rr).then_some(self.resp_size as usize),
+            rate: (self.pattern == Pattern::Rate).then_some(self.rate),
+            busy_poll: self.busy_poll,
+            ..crate::spec::RunSpec::default()
+        }
+    }
+
+    /// `rate`: the intended send time of message `seq`.
+    #[inline]
+    pub fn intended_ns(&self, seq: u64) -> u64 {
+        self.sched0_ns + (seq as f64 * 1e9 / self.rate) as u64
     }
 }
 
@@ -262,6 +328,10 @@ mod tests {
             duration_ns: 1_000_000_000,
             verify: true,
             latency: false,
+            resp_size: 0,
+            rate: 0.0,
+            sched0_ns: 0,
+            busy_poll: false,
         }
     }
 
@@ -269,6 +339,20 @@ mod tests {
     fn hello_round_trips() {
         let h = hello();
         assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
+        let rr = Hello {
+            pattern: Pattern::Rr,
+            resp_size: 100,
+            busy_poll: true,
+            ..hello()
+        };
+        assert_eq!(Hello::decode(&rr.encode()).unwrap(), rr);
+        let rate = Hello {
+            pattern: Pattern::Rate,
+            rate: 12345.5,
+            sched0_ns: 987654321,
+            ..hello()
+        };
+        assert_eq!(Hello::decode(&rate.encode()).unwrap(), rate);
     }
 
     #[test]

@@ -135,11 +135,7 @@ fn pair() -> (TcpStream, TcpStream) {
 }
 
 fn opts() -> RecvOptions {
-    RecvOptions {
-        rx: RxMode::Copy,
-        sample_host_cpu: false,
-        expect_mode: None,
-    }
+    RecvOptions::new(RxMode::Copy)
 }
 
 fn record_of(spec: &RunSpec, flows: &[sendpath_core::recv::FlowResult]) -> Record {

@@ -336,7 +336,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(a) => {
-            let spec = a.send.to_spec(a.mode, a.flows, a.recv.rx());
+            let spec = a.send.to_spec(a.mode, a.flows, a.recv.rx())?;
             let record = run::run_cell(&spec, a.rep, &a.place.resolve()?)?;
             sendpath_core::say!("{}", text::human(&record).trim_end());
             let line = record.to_json_line();

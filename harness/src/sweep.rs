@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
 use sendpath_core::report::v1::{Context, Record, Status};
 use sendpath_core::run::{run_cell, Topology};
-use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode};
+use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -105,6 +105,7 @@ impl Grid {
                                     flows,
                                     duration_s: self.duration_s,
                                     warmup_s: self.warmup_s,
+                                    uring: UringOpts::auto(mode, msg_size, self.base.verify),
                                     ..self.base.clone()
                                 },
                                 rep,

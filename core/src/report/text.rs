@@ -22,7 +22,7 @@ pub fn summary_line(r: &Record) -> String {
 pub fn human(r: &Record) -> String {
     let s = &r.spec;
     let mut out = format!(
-        "{} {} {} msg={} B flows={} window={} s (warm-up {} s), {}\n",
+        "{} {} {} msg={} B flows={} window={} s (warm-up {} s), {}{}{}\n",
         s.mode,
         s.engine,
         s.pattern,
@@ -30,17 +30,47 @@ pub fn human(r: &Record) -> String {
         s.flows,
         s.duration_s,
         s.warmup_s,
-        s.topology
+        s.topology,
+        if s.busy_poll { ", busy-poll" } else { "" },
+        s.pin.as_ref().map_or(String::new(), |p| format!(
+            ", pinned {:?}:{:?}",
+            p.sender, p.receiver
+        ))
     );
-    out += &format!(
-        "  throughput  {:.3} Gbit/s  {:.0} msgs/s  ({} messages)\n",
-        r.throughput.gbps, r.throughput.msgs_per_s, r.throughput.messages
-    );
+    match r.throughput.transactions_per_s {
+        Some(tps) => {
+            out += &format!(
+            "  throughput  {tps:.0} transactions/s  ({} transactions, {:.3} Gbit/s both ways)\n",
+            r.throughput.messages, r.throughput.gbps
+        )
+        }
+        None => {
+            out += &format!(
+                "  throughput  {:.3} Gbit/s  {:.0} msgs/s  ({} messages)\n",
+                r.throughput.gbps, r.throughput.msgs_per_s, r.throughput.messages
+            )
+        }
+    }
+    if let Some(rate) = &r.rate {
+        out += &format!(
+            "  rate        {:.0} msgs/s per flow asked, {:.0} achieved{}\n",
+            rate.requested_per_flow_per_s,
+            rate.achieved_per_flow_per_s,
+            if rate.kept { "" } else { ": NOT kept" }
+        );
+    }
+    let what = |kind: &str| match kind {
+        "one_way" => "one-way, socket-buffer queueing included",
+        "round_trip" => "request sent to whole response received",
+        "one_way_from_intended" => "one-way from the intended send time",
+        _ => "",
+    };
     match &r.latency_ns {
         Some(l) => {
             out += &format!(
-                "  latency     {} (includes socket-buffer queueing) p50 {} us  p99 {} us  p99.9 {} us  max {} us\n",
+                "  latency     {} ({}): p50 {} us  p99 {} us  p99.9 {} us  max {} us\n",
                 l.kind,
+                what(&l.kind),
                 us(l.p50),
                 us(l.p99),
                 us(l.p999),
@@ -48,6 +78,14 @@ pub fn human(r: &Record) -> String {
             )
         }
         None => out += "  latency     not recorded\n",
+    }
+    if let Some(l) = &r.latency_uncorrected_ns {
+        out += &format!(
+            "  uncorrected from the actual send time: p50 {} us  p99 {} us  p99.9 {} us\n",
+            us(l.p50),
+            us(l.p99),
+            us(l.p999)
+        );
     }
     let per = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
     out += &format!(

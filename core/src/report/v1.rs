@@ -38,6 +38,13 @@ pub struct Record {
     pub throughput: Throughput,
     /// Per-message latency; null when not recorded (`--rx-discard`, `--no-latency`).
     pub latency_ns: Option<Latency>,
+    /// `rate` only: latency from the actual send time, beside `latency_ns` which is measured
+    /// from the intended send time (corrected for coordinated omission).
+    #[serde(default)]
+    pub latency_uncorrected_ns: Option<Latency>,
+    /// `rate` only: the requested and achieved message rates.
+    #[serde(default)]
+    pub rate: Option<RateV1>,
     /// Sender threads over the window.
     pub sender: Side,
     /// Receiver threads over the window.
@@ -125,6 +132,39 @@ pub struct Spec {
     pub zc_slots: u64,
     /// io_uring engine tunables and ring setup; null on the threads engine.
     pub uring: Option<UringSpec>,
+    /// `rr`: bytes of each response (null for other patterns).
+    #[serde(default)]
+    pub resp_size_bytes: Option<u64>,
+    /// `rate`: requested messages per second per flow (null for other patterns).
+    #[serde(default)]
+    pub rate_per_flow_per_s: Option<f64>,
+    /// Receivers (and both ends of `rr`) spun on non-blocking sockets instead of sleeping.
+    #[serde(default)]
+    pub busy_poll: bool,
+    /// CPUs the sender and receiver threads were pinned to (null: not pinned).
+    #[serde(default)]
+    pub pin: Option<PinV1>,
+    /// Test hook: the receiver paused reading (null normally).
+    #[serde(default)]
+    pub rx_stall: Option<RxStallV1>,
+}
+
+/// CPU pinning of each side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PinV1 {
+    /// CPUs of the sender (server) threads, round-robin.
+    pub sender: Vec<u64>,
+    /// CPUs of the receiver (client) threads, round-robin.
+    pub receiver: Vec<u64>,
+}
+
+/// A receiver pause (test hook).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RxStallV1 {
+    /// Seconds into the window.
+    pub after_s: f64,
+    /// Length of the pause in seconds.
+    pub for_s: f64,
 }
 
 /// How the io_uring engine ran the cell.
@@ -153,10 +193,25 @@ pub struct Throughput {
     pub seconds: f64,
     /// Gigabits (1e9 bits) per second.
     pub gbps: f64,
-    /// Messages per second.
+    /// Messages per second (rr: transactions per second).
     pub msgs_per_s: f64,
+    /// `rr` only: request/response transactions per second, all flows.
+    #[serde(default)]
+    pub transactions_per_s: Option<f64>,
     /// Each flow.
     pub per_flow: Vec<FlowThroughput>,
+}
+
+/// Requested and achieved rate of an open-loop (`rate`) cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RateV1 {
+    /// Messages per second per flow asked for.
+    pub requested_per_flow_per_s: f64,
+    /// Messages per second per flow received in the window.
+    pub achieved_per_flow_per_s: f64,
+    /// Whether the achieved rate is within 5% of the requested one; when false the sender
+    /// (or the path) could not keep up, and the corrected latency shows by how much.
+    pub kept: bool,
 }
 
 /// One flow's goodput.
@@ -175,7 +230,9 @@ pub struct FlowThroughput {
 /// Latency statistics in nanoseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Latency {
-    /// `one_way` (stream: receive time - send timestamp, includes socket-buffer queueing).
+    /// `one_way` (stream: receive time - send timestamp, includes socket-buffer queueing),
+    /// `round_trip` (rr: request sent to response received), or `one_way_from_intended`
+    /// (rate: receive time - the time the schedule intended the send).
     pub kind: String,
     /// Samples.
     pub count: u64,
@@ -422,23 +479,34 @@ impl Record {
         if spec.mode == Mode::A3 && zc.is_none() && errors.is_empty() {
             errors.push("zero-copy accounting missing from the sender's report".into());
         }
-        let latency_recorded = spec.records_latency();
-        let latency_ns = latency_recorded.then(|| {
-            let s = hist.summary();
-            Latency {
-                kind: "one_way".into(),
-                count: s.count,
-                min: s.min,
-                p50: s.p50,
-                p90: s.p90,
-                p99: s.p99,
-                p999: s.p999,
-                p9999: s.p9999,
-                max: s.max,
-                mean: s.mean,
-                hdr_v2_deflate_b64: hist.to_base64(),
-            }
-        });
+        let latency_recorded = spec.records_latency() || spec.pattern == Pattern::Rr;
+        let kind = match spec.pattern {
+            Pattern::Stream => "one_way",
+            Pattern::Rr => "round_trip",
+            Pattern::Rate => "one_way_from_intended",
+        };
+        let latency_ns = latency_recorded.then(|| latency_of(&hist, kind));
+        let latency_uncorrected_ns =
+            (spec.pattern == Pattern::Rate && latency_recorded).then(|| {
+                let mut u = LatencyHistogram::new();
+                for f in flows {
+                    if let Some(h) = &f.latency_uncorrected {
+                        u.merge(h);
+                    }
+                }
+                latency_of(&u, "one_way")
+            });
+        let rate = spec
+            .rate
+            .filter(|_| spec.pattern == Pattern::Rate)
+            .map(|req| {
+                let achieved = messages as f64 / secs / spec.flows.max(1) as f64;
+                RateV1 {
+                    requested_per_flow_per_s: req,
+                    achieved_per_flow_per_s: achieved,
+                    kept: achieved >= 0.95 * req,
+                }
+            });
         let sender = side(tx.as_ref());
         let receiver = side(rx.as_ref());
         let per_byte = |ns: u64| (bytes > 0).then(|| ns as f64 / bytes as f64);
@@ -515,9 +583,12 @@ impl Record {
                 seconds: secs,
                 gbps: bytes as f64 * 8.0 / secs / 1e9,
                 msgs_per_s: messages as f64 / secs,
+                transactions_per_s: (spec.pattern == Pattern::Rr).then(|| messages as f64 / secs),
                 per_flow,
             },
             latency_ns,
+            latency_uncorrected_ns,
+            rate,
             sender,
             receiver,
             host_cpu: host_cpu.map(|h| HostCpuV1 {
@@ -539,6 +610,8 @@ impl Record {
         r.status = Status::Failed;
         r.error = Some(error);
         r.latency_ns = None;
+        r.latency_uncorrected_ns = None;
+        r.rate = None;
         r.zerocopy = None;
         r
     }
@@ -552,6 +625,23 @@ impl Record {
     pub fn json_schema() -> String {
         let schema = schemars::schema_for!(Record);
         serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+    }
+}
+
+fn latency_of(hist: &LatencyHistogram, kind: &str) -> Latency {
+    let s = hist.summary();
+    Latency {
+        kind: kind.into(),
+        count: s.count,
+        min: s.min,
+        p50: s.p50,
+        p90: s.p90,
+        p99: s.p99,
+        p999: s.p999,
+        p9999: s.p9999,
+        max: s.max,
+        mean: s.mean,
+        hdr_v2_deflate_b64: hist.to_base64(),
     }
 }
 
@@ -594,6 +684,17 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         latency: s.records_latency(),
         zc_slots: s.zc_slots as u64,
         uring,
+        resp_size_bytes: (s.pattern == Pattern::Rr).then_some(s.response_size() as u64),
+        rate_per_flow_per_s: s.rate,
+        busy_poll: s.busy_poll,
+        pin: s.pin.as_ref().map(|p| PinV1 {
+            sender: p.sender.iter().map(|&c| c as u64).collect(),
+            receiver: p.receiver.iter().map(|&c| c as u64).collect(),
+        }),
+        rx_stall: s.rx_stall.map(|x| RxStallV1 {
+            after_s: x.after_s,
+            for_s: x.for_s,
+        }),
     }
 }
 
@@ -620,6 +721,17 @@ impl Spec {
                     depth: u.depth as usize,
                     batch: u.batch as usize,
                 }),
+            resp_size: self.resp_size_bytes.map(|r| r as usize),
+            rate: self.rate_per_flow_per_s,
+            busy_poll: self.busy_poll,
+            pin: self.pin.as_ref().map(|p| crate::affinity::Pin {
+                sender: p.sender.iter().map(|&c| c as usize).collect(),
+                receiver: p.receiver.iter().map(|&c| c as usize).collect(),
+            }),
+            rx_stall: self.rx_stall.as_ref().map(|x| crate::spec::RxStall {
+                after_s: x.after_s,
+                for_s: x.for_s,
+            }),
         })
     }
 }

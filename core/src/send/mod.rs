@@ -9,7 +9,7 @@ pub mod uring;
 
 use crate::error::{Error, Result};
 use crate::sock;
-use crate::spec::{Engine, Mode, RunSpec};
+use crate::spec::{Engine, Mode, Pattern, RunSpec};
 use crate::time::{now_ns, secs_to_ns, Nanos};
 use crate::wire::{encode_end, Hello, SenderReport};
 use std::net::{Shutdown, TcpStream};
@@ -48,6 +48,10 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
         duration_ns: secs_to_ns(spec.duration_s),
         verify: spec.verify,
         latency: spec.records_latency(),
+        resp_size: spec.response_size() as u32,
+        rate: spec.rate.unwrap_or(0.0),
+        sched0_ns: 0,
+        busy_poll: spec.busy_poll,
     }
 }
 
@@ -62,8 +66,8 @@ pub fn run_senders(
     spec: &RunSpec,
 ) -> Vec<(u32, Result<SenderReport>)> {
     match spec.engine {
-        Engine::Uring => uring::run_group(flows, spec),
-        Engine::Threads => flows
+        Engine::Uring if spec.pattern == Pattern::Stream => uring::run_group(flows, spec),
+        _ => flows
             .into_iter()
             .map(|(s, f)| (f, run_sender(s, spec, f)))
             .collect(),
@@ -74,7 +78,7 @@ pub fn run_senders(
 /// receiver in the end frame). An error that ends the flow early is in `report.error` and is
 /// returned as `Err` too, after the end frame was attempted so the receiver learns why.
 pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<SenderReport> {
-    if spec.engine == Engine::Uring {
+    if spec.engine == Engine::Uring && spec.pattern == Pattern::Stream {
         let mut out = uring::run_group(vec![(stream, flow)], spec);
         return out.pop().map_or_else(
             || {
@@ -87,16 +91,46 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     }
     sock::set_io_timeouts(&stream)?;
     let fd = stream.as_raw_fd();
-    let hello = hello_for(spec, flow);
+    if spec.rx_stall.is_some() {
+        let _ = sock::setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            crate::spec::STALL_SOCKET_BUFFER as i32,
+        );
+        // With tiny buffers, Nagle and delayed ACKs together throttle the flow to a crawl.
+        let _ = stream.set_nodelay(true);
+    }
+    let mut hello = hello_for(spec, flow);
     // The strategy is built before the hello so that a kernel that cannot do it (no
-    // SO_ZEROCOPY, no io_uring) is reported to the receiver through the end frame.
-    let strategy = threads::for_mode(spec, fd);
+    // SO_ZEROCOPY, no io_uring) is reported to the receiver through the end frame. rr
+    // servers send responses, of their own size.
+    let strategy = match spec.pattern {
+        Pattern::Rr => strategy_for(
+            &RunSpec {
+                msg_size: spec.response_size(),
+                ..spec.clone()
+            },
+            fd,
+        ),
+        _ => strategy_for(spec, fd),
+    };
+    // The schedule origin of a rate run: message `seq` is intended at sched0 + seq / rate.
+    hello.sched0_ns = now_ns();
     sock::send_all(fd, &hello.encode())?;
-    let t0 = now_ns();
-    let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
-    let (mut report, result) = match strategy {
-        Ok(mut s) => threads::run_flow(s.as_mut(), fd, spec, window),
-        Err(e) => (SenderReport::default(), Err(e)),
+    let window = Window::after(hello.sched0_ns, hello.warmup_ns, hello.duration_ns);
+    let (mut report, result) = match (strategy, spec.pattern) {
+        (Ok(mut s), Pattern::Rr) => crate::rr::serve(
+            s.as_mut(),
+            fd,
+            spec.msg_size,
+            spec.response_size(),
+            spec.busy_poll,
+            window,
+        ),
+        (Ok(mut s), Pattern::Rate) => threads::run_flow(s.as_mut(), fd, spec, window, Some(&hello)),
+        (Ok(mut s), Pattern::Stream) => threads::run_flow(s.as_mut(), fd, spec, window, None),
+        (Err(e), _) => (SenderReport::default(), Err(e)),
     };
     if let Err(e) = &result {
         report.error = Some(e.to_string());
@@ -107,6 +141,18 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     result?;
     end_sent?;
     Ok(report)
+}
+
+/// The one-message-at-a-time strategy of `spec` on socket `fd`: a blocking send per message
+/// on the threads engine, one SQE submitted and waited for on io_uring.
+pub fn strategy_for(
+    spec: &RunSpec,
+    fd: std::os::fd::RawFd,
+) -> Result<Box<dyn threads::BlockingSend>> {
+    match spec.engine {
+        Engine::Threads => threads::for_mode(spec, fd),
+        Engine::Uring => Ok(Box::new(uring::UringOneShot::new(spec, fd)?)),
+    }
 }
 
 /// True if `mode` uses zero-copy completions.

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::send::Window;
 use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY, SO_ZEROCOPY};
 use crate::spec::{Mode, RunSpec};
-use crate::time::now_ns;
-use crate::wire::{fill_payload, put_header, SenderReport, HEADER_LEN};
+use crate::time::{now_ns, wait_until};
+use crate::wire::{fill_payload, put_header, Hello, SenderReport, HEADER_LEN};
 use crate::zerocopy::{read_errqueue, wait_errqueue, CallIdMap, SlotPool, ZeroCopyStats};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -47,12 +47,16 @@ pub fn for_mode(spec: &RunSpec, fd: RawFd) -> Result<Box<dyn BlockingSend>> {
 }
 
 /// Drives `strategy` until the window ends; returns the report and the error that ended the
-/// flow early, if any. Counters cover the window only.
+/// flow early, if any. Counters cover the window only. With `pace` (the `rate` pattern's
+/// hello) message `seq` is not sent before its intended time; a sender that falls behind
+/// sends at once and never skips (open loop), so the lateness shows in the latency measured
+/// from the intended time.
 pub fn run_flow(
     strategy: &mut dyn BlockingSend,
     fd: RawFd,
     spec: &RunSpec,
     window: Window,
+    pace: Option<&Hello>,
 ) -> (SenderReport, Result<()>) {
     let latency = spec.records_latency();
     let mut seq: u64 = 0;
@@ -62,6 +66,13 @@ pub fn run_flow(
     let mut now = now_ns();
     let mut result = Ok(());
     loop {
+        if let Some(h) = pace {
+            let intended = h.intended_ns(seq);
+            if now < intended {
+                wait_until(intended.min(window.end));
+                now = now_ns();
+            }
+        }
         if now >= window.end {
             break;
         }

@@ -739,6 +739,21 @@ fn copy_err(e: &Error) -> Error {
 /// Registers the flows' sockets (and A3's slots) with the ring and the ring fd itself, and
 /// checks the opcode the mode needs.
 fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow]) -> Result<()> {
+    register(
+        r,
+        spec,
+        fds,
+        flows.iter_mut().map(|f| f.strategy.as_mut()).collect(),
+    )
+}
+
+/// Checks the opcode, registers the sockets and every strategy's fixed buffers.
+fn register<'a>(
+    r: &mut Ring,
+    spec: &RunSpec,
+    fds: &[RawFd],
+    strategies: Vec<&'a mut (dyn UringSend + 'static)>,
+) -> Result<()> {
     let (name, code) = op_for(spec.mode);
     let mut probe = Probe::new();
     r.ring
@@ -756,13 +771,14 @@ fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow])
         .register_files(fds)
         .map_err(|e| Error::io("register the sockets with io_uring", e))?;
     let mut iovs = Vec::new();
-    for f in flows.iter_mut() {
-        f.strategy.set_fixed_base(iovs.len() as u16);
-        iovs.extend(f.strategy.fixed_buffers());
+    for st in strategies {
+        st.set_fixed_base(iovs.len() as u16);
+        iovs.extend(st.fixed_buffers());
     }
     if !iovs.is_empty() {
         // SAFETY: the buffers belong to the strategies, which outlive the ring (run_group drops
-        // the ring first, and leaks the strategies if sends may still be in flight).
+        // the ring first, and leaks the strategies if sends may still be in flight; UringOneShot
+        // drains before it drops).
         unsafe { r.ring.submitter().register_buffers(&iovs) }.map_err(|e| {
             Error::io(
                 format!(
@@ -774,6 +790,143 @@ fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow])
         })?;
     }
     Ok(())
+}
+
+/// The io_uring engine with one send in flight: each message is one SQE, submitted and
+/// waited for, a short send resubmitted from where it stopped. This is how the `rr` and `rate`
+/// patterns (one transaction, or one paced message, at a time per flow) run on io_uring; the
+/// strategies (and the zero-copy slot gating) are the stream engine's.
+pub struct UringOneShot {
+    // Field order matters: the ring (and its registered buffers) is dropped before the
+    // strategy that owns the buffers.
+    ring: Ring,
+    strategy: Box<dyn UringSend>,
+    msg_len: u32,
+}
+
+impl UringOneShot {
+    /// A ring for socket `fd` with the strategy of `spec.mode` (depth 1).
+    pub fn new(spec: &RunSpec, fd: RawFd) -> Result<Self> {
+        let one = RunSpec {
+            uring: crate::spec::UringOpts { depth: 1, batch: 1 },
+            ..spec.clone()
+        };
+        let mut strategy = for_mode(&one);
+        let zc = if spec.mode == Mode::A3 {
+            spec.zc_slots
+        } else {
+            0
+        };
+        let mut ring = make_ring(8, (16 + 2 * zc as u32).next_power_of_two())?;
+        register(&mut ring, spec, &[fd], vec![strategy.as_mut()])?;
+        Ok(UringOneShot {
+            ring,
+            strategy,
+            msg_len: spec.msg_size as u32,
+        })
+    }
+
+    /// Waits (bounded by one slice) for completions; applies notifications; returns the
+    /// result of the send, if its CQE arrived.
+    fn reap(&mut self, wait: bool) -> Result<Option<(i32, u32)>> {
+        let slice = types::Timespec::from(WAIT_SLICE);
+        let args = types::SubmitArgs::new().timespec(&slice);
+        let want = usize::from(wait);
+        match self.ring.ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(Error::io("io_uring_enter", e)),
+        }
+        let mut result = None;
+        let mut cq = self.ring.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let buf = (cqe.user_data() & 0xffff) as u16;
+            if cqueue::notif(cqe.flags()) {
+                self.strategy.on_notif(buf, cqe.result())?;
+            } else {
+                self.strategy.on_result(buf, cqe.flags());
+                result = Some((cqe.result(), cqe.flags()));
+            }
+        }
+        Ok(result)
+    }
+}
+
+impl crate::send::threads::BlockingSend for UringOneShot {
+    fn send(&mut self, _fd: RawFd, seq: u64, ts: u64) -> Result<()> {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let buf = loop {
+            if let Some(b) = self.strategy.prepare(0, seq, ts) {
+                break b;
+            }
+            // A3: every slot still owed a notification.
+            self.reap(true)?;
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "no SEND_ZC notification freed a slot within {} s",
+                    IO_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        let mut done = 0u32;
+        while done < self.msg_len {
+            let e = self
+                .strategy
+                .sqe(types::Fixed(0), buf, done)
+                .user_data(buf as u64);
+            // SAFETY: the buffer belongs to the strategy and is not handed out again before
+            // this send's CQE (and, for zero-copy, its notification) arrives.
+            unsafe { self.ring.ring.submission().push(&e) }
+                .map_err(|_| Error::Protocol("io_uring submission queue full".into()))?;
+            let res = loop {
+                if let Some((res, _)) = self.reap(true)? {
+                    break res;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout(format!(
+                        "io_uring send: the peer made no progress for {} s",
+                        IO_TIMEOUT.as_secs()
+                    )));
+                }
+            };
+            match res {
+                r if r > 0 => done += r as u32,
+                0 => {
+                    return Err(Error::PeerClosed(
+                        "during an io_uring send (0 bytes)".into(),
+                    ))
+                }
+                r if r == -libc::EINTR || r == -libc::EAGAIN => {}
+                r => {
+                    return Err(sock::classify(
+                        io::Error::from_raw_os_error(-r),
+                        "io_uring send",
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _fd: RawFd) -> Result<Option<ZeroCopyStats>> {
+        let deadline = Instant::now() + ZC_DRAIN_TIMEOUT;
+        while self.strategy.owed() > 0 {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "{} SEND_ZC notifications still outstanding {} s after the last send",
+                    self.strategy.owed(),
+                    ZC_DRAIN_TIMEOUT.as_secs()
+                )));
+            }
+            self.reap(true)?;
+        }
+        Ok(self.strategy.zerocopy())
+    }
 }
 
 /// The loop of one thread: refill idle flows with a chain, enter, reap. Returns the thread's
