@@ -266,6 +266,11 @@ impl RunSpec {
         RunSpec {
             threads: Some(self.sender_threads()),
             latency: self.records_latency(),
+            // io_uring tunables mean nothing to the threads engine (and are not recorded).
+            uring: match self.engine {
+                Engine::Threads => UringOpts::default(),
+                Engine::Uring => self.uring,
+            },
             ..self.clone()
         }
     }

@@ -246,7 +246,7 @@ fn receiver_vanishing_mid_run_ends_the_sender_with_a_clear_error() {
 #[test]
 fn a_peer_that_is_not_sendpath_is_rejected() {
     let (mut s, c) = pair();
-    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello there, this is not sendpath at all....\n")
+    s.write_all(&[b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".as_slice(); 8].concat())
         .unwrap();
     let f = run_receiver(c, opts());
     assert!(f.error.unwrap().contains("not a sendpath sender"));
