@@ -33,13 +33,26 @@ impl CellKey {
     /// The key of a record.
     pub fn of(r: &Record) -> CellKey {
         CellKey {
-            pattern: r.spec.pattern.clone(),
+            pattern: pattern_label(r),
             flows: r.spec.flows,
             msg_size_bytes: r.spec.msg_size_bytes,
             engine: r.spec.engine.clone(),
             mode: r.spec.mode.clone(),
         }
     }
+}
+
+/// The pattern with the variants that change what it measures, so cells measured both ways
+/// stay apart (and the report shows both): `rr+busy-poll`, `rate@50%`.
+pub fn pattern_label(r: &Record) -> String {
+    let mut p = r.spec.pattern.clone();
+    if let Some(f) = r.spec.rate_fraction_of_stream {
+        p += &format!("@{:.0}%", f * 100.0);
+    }
+    if r.spec.busy_poll {
+        p += "+busy-poll";
+    }
+    p
 }
 
 impl std::fmt::Display for CellKey {

@@ -118,6 +118,7 @@ impl SendArgs {
             pattern: self.pattern,
             resp_size: self.resp_size,
             rate: self.rate,
+            rate_fraction: None,
             busy_poll: self.busy_poll,
             pin: self.pin.as_deref().map(Pin::parse).transpose()?,
             rx_stall: self.rx_stall.as_deref().map(parse_stall).transpose()?,

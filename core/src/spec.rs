@@ -146,6 +146,10 @@ pub struct RunSpec {
     /// Messages per second per flow for `rate`.
     #[serde(default)]
     pub rate: Option<f64>,
+    /// `rate` cells of a sweep: the fraction of the stream capacity measured for the same
+    /// cell that `rate` was set to (informational; the sweep fills it).
+    #[serde(default)]
+    pub rate_fraction: Option<f64>,
     /// Receivers (and both ends of `rr`) spin on non-blocking sockets instead of sleeping.
     #[serde(default)]
     pub busy_poll: bool,
@@ -234,6 +238,7 @@ impl Default for RunSpec {
             uring: UringOpts::default(),
             resp_size: None,
             rate: None,
+            rate_fraction: None,
             busy_poll: false,
             pin: None,
             rx_stall: None,

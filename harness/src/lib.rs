@@ -12,7 +12,7 @@ use sendpath_core::netns::Veth;
 use sendpath_core::report::text;
 use sendpath_core::report::v1::Status;
 use sendpath_core::run::{self, Topology};
-use sendpath_core::spec::{Engine, Mode, RunSpec};
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +118,19 @@ struct SweepArgs {
     /// Message sizes in bytes (K/M suffixes allowed), e.g. 64,1K,16K.
     #[arg(long, value_delimiter = ',', value_parser = sweep::parse_size)]
     sizes: Option<Vec<usize>>,
+    /// Patterns, e.g. stream,rr,rate (rate cells run at --rate-fractions of the stream
+    /// capacity measured for the same cell).
+    #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<Pattern>().map_err(|e| e.to_string()))]
+    patterns: Option<Vec<Pattern>>,
+    /// Fractions of the measured stream capacity for rate cells, e.g. 0.25,0.5,0.9.
+    #[arg(long, value_delimiter = ',')]
+    rate_fractions: Option<Vec<f64>>,
+    /// Every cell busy-polls (receivers and both ends of rr spin instead of sleeping).
+    #[arg(long)]
+    busy_poll: bool,
+    /// Pin every cell's threads (bare: sender and receiver apart; or SENDER:RECEIVER CPUs).
+    #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
+    pin: Option<String>,
     /// Flow counts, e.g. 1,2,4,8.
     #[arg(long, value_delimiter = ',')]
     flows: Option<Vec<usize>>,
@@ -277,6 +290,15 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if let Some(v) = a.flows {
                 grid.flows = v;
             }
+            if let Some(v) = a.patterns {
+                grid.patterns = v;
+            }
+            if let Some(v) = a.rate_fractions {
+                if v.iter().any(|f| !(f.is_finite() && *f > 0.0 && *f <= 1.0)) {
+                    anyhow::bail!("--rate-fractions must be in (0, 1]");
+                }
+                grid.rate_fractions = v;
+            }
             if let Some(v) = a.duration {
                 grid.duration_s = v;
             }
@@ -293,6 +315,12 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 zc_slots: a.zc_slots,
                 verify: a.verify,
                 rx: sweep::rx_of(a.rx_discard),
+                busy_poll: a.busy_poll,
+                pin: a
+                    .pin
+                    .as_deref()
+                    .map(sendpath_core::affinity::Pin::parse)
+                    .transpose()?,
                 ..RunSpec::default()
             };
             let dir = a.resume.or(a.out).unwrap_or_else(sweep::default_out_dir);

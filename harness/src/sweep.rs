@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
 use sendpath_core::report::v1::{Context, Record, Status};
 use sendpath_core::run::{run_cell, Topology};
-use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,6 +39,11 @@ pub struct Grid {
     pub sizes: Vec<usize>,
     /// Flow counts.
     pub flows: Vec<usize>,
+    /// Traffic patterns: stream, rr (at every size), rate (one cell per fraction in
+    /// `rate_fractions` of the stream capacity measured for the same cell in this sweep).
+    pub patterns: Vec<Pattern>,
+    /// Fractions of the measured stream capacity the rate cells ask for.
+    pub rate_fractions: Vec<f64>,
     /// Measured window per cell, seconds.
     pub duration_s: f64,
     /// Warm-up per cell, seconds.
@@ -60,7 +65,9 @@ impl Grid {
                 engines,
                 sizes: vec![64, 1024, 16384, 65536],
                 flows: vec![1, 4],
-                duration_s: 0.5,
+                patterns: vec![Pattern::Stream, Pattern::Rr],
+                rate_fractions: RATE_FRACTIONS.to_vec(),
+                duration_s: 0.3,
                 warmup_s: 0.1,
                 reps: 3,
                 base: RunSpec::default(),
@@ -70,6 +77,8 @@ impl Grid {
                 engines: vec![Engine::Threads],
                 sizes: vec![64, 256, 1024, 4096, 16384],
                 flows: vec![1, 2, 4, 8],
+                patterns: vec![Pattern::Stream],
+                rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 10.0,
                 warmup_s: 1.0,
                 reps: 1,
@@ -80,6 +89,8 @@ impl Grid {
                 engines,
                 sizes: vec![64, 256, 1024, 4096, 16384, 65536],
                 flows: vec![1, 2, 4, 8],
+                patterns: vec![Pattern::Stream, Pattern::Rr, Pattern::Rate],
+                rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 2.0,
                 warmup_s: 0.5,
                 reps: 3,
@@ -91,25 +102,54 @@ impl Grid {
     /// Every (spec, rep) in measuring order: repetitions outermost, so that drift of the
     /// machine spreads over all cells instead of biasing one.
     pub fn cells(&self) -> Vec<(RunSpec, u64)> {
+        let mut patterns = self.patterns.clone();
+        patterns.sort_by_key(|p| match p {
+            Pattern::Stream => 0,
+            Pattern::Rr => 1,
+            Pattern::Rate => 2,
+        });
+        patterns.dedup();
+        let grid = Grid {
+            patterns,
+            ..self.clone()
+        };
+        grid.cells_in_order()
+    }
+
+    fn cells_in_order(&self) -> Vec<(RunSpec, u64)> {
         let mut out = Vec::new();
         for rep in 0..self.reps {
             for &engine in &self.engines {
                 for &mode in &self.modes {
                     for &flows in &self.flows {
                         for &msg_size in &self.sizes {
-                            out.push((
-                                RunSpec {
-                                    mode,
-                                    engine,
-                                    msg_size,
-                                    flows,
-                                    duration_s: self.duration_s,
-                                    warmup_s: self.warmup_s,
-                                    uring: UringOpts::auto(mode, msg_size, self.base.verify),
-                                    ..self.base.clone()
-                                },
-                                rep,
-                            ));
+                            let cell = RunSpec {
+                                mode,
+                                engine,
+                                msg_size,
+                                flows,
+                                duration_s: self.duration_s,
+                                warmup_s: self.warmup_s,
+                                uring: UringOpts::auto(mode, msg_size, self.base.verify),
+                                ..self.base.clone()
+                            };
+                            // Stream first: the rate cells after it need its capacity.
+                            for &pattern in &self.patterns {
+                                let fractions: Vec<Option<f64>> = match pattern {
+                                    Pattern::Rate => {
+                                        self.rate_fractions.iter().map(|&f| Some(f)).collect()
+                                    }
+                                    _ => vec![None],
+                                };
+                                for rate_fraction in fractions {
+                                    let spec = RunSpec {
+                                        pattern,
+                                        rate_fraction,
+                                        ..cell.clone()
+                                    };
+                                    out.push((spec, rep));
+                                }
+                            }
                         }
                     }
                 }
@@ -139,18 +179,42 @@ pub struct Outcome {
 /// The identity of a (cell, rep): the normalized spec, so that a spec read back from a
 /// record and the grid's spec for the same cell compare equal.
 fn key(spec: &RunSpec, rep: u64) -> String {
+    let mut spec = spec.normalized();
+    if spec.rate_fraction.is_some() {
+        // A rate cell is identified by its fraction; its rate depends on what was measured.
+        spec.rate = None;
+    }
     format!(
         "{}#{rep}",
-        serde_json::to_string(&spec.normalized()).expect("spec serializes")
+        serde_json::to_string(&spec).expect("spec serializes")
     )
 }
 
+/// Fractions of the stream capacity the rate cells ask for by default.
+pub const RATE_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.9];
+
+/// The cell a stream capacity is measured for: everything but the pattern and its options.
+fn capacity_key(spec: &RunSpec) -> String {
+    let base = RunSpec {
+        pattern: Pattern::Stream,
+        rate: None,
+        rate_fraction: None,
+        resp_size: None,
+        ..spec.normalized()
+    };
+    serde_json::to_string(&base).expect("spec serializes")
+}
+
+/// Stream capacity (messages/s per flow) measured so far, per [`capacity_key`].
+type Capacity = BTreeMap<String, Vec<f64>>;
+
 /// Cuts a torn last line (a sweep killed mid-write) off `path` and returns the keys of the
-/// cells already recorded in it.
-pub fn recorded_cells(path: &Path) -> anyhow::Result<HashSet<String>> {
+/// cells already recorded in it and the stream capacities they measured.
+pub fn recorded_cells(path: &Path) -> anyhow::Result<(HashSet<String>, Capacity)> {
     let mut done = HashSet::new();
+    let mut capacity = Capacity::new();
     if !path.exists() {
-        return Ok(done);
+        return Ok((done, capacity));
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -172,19 +236,49 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<HashSet<String>> {
     for r in recs.records {
         if let Some(spec) = r.spec.to_run_spec() {
             done.insert(key(&spec, r.spec.rep));
+            if r.status == Status::Ok && spec.pattern == Pattern::Stream {
+                capacity
+                    .entry(capacity_key(&spec))
+                    .or_default()
+                    .push(r.throughput.msgs_per_s / spec.flows as f64);
+            }
         }
     }
-    Ok(done)
+    Ok((done, capacity))
 }
 
-/// Measures one cell; never panics out and never returns without a record.
-fn measure(spec: &RunSpec, rep: u64, topology: &Topology) -> Record {
+/// Measures one cell; never panics out and never returns without a record. A rate cell gets
+/// its rate from `capacity` (stream messages/s per flow measured for the same cell).
+fn measure(
+    spec: &RunSpec,
+    rep: u64,
+    topology: &Topology,
+    capacity: &BTreeMap<String, Vec<f64>>,
+) -> Record {
     let ctx = || Context {
         topology: topology.name().into(),
         rep,
         threads: spec.sender_threads() as u64,
         started_at: host::utc_now_rfc3339(),
     };
+    let mut spec = spec.clone();
+    if let Some(f) = spec.rate_fraction {
+        match capacity.get(&capacity_key(&spec)) {
+            Some(v) if !v.is_empty() => {
+                let (per_flow, _) = median_spread(v);
+                spec.rate = Some((per_flow * f).max(1.0));
+            }
+            _ => {
+                return Record::failed(
+                    &spec,
+                    &ctx(),
+                    host::facts(),
+                    "no stream capacity was measured for this cell, so its rate is unknown (add the stream pattern)".into(),
+                )
+            }
+        }
+    }
+    let spec = &spec;
     match std::panic::catch_unwind(|| run_cell(spec, rep, topology)) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Record::failed(spec, &ctx(), host::facts(), e.to_string()),
@@ -193,10 +287,15 @@ fn measure(spec: &RunSpec, rep: u64, topology: &Topology) -> Record {
 }
 
 fn cell_label(s: &RunSpec) -> String {
+    let pattern = match (s.pattern, s.rate_fraction) {
+        (Pattern::Rate, Some(f)) => format!("rate@{:.0}%", f * 100.0),
+        (p, _) => p.to_string(),
+    };
     format!(
-        "{} {:<7} {:>6} B x{}",
+        "{} {:<7} {:<8} {:>6} B x{}",
         s.mode,
         s.engine.as_str(),
+        pattern,
         s.msg_size,
         s.flows
     )
@@ -211,7 +310,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let results = out_dir.join("results.jsonl");
-    let done = recorded_cells(&results)?;
+    let (done, mut capacity) = recorded_cells(&results)?;
     let all = grid.cells();
     let todo: Vec<_> = all
         .iter()
@@ -241,10 +340,10 @@ pub fn run(
     let (mut failed, mut cell_time_s) = (0, 0.0);
     pb.suspend(|| {
         sendpath_core::say!(
-            "{:<28} {:>4} {:>10} {:>10} {:>8}",
+            "{:<38} {:>4} {:>12} {:>12} {:>8}",
             "cell",
             "rep",
-            "Gbit/s",
+            "value",
             "median",
             "spread"
         );
@@ -252,16 +351,22 @@ pub fn run(
     for (spec, rep) in &todo {
         let label = cell_label(spec);
         pb.set_message(format!("{label} rep {rep}"));
-        let record = measure(spec, *rep, topology);
+        let record = measure(spec, *rep, topology, &capacity);
+        if record.status == Status::Ok && spec.pattern == Pattern::Stream {
+            capacity
+                .entry(capacity_key(spec))
+                .or_default()
+                .push(record.throughput.msgs_per_s / spec.flows as f64);
+        }
         append_line(&results, &record.to_json_line())?;
         cell_time_s += spec.warmup_s + spec.duration_s;
         let line = if record.status == Status::Ok {
+            let (value, unit) = headline(&record);
             let v = by_cell.entry(label.clone()).or_default();
-            v.push(record.throughput.gbps);
+            v.push(value);
             let (median, spread) = median_spread(v);
             format!(
-                "{label:<28} {rep:>4} {:>10.3} {median:>10.3} {:>7.1}%{}",
-                record.throughput.gbps,
+                "{label:<38} {rep:>4} {value:>12.3} {median:>12.3} {:>7.1}% {unit}{}",
                 spread * 100.0,
                 if v.len() > 1 && spread > NOISY_SPREAD {
                     "  noisy"
@@ -272,7 +377,7 @@ pub fn run(
         } else {
             failed += 1;
             format!(
-                "{label:<28} {rep:>4}     FAILED: {}",
+                "{label:<38} {rep:>4}     FAILED: {}",
                 record.error.as_deref().unwrap_or("")
             )
         };
@@ -288,6 +393,16 @@ pub fn run(
         wall_s: started.elapsed().as_secs_f64(),
         cell_time_s,
     })
+}
+
+/// The figure the live table shows for a record: Gbit/s for a stream, transactions/s for rr,
+/// the corrected p99 in microseconds for rate.
+fn headline(r: &Record) -> (f64, &'static str) {
+    match (r.spec.pattern.as_str(), &r.latency_ns) {
+        ("rr", _) => (r.throughput.msgs_per_s, "transactions/s"),
+        ("rate", Some(l)) => (l.p99 as f64 / 1000.0, "us p99 from intended"),
+        _ => (r.throughput.gbps, "Gbit/s"),
+    }
 }
 
 /// Spread (max - min) / median above which repetitions are flagged as noisy.
@@ -369,7 +484,11 @@ mod tests {
         assert_eq!(g.cells().len(), 3 * 5 * 4);
         let q = Grid::preset(Preset::Quick);
         let cells = q.cells();
-        assert_eq!(cells.len(), 3 * 2 * 4 * 2 * 3);
+        assert_eq!(
+            cells.len(),
+            3 * 2 * 4 * 2 * 2 * 3,
+            "modes x engines x sizes x flows x patterns x reps"
+        );
         assert!(
             cells[..cells.len() / 3].iter().all(|(_, rep)| *rep == 0),
             "reps outermost"

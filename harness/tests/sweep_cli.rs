@@ -41,6 +41,8 @@ const TINY: &[&str] = &[
     "64,4096",
     "--flows",
     "1,2",
+    "--patterns",
+    "stream",
     "--duration",
     "0.3",
     "--warmup",
@@ -203,6 +205,8 @@ fn resume_cuts_a_torn_last_line() {
             "64",
             "--flows",
             "1",
+            "--patterns",
+            "stream",
         ])
         .args([
             "--duration",
@@ -234,6 +238,8 @@ fn resume_cuts_a_torn_last_line() {
             "64",
             "--flows",
             "1",
+            "--patterns",
+            "stream",
         ])
         .args([
             "--duration",
@@ -270,6 +276,8 @@ fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
             "8,64",
             "--flows",
             "1",
+            "--patterns",
+            "stream",
         ])
         .args([
             "--duration",
@@ -310,4 +318,113 @@ fn sweep_bad_axis_is_one_line() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.lines().next().unwrap().starts_with("error:"), "{err}");
+}
+
+#[test]
+fn pattern_axis_sizes_rate_cells_from_the_measured_stream() {
+    let dir = tmpdir("patterns");
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--engines",
+            "threads",
+            "--sizes",
+            "1K",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--patterns",
+            "rate,stream,rr",
+            "--rate-fractions",
+            "0.25,0.5",
+        ])
+        .args([
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.05",
+            "--reps",
+            "1",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&dir.join("results.jsonl"));
+    let pats: Vec<&str> = recs
+        .iter()
+        .map(|r| r["spec"]["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pats,
+        ["stream", "rr", "rate", "rate"],
+        "stream is measured before rate"
+    );
+    let per_flow = recs[0]["throughput"]["msgs_per_s"].as_f64().unwrap();
+    for (r, f) in recs[2..].iter().zip([0.25, 0.5]) {
+        assert_eq!(r["status"], "ok", "{}", r["error"]);
+        assert_eq!(r["spec"]["rate_fraction_of_stream"], f);
+        let asked = r["spec"]["rate_per_flow_per_s"].as_f64().unwrap();
+        assert!(
+            (asked - f * per_flow).abs() < 1.0,
+            "{asked} vs {f} x {per_flow}"
+        );
+        assert_eq!(r["latency_ns"]["kind"], "one_way_from_intended");
+        assert!(r["latency_uncorrected_ns"].is_object());
+    }
+    assert_eq!(recs[1]["latency_ns"]["kind"], "round_trip");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("rate@25%") && md.contains("rr"),
+        "the report keeps the patterns apart"
+    );
+
+    // Rate cells without a stream capacity to size them fail clearly; the sweep goes on.
+    let dir2 = tmpdir("rate-alone");
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--engines",
+            "threads",
+            "--sizes",
+            "1K",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--patterns",
+            "rate",
+            "--rate-fractions",
+            "0.5",
+            "--duration",
+            "0.2",
+        ])
+        .args([
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--no-progress",
+            "--no-report",
+            "--out",
+        ])
+        .arg(&dir2)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let recs = records(&dir2.join("results.jsonl"));
+    assert_eq!(recs[0]["status"], "failed");
+    assert!(recs[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no stream capacity"));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&dir2).ok();
 }

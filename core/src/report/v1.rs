@@ -138,6 +138,9 @@ pub struct Spec {
     /// `rate`: requested messages per second per flow (null for other patterns).
     #[serde(default)]
     pub rate_per_flow_per_s: Option<f64>,
+    /// `rate` cells of a sweep: the fraction of the measured stream capacity asked for.
+    #[serde(default)]
+    pub rate_fraction_of_stream: Option<f64>,
     /// Receivers (and both ends of `rr`) spun on non-blocking sockets instead of sleeping.
     #[serde(default)]
     pub busy_poll: bool,
@@ -686,6 +689,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         uring,
         resp_size_bytes: (s.pattern == Pattern::Rr).then_some(s.response_size() as u64),
         rate_per_flow_per_s: s.rate,
+        rate_fraction_of_stream: s.rate_fraction,
         busy_poll: s.busy_poll,
         pin: s.pin.as_ref().map(|p| PinV1 {
             sender: p.sender.iter().map(|&c| c as u64).collect(),
@@ -723,6 +727,7 @@ impl Spec {
                 }),
             resp_size: self.resp_size_bytes.map(|r| r as usize),
             rate: self.rate_per_flow_per_s,
+            rate_fraction: self.rate_fraction_of_stream,
             busy_poll: self.busy_poll,
             pin: self.pin.as_ref().map(|p| crate::affinity::Pin {
                 sender: p.sender.iter().map(|&c| c as usize).collect(),
