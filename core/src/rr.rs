@@ -22,15 +22,23 @@ use crate::wire::{
 use std::os::fd::RawFd;
 
 /// Reads one request (or the client's end frame) into `buf`; returns its (seq, ts), or None
-/// at the end frame.
+/// at the end frame. One `recv` in the common case: the client has exactly one request (or
+/// the 16-byte end frame) in flight, so nothing beyond it can arrive.
 fn read_request(fd: RawFd, buf: &mut [u8], msg: usize, spin: bool) -> Result<Option<(u64, u64)>> {
-    sock::recv_exact_wait(fd, &mut buf[..HEADER_LEN], spin, "request header")?;
-    let (seq, ts) = get_header(buf);
-    if seq == END_SEQ {
-        return Ok(None);
+    let mut got = 0;
+    while got < msg {
+        let n = sock::recv_wait(fd, &mut buf[got..msg], 0, spin)?;
+        if n == 0 {
+            return Err(Error::PeerClosed(format!(
+                "mid-request ({got} of {msg} bytes) without the client's end frame"
+            )));
+        }
+        got += n;
+        if got >= HEADER_LEN && get_header(buf).0 == END_SEQ {
+            return Ok(None);
+        }
     }
-    sock::recv_exact_wait(fd, &mut buf[HEADER_LEN..msg], spin, "request")?;
-    Ok(Some((seq, ts)))
+    Ok(Some(get_header(buf)))
 }
 
 /// The server side: answers requests until the client's end frame. `strategy` sends

@@ -328,18 +328,7 @@ pub fn recv_exact_wait(fd: RawFd, buf: &mut [u8], spin: bool, what: &str) -> Res
 
 /// Receives exactly `buf.len()` bytes; a close before that is [`Error::PeerClosed`].
 pub fn recv_exact(fd: RawFd, buf: &mut [u8], what: &str) -> Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = recv_some(fd, &mut buf[got..], 0)?;
-        if n == 0 {
-            return Err(Error::PeerClosed(format!(
-                "before the {what} was complete ({got} of {} bytes)",
-                buf.len()
-            )));
-        }
-        got += n;
-    }
-    Ok(())
+    recv_exact_wait(fd, buf, false, what)
 }
 
 #[cfg(test)]

@@ -488,6 +488,24 @@ struct Flow {
 }
 
 impl Flow {
+    /// Flow `flow` with `strategy`, nothing in flight yet.
+    fn new(flow: u32, strategy: Box<dyn UringSend>, depth: usize) -> Flow {
+        Flow {
+            flow,
+            strategy,
+            chain: Vec::with_capacity(depth),
+            pending: 0,
+            resubmit: false,
+            seq: 0,
+            first_in_window: None,
+            stopped: false,
+            drain_since: None,
+            stalls: 0,
+            retries: 0,
+            error: None,
+        }
+    }
+
     fn idle(&self) -> bool {
         self.pending == 0
     }
@@ -618,20 +636,7 @@ pub fn run_group(
     let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
     let mut flows: Vec<Flow> = streams
         .iter()
-        .map(|(_, f)| Flow {
-            flow: *f,
-            strategy: for_mode(spec),
-            chain: Vec::with_capacity(depth),
-            pending: 0,
-            resubmit: false,
-            seq: 0,
-            first_in_window: None,
-            stopped: false,
-            drain_since: None,
-            stalls: 0,
-            retries: 0,
-            error: None,
-        })
+        .map(|(_, f)| Flow::new(*f, for_mode(spec), depth))
         .collect();
     let setup = make_ring(sq, cq).and_then(|mut r| {
         prepare_ring(&mut r, spec, &fds, &mut flows)?;
@@ -1109,28 +1114,21 @@ mod tests {
     use super::*;
 
     fn flow(results: &[i32]) -> Flow {
-        Flow {
-            flow: 0,
-            strategy: Box::new(A1UringSend::new(64, results.len(), false)),
-            chain: results
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Link {
-                    buf: i as u16,
-                    done: 0,
-                    res: Some(*r),
-                })
-                .collect(),
-            pending: 0,
-            resubmit: false,
-            seq: 0,
-            first_in_window: None,
-            stopped: false,
-            drain_since: None,
-            stalls: 0,
-            retries: 0,
-            error: None,
-        }
+        let mut f = Flow::new(
+            0,
+            Box::new(A1UringSend::new(64, results.len(), false)),
+            results.len(),
+        );
+        f.chain = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Link {
+                buf: i as u16,
+                done: 0,
+                res: Some(*r),
+            })
+            .collect();
+        f
     }
 
     #[test]
