@@ -180,6 +180,12 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
         busy_poll: opts.busy_poll || hello.busy_poll,
         ..opts
     };
+    if hello.pattern != Pattern::Stream {
+        // rr requests are small writes too: same reason as the sender (RunSpec::tcp_nodelay).
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::io("set TCP_NODELAY", e))?;
+    }
     let res = match (hello.pattern, opts.rx) {
         (Pattern::Rr, _) => {
             r.seq_checked = true;

@@ -304,7 +304,10 @@ pub fn client(
                 .unwrap_or_else(|| "no hello frame from the server".into()),
         ));
     };
-    let spec = hello.to_spec(rx);
+    let spec = RunSpec {
+        busy_poll: hello.busy_poll || busy_poll,
+        ..hello.to_spec(rx)
+    };
     // The io_uring tunables travel in the end frame (the hello predates them).
     let setup = flow.sender.as_ref().and_then(|s| s.uring.clone());
     let spec = match &setup {

@@ -144,6 +144,10 @@ pub struct Spec {
     /// Receivers (and both ends of `rr`) spun on non-blocking sockets instead of sleeping.
     #[serde(default)]
     pub busy_poll: bool,
+    /// Nagle's algorithm was off on the data sockets (rr and rate: small writes go out at
+    /// once instead of waiting for the peer's delayed ACK).
+    #[serde(default)]
+    pub tcp_nodelay: bool,
     /// CPUs the sender and receiver threads were pinned to (null: not pinned).
     #[serde(default)]
     pub pin: Option<PinV1>,
@@ -691,6 +695,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         rate_per_flow_per_s: s.rate,
         rate_fraction_of_stream: s.rate_fraction,
         busy_poll: s.busy_poll,
+        tcp_nodelay: s.tcp_nodelay(),
         pin: s.pin.as_ref().map(|p| PinV1 {
             sender: p.sender.iter().map(|&c| c as u64).collect(),
             receiver: p.receiver.iter().map(|&c| c as u64).collect(),

@@ -98,8 +98,11 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
             libc::SO_SNDBUF,
             crate::spec::STALL_SOCKET_BUFFER as i32,
         );
-        // With tiny buffers, Nagle and delayed ACKs together throttle the flow to a crawl.
-        let _ = stream.set_nodelay(true);
+    }
+    if spec.tcp_nodelay() {
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::io("set TCP_NODELAY", e))?;
     }
     let mut hello = hello_for(spec, flow);
     // The strategy is built before the hello so that a kernel that cannot do it (no
