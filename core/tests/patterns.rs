@@ -110,6 +110,7 @@ fn rate_far_below_capacity_is_kept_and_corrected_is_never_lower() {
             rt.achieved_per_flow_per_s
         );
         assert!(rt.kept);
+        assert!(r.spec.tcp_nodelay, "latency patterns turn Nagle off");
         let c = r.latency_ns.as_ref().unwrap();
         let u = r.latency_uncorrected_ns.as_ref().unwrap();
         assert_eq!(c.kind, "one_way_from_intended");

@@ -30,6 +30,7 @@ pub fn assert_good_stream(r: &Record) {
         assert!(f.messages > 0, "flow {} received nothing", f.flow);
     }
     assert!(r.integrity.seq_checked);
+    assert!(!r.spec.tcp_nodelay, "streams keep Nagle, like iperf3");
     assert_eq!(r.integrity.seq_errors, 0);
     let l = r.latency_ns.as_ref().expect("latency recorded");
     assert_eq!(
