@@ -191,33 +191,34 @@ fn sigkill_mid_sweep_then_resume() {
     kill_midway_then_resume("-KILL");
 }
 
+/// One stream cell (A1, 64 B, 1 flow), 0.2 s, two repetitions.
+const ONE_CELL_TWO_REPS: &[&str] = &[
+    "sweep",
+    "--modes",
+    "a1",
+    "--engines",
+    "threads",
+    "--sizes",
+    "64",
+    "--flows",
+    "1",
+    "--patterns",
+    "stream",
+    "--duration",
+    "0.2",
+    "--warmup",
+    "0",
+    "--reps",
+    "2",
+    "--no-progress",
+];
+
 #[test]
 fn resume_cuts_a_torn_last_line() {
     let dir = tmpdir("torn");
     let o = sendpath()
-        .args([
-            "sweep",
-            "--modes",
-            "a1",
-            "--engines",
-            "threads",
-            "--sizes",
-            "64",
-            "--flows",
-            "1",
-            "--patterns",
-            "stream",
-        ])
-        .args([
-            "--duration",
-            "0.2",
-            "--warmup",
-            "0",
-            "--reps",
-            "2",
-            "--no-progress",
-            "--out",
-        ])
+        .args(ONE_CELL_TWO_REPS)
+        .arg("--out")
         .arg(&dir)
         .output()
         .unwrap();
@@ -228,29 +229,8 @@ fn resume_cuts_a_torn_last_line() {
     // Simulate a crash mid-write of the second record.
     std::fs::write(&results, &text[..first_len + 40]).unwrap();
     let o = sendpath()
-        .args([
-            "sweep",
-            "--modes",
-            "a1",
-            "--engines",
-            "threads",
-            "--sizes",
-            "64",
-            "--flows",
-            "1",
-            "--patterns",
-            "stream",
-        ])
-        .args([
-            "--duration",
-            "0.2",
-            "--warmup",
-            "0",
-            "--reps",
-            "2",
-            "--no-progress",
-            "--resume",
-        ])
+        .args(ONE_CELL_TWO_REPS)
+        .arg("--resume")
         .arg(&dir)
         .output()
         .unwrap();
