@@ -1014,7 +1014,14 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
                     f.drain_since.get_or_insert_with(Instant::now);
                 }
             }
-            expect += f.pending + f.strategy.owed() as usize;
+            // Wait for the chain's results; a flow waits for zero-copy notifications only when
+            // it has nothing else in flight (its slots are all owed, or it is draining), so a
+            // late notification never holds back the next chain.
+            expect += if f.pending > 0 {
+                f.pending
+            } else {
+                f.strategy.owed() as usize
+            };
             all_done &= f.finished();
         }
         if all_done && sq.is_empty() {
