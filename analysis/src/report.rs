@@ -161,6 +161,7 @@ pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> 
     cells_section(&mut b, a);
     zerocopy_section(&mut b, a);
     counters_section(&mut b, a);
+    placement_section(&mut b, a);
     flows_section(&mut b, a);
     warnings_section(&mut b, a);
 
@@ -467,6 +468,46 @@ fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis) {
         ),
     };
     b.push(Block::Para(verdict));
+}
+
+fn placement_section(b: &mut Vec<Block>, a: &Analysis) {
+    let p = &a.placement;
+    if p.known == 0 {
+        return;
+    }
+    b.push(Block::Heading(2, "Where the threads ran".into()));
+    let mut text = format!(
+        "In {} of {} ok records a sender thread and a receiver thread ended the window on the \
+         same CPU (unpinned, the scheduler decides; this is where they were when the window \
+         ended). On loopback this can matter, since the receive path runs in the sender's \
+         softirq and a shared CPU keeps the copied data in its cache; pin (`--pin`) to compare \
+         like with like.",
+        p.shared, p.known
+    );
+    if p.mixed.is_empty() {
+        b.push(Block::Para(text));
+        return;
+    }
+    text.push_str(&format!(
+        " Cells measured both ways across their repetitions ({}):",
+        p.mixed.len()
+    ));
+    b.push(Block::Para(text));
+    b.push(Block::List(
+        p.mixed
+            .iter()
+            .map(|(cell, shared, apart)| {
+                format!(
+                    "{cell}: {shared:.3} Gbit/s sharing a CPU, {apart:.3} apart ({:.2}x)",
+                    if *apart > 0.0 {
+                        shared / apart
+                    } else {
+                        f64::NAN
+                    }
+                )
+            })
+            .collect(),
+    ));
 }
 
 fn counters_section(b: &mut Vec<Block>, a: &Analysis) {

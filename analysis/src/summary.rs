@@ -318,6 +318,57 @@ pub struct Analysis {
     pub counters: CounterSummary,
     /// Where it was measured.
     pub host: HostSummary,
+    /// Whether the two sides shared a CPU.
+    pub placement: PlacementSummary,
+}
+
+/// Whether sender and receiver threads ended their windows on a shared CPU.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PlacementSummary {
+    /// Ok records that say where both sides ran.
+    pub known: usize,
+    /// Of those, records where a sender and a receiver thread were on the same CPU.
+    pub shared: usize,
+    /// Cells measured both ways: (cell, median Gbit/s when shared, when apart).
+    pub mixed: Vec<(String, f64, f64)>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Counts shared-CPU placements and compares them where a cell saw both.
+pub fn placement_summary(records: &[Record]) -> PlacementSummary {
+    let mut s = PlacementSummary::default();
+    let mut by_cell: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        let (tx, rx) = (&r.sender.cpus, &r.receiver.cpus);
+        if tx.is_empty() || rx.is_empty() {
+            continue;
+        }
+        s.known += 1;
+        let shared = tx.iter().any(|c| rx.contains(c));
+        s.shared += usize::from(shared);
+        let e = by_cell.entry(CellKey::of(r).to_string()).or_default();
+        if shared {
+            e.0.push(r.throughput.gbps);
+        } else {
+            e.1.push(r.throughput.gbps);
+        }
+    }
+    for (cell, (mut shared, mut apart)) in by_cell {
+        if !shared.is_empty() && !apart.is_empty() {
+            s.mixed
+                .push((cell, median(&mut shared), median(&mut apart)));
+        }
+    }
+    s
 }
 
 /// Analyses records: the pure core of the report.
@@ -331,6 +382,7 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         zerocopy: zerocopy_summary(records),
         counters: counter_summary(records),
         host: host_summary(records),
+        placement: placement_summary(records),
         table,
     }
 }

@@ -503,3 +503,36 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
     assert!(md.contains("| rr | threads | 1 |"));
     assert!(md.contains("Latency kind: one_way, round_trip"));
 }
+
+#[test]
+fn placement_is_counted_and_compared_from_the_records() {
+    let text = read("loopback_threads.jsonl");
+    let mut recs = parse_records(&text).unwrap().records;
+    // The fixture predates `cpus`: nothing is known, and the report says nothing.
+    assert_eq!(
+        sendpath_analysis::summary::placement_summary(&recs).known,
+        0
+    );
+    // Make the two reps of one cell differ: rep 0 shares CPU 0, rep 1 runs apart.
+    for r in recs.iter_mut() {
+        r.sender.cpus = vec![0];
+        r.receiver.cpus = vec![if r.spec.rep == 0 { 0 } else { 1 }];
+    }
+    let p = sendpath_analysis::summary::placement_summary(&recs);
+    assert_eq!(p.known, recs.len());
+    assert_eq!(p.shared, recs.iter().filter(|r| r.spec.rep == 0).count());
+    assert_eq!(p.mixed.len(), 18, "every cell has one rep each way");
+    let (cell, shared, apart) = &p.mixed[0];
+    let reps: Vec<&sendpath_core::report::v1::Record> = recs
+        .iter()
+        .filter(|r| sendpath_analysis::derive::CellKey::of(r).to_string() == *cell)
+        .collect();
+    let g = |rep: u64| {
+        reps.iter()
+            .find(|r| r.spec.rep == rep)
+            .unwrap()
+            .throughput
+            .gbps
+    };
+    assert_eq!((*shared, *apart), (g(0), g(1)));
+}

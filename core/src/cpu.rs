@@ -134,6 +134,10 @@ pub struct SideCounters {
     pub llc_load_misses: Option<u64>,
     /// Names of the counters that are `None` because this machine or build cannot count them.
     pub unsupported: Vec<String>,
+    /// CPUs this side's threads were on when the window ended (sorted, distinct). On a small
+    /// machine whether the two sides shared a CPU changes loopback results several-fold.
+    #[serde(default)]
+    pub cpus: Vec<u32>,
 }
 
 fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -171,6 +175,11 @@ impl SideCounters {
 
     /// Adds another thread's counters. A counter is known only if it is known for both.
     pub fn merge(&mut self, o: &SideCounters) {
+        for &c in &o.cpus {
+            if let Err(i) = self.cpus.binary_search(&c) {
+                self.cpus.insert(i, c);
+            }
+        }
         self.user_ns += o.user_ns;
         self.sys_ns += o.sys_ns;
         self.task_clock_ns = add(self.task_clock_ns, o.task_clock_ns);
@@ -311,9 +320,12 @@ impl ThreadCounters {
     pub fn stop(&self) -> SideCounters {
         let end = snapshot();
         let s = self.start;
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
         let mut out = SideCounters {
             user_ns: end.user_ns.saturating_sub(s.user_ns),
             sys_ns: end.sys_ns.saturating_sub(s.sys_ns),
+            cpus: u32::try_from(cpu).map(|c| vec![c]).unwrap_or_default(),
             ..Default::default()
         };
         for (k, c, v0) in self.perf.borrow_mut().iter_mut() {

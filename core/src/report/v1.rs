@@ -306,6 +306,10 @@ pub struct Side {
     pub counters: Counters,
     /// Counters this machine or build cannot count.
     pub unsupported: Vec<String>,
+    /// CPUs this side's threads were on when the window ended. Where they overlap the other
+    /// side's, the two shared a CPU, which on loopback changes the numbers several-fold.
+    #[serde(default)]
+    pub cpus: Vec<u64>,
 }
 
 /// Machine CPU time by category.
@@ -398,6 +402,7 @@ fn side(c: Option<&SideCounters>) -> Side {
             llc_load_misses: c0.llc_load_misses,
         },
         unsupported: c0.unsupported.clone(),
+        cpus: c0.cpus.iter().map(|&c| c as u64).collect(),
     }
 }
 
