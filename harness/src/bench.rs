@@ -175,9 +175,13 @@ pub fn run(
     suite: Suite,
     rounds: usize,
     duration_s: f64,
+    pin: Option<sendpath_core::affinity::Pin>,
     mut on_record: impl FnMut(&Record) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let cells = cells(suite, duration_s);
+    let mut cells = cells(suite, duration_s);
+    for c in &mut cells {
+        c.spec.pin = pin.clone();
+    }
     let mut msgs: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     for round in 0..rounds {

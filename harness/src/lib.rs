@@ -183,6 +183,10 @@ struct BenchArgs {
     /// Append every record to this JSON Lines file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Pin every cell (bare: sender and receiver on different CPUs; or SENDER:RECEIVER):
+    /// on a 2-CPU machine the scheduler's placement otherwise changes results several-fold.
+    #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
+    pin: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -357,7 +361,12 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if b.rounds == 0 {
                 anyhow::bail!("--rounds must be at least 1");
             }
-            bench::run(b.suite, b.rounds, b.duration, |r| match &b.out {
+            let pin = b
+                .pin
+                .as_deref()
+                .map(sendpath_core::affinity::Pin::parse)
+                .transpose()?;
+            bench::run(b.suite, b.rounds, b.duration, pin, |r| match &b.out {
                 Some(p) => append_line(p, &r.to_json_line()),
                 None => Ok(()),
             })?;
