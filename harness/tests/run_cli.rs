@@ -105,3 +105,38 @@ fn uring_depth_zero_names_the_option() {
         "error: invalid option: --uring-depth 0 must be between 1 and 1024 (sends in flight per flow)"
     );
 }
+
+#[test]
+fn bench_prints_a_ratio_per_size_and_refuses_zero_rounds() {
+    let o = sendpath()
+        .args([
+            "bench",
+            "latency-cost",
+            "--rounds",
+            "1",
+            "--duration",
+            "0.1",
+            "--pin",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for size in ["64 ", "1024 ", "16384 ", "65536 "] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(size))
+            .unwrap_or_else(|| panic!("no row for {size}: {out}"));
+        assert!(line.trim_end().ends_with('%'), "{line}");
+    }
+    let o = sendpath()
+        .args(["bench", "paths", "--rounds", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
+}
