@@ -323,3 +323,36 @@ fn uring_server_multiplexes_two_clients_on_one_ring() {
     assert_eq!(v["integrity"]["verify_errors"], 0);
     assert_eq!(v["zerocopy"]["completions"], v["zerocopy"]["sends"]);
 }
+
+#[test]
+fn a3_without_so_zerocopy_fails_clearly_and_never_falls_back() {
+    // The test hook makes A3 behave as on a kernel that refuses SO_ZEROCOPY.
+    let port = free_port();
+    let server = bin("a3")
+        .env("SENDPATH_TEST_NO_SO_ZEROCOPY", "1")
+        .args(["server", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--duration", "0.3", "--accept-timeout", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let c = client("a3", port, &["--json"]);
+    let s = wait_bounded(server, Duration::from_secs(20));
+    let (out, err) = text(&c);
+    assert_eq!(c.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("SO_ZEROCOPY"), "the client says why: {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert_eq!(
+        v["throughput"]["messages"], 0,
+        "nothing was sent by any other path"
+    );
+    let (_, serr) = text(&s);
+    assert!(!s.status.success());
+    assert!(
+        serr.lines()
+            .any(|l| l.starts_with("error:") && l.contains("SO_ZEROCOPY")),
+        "one error line says why: {serr}"
+    );
+}

@@ -140,3 +140,22 @@ fn bench_prints_a_ratio_per_size_and_refuses_zero_rounds() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
 }
+
+#[test]
+fn run_a3_without_so_zerocopy_is_a_failed_record_with_the_reason() {
+    let o = sendpath()
+        .env("SENDPATH_TEST_NO_SO_ZEROCOPY", "1")
+        .args(["run", "--mode", "a3", "--duration", "0.2"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert!(
+        v["error"].as_str().unwrap().contains("SO_ZEROCOPY"),
+        "{}",
+        v["error"]
+    );
+    assert_eq!(v["throughput"]["messages"], 0);
+}

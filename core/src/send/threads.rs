@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// Without latency the clock is read once per this many messages (to find the window's end).
 const CLOCK_EVERY: u64 = 32;
+/// Environment variable that makes A3 act as on a kernel without SO_ZEROCOPY (tests only).
+pub const NO_SO_ZEROCOPY_ENV: &str = "SENDPATH_TEST_NO_SO_ZEROCOPY";
 /// Longest teardown may wait for outstanding zero-copy completions.
 pub const ZC_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -208,7 +210,14 @@ impl A3ZeroCopy {
     /// Enables SO_ZEROCOPY on `fd` (an error if the kernel cannot: A3 never falls back to a
     /// copying send) and allocates `slots` message buffers.
     pub fn new(fd: RawFd, msg_size: usize, slots: usize, verify: bool) -> Result<Self> {
-        sock::setsockopt_int(fd, libc::SOL_SOCKET, SO_ZEROCOPY, 1).map_err(|e| {
+        // Test hook: behave as a kernel without SO_ZEROCOPY, so the user-facing error path
+        // can be exercised through the real binaries on a kernel that has it.
+        let refused = if std::env::var_os(NO_SO_ZEROCOPY_ENV).is_some() {
+            Err(std::io::Error::from_raw_os_error(libc::ENOPROTOOPT))
+        } else {
+            sock::setsockopt_int(fd, libc::SOL_SOCKET, SO_ZEROCOPY, 1)
+        };
+        refused.map_err(|e| {
             Error::Unsupported(format!(
                 "A3 needs SO_ZEROCOPY (Linux >= 4.14) and this kernel refused it: {e}"
             ))
