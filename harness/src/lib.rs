@@ -285,8 +285,16 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if let Some(v) = a.modes {
                 grid.modes = v;
             }
-            if let Some(v) = a.engines {
-                grid.engines = v;
+            match a.engines {
+                Some(v) => grid.engines = v,
+                None => {
+                    // A preset's uring cells are left out where io_uring cannot run at all
+                    // (asked for explicitly, they run and fail with the reason).
+                    if let Err(why) = sendpath_core::send::uring::probe_ops() {
+                        eprintln!("sweep: leaving the uring engine out: {why}");
+                        grid.engines.retain(|e| *e != Engine::Uring);
+                    }
+                }
             }
             if let Some(v) = a.sizes {
                 grid.sizes = v;
