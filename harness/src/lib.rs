@@ -336,13 +336,23 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ..RunSpec::default()
             };
             let dir = a.resume.or(a.out).unwrap_or_else(sweep::default_out_dir);
+            let topology = a.place.resolve()?;
+            if let Topology::Veth(v) = &topology {
+                // Every cell would fail the same way: say it once, before starting.
+                if !v.is_up() {
+                    anyhow::bail!(
+                        "the veth topology {}/{} is not up: run `sendpath topology up` first",
+                        v.server_ns,
+                        v.client_ns
+                    );
+                }
+            }
             eprintln!(
                 "sweep: {} cells ({} reps) -> {}",
                 grid.cells().len(),
                 grid.reps,
                 dir.join("results.jsonl").display()
             );
-            let topology = a.place.resolve()?;
             let o = sweep::run(&grid, &topology, &dir, !a.no_progress)?;
             let overhead = o.wall_s - o.cell_time_s;
             sendpath_core::say!(

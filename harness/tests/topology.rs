@@ -52,6 +52,21 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("topology up"));
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--modes",
+            "a1",
+            "--sizes",
+            "64",
+            "--topology",
+            "veth",
+        ])
+        .args(net)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a sweep says it once, up front");
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
 
     for _ in 0..2 {
         // Idempotent.
