@@ -5,9 +5,16 @@
 //! Design decisions (see `DESIGN.md` in the project's shared folder for the full contract):
 //! - **Two independent axes.** The copy discipline ([`spec::Mode`]: A1 copy, A2 sendmsg,
 //!   A3 zero-copy) and the engine that drives the syscalls ([`spec::Engine`]: blocking threads,
-//!   io_uring) are separate. Each (mode, engine) cell is one strategy type behind one trait
-//!   ([`send::threads::BlockingSend`]); zero-copy completion handling lives in the strategy that
-//!   needs it, never behind an `if zerocopy` in a shared loop.
+//!   io_uring) are separate. Each (mode, engine) cell is one strategy type behind one trait per
+//!   engine ([`send::threads::BlockingSend`], [`send::uring::UringSend`]); zero-copy completion
+//!   handling lives in the strategy that needs it, never behind an `if zerocopy` in a shared
+//!   loop, and both engines gate buffer reuse on the same [`zerocopy::SlotPool`].
+//! - **Patterns on top of the strategies**: `stream` drives a strategy as fast as it goes,
+//!   [`rr`] sends requests and responses through it one transaction at a time, `rate` paces it
+//!   on a schedule carried in the hello so latency can be measured from the intended time.
+//! - **Measurement that does not disturb**: per-message timestamps from the TSC mapped onto
+//!   CLOCK_MONOTONIC ([`time`]), software counters from the kernel's own per-thread
+//!   accounting rather than perf events ([`cpu`]).
 //! - **One receiver for every mode** ([`recv`]): large reads, frame parsing, per-flow sequence
 //!   checks and one HDR histogram per thread, so only the send path varies between cells.
 //! - **Self-describing wire format** ([`wire`]): a hello frame carries everything the receiver
