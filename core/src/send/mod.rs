@@ -9,7 +9,7 @@ pub mod uring;
 
 use crate::error::{Error, Result};
 use crate::sock;
-use crate::spec::{Engine, Mode, Pattern, RunSpec};
+use crate::spec::{Engine, Pattern, RunSpec};
 use crate::time::{now_ns, secs_to_ns, Nanos};
 use crate::wire::{encode_end, Hello, SenderReport};
 use std::net::{Shutdown, TcpStream};
@@ -156,9 +156,4 @@ pub fn strategy_for(
         Engine::Threads => threads::for_mode(spec, fd),
         Engine::Uring => Ok(Box::new(uring::UringOneShot::new(spec, fd)?)),
     }
-}
-
-/// True if `mode` uses zero-copy completions.
-pub fn uses_zerocopy(mode: Mode) -> bool {
-    mode == Mode::A3
 }
