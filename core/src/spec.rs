@@ -307,6 +307,9 @@ impl RunSpec {
                 if self.rx == RxMode::Discard {
                     return bad("--pattern rr reads every response; drop --rx-discard".into());
                 }
+                if !self.latency {
+                    return bad("--pattern rr measures round trips; drop --no-latency".into());
+                }
             }
             Pattern::Rate => match self.rate {
                 None => {

@@ -197,6 +197,14 @@ fn pattern_options_are_checked() {
             },
             "--resp-size needs --pattern rr",
         ),
+        (
+            RunSpec {
+                pattern: Pattern::Rr,
+                latency: false,
+                ..base.clone()
+            },
+            "drop --no-latency",
+        ),
     ] {
         let e = run_loopback(&spec, 0).unwrap_err().to_string();
         assert!(e.contains(needle), "{e} should mention {needle}");

@@ -491,7 +491,7 @@ impl Record {
         if spec.mode == Mode::A3 && zc.is_none() && errors.is_empty() {
             errors.push("zero-copy accounting missing from the sender's report".into());
         }
-        let latency_recorded = spec.records_latency() || spec.pattern == Pattern::Rr;
+        let latency_recorded = spec.records_latency();
         let kind = match spec.pattern {
             Pattern::Stream => "one_way",
             Pattern::Rr => "round_trip",
