@@ -2,7 +2,7 @@
 //! means the same thing everywhere.
 
 use crate::affinity::Pin;
-use crate::spec::{Engine, Pattern, RunSpec, RxMode, RxStall, UringOpts};
+use crate::spec::{Engine, Pattern, RunSpec, RxMode, RxStall, UringOpts, UringOrdering};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
@@ -34,14 +34,19 @@ pub struct SendArgs {
     /// per flow, like the threads engine).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// io_uring: sends in flight per flow, submitted as one linked chain (keeps the stream
-    /// in order). Default 32; for A1 as many messages as fit 64 KiB (at least 1).
+    /// io_uring: messages in flight per flow, as one send bundle or one linked chain (either
+    /// keeps the stream in order). Default 32; for A1 as many as fit 64 KiB (at least 1).
     #[arg(long, value_name = "N")]
     pub uring_depth: Option<usize>,
     /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
     /// Default: the depth.
     #[arg(long, value_name = "N")]
     pub uring_batch: Option<usize>,
+    /// io_uring: how a flow's messages stay in order: `bundle` (one send bundle over a
+    /// provided-buffer ring; default for a1 and a2) or `link` (one SQE per message, linked
+    /// chains; the only choice for a3).
+    #[arg(long, value_name = "HOW", value_parser = parse_ordering)]
+    pub uring_ordering: Option<UringOrdering>,
     /// stream (as fast as possible), rr (request/response, one transaction in flight per
     /// flow, like netperf TCP_RR), or rate (open loop at --rate messages/s per flow).
     #[arg(long, value_name = "PATTERN", default_value = "stream", value_parser = parse_pattern)]
@@ -114,6 +119,7 @@ impl SendArgs {
             uring: UringOpts {
                 depth,
                 batch: self.uring_batch.unwrap_or(depth),
+                ordering: self.uring_ordering.unwrap_or(auto.ordering),
             },
             pattern: self.pattern,
             resp_size: self.resp_size,
@@ -124,6 +130,10 @@ impl SendArgs {
             rx_stall: self.rx_stall.as_deref().map(parse_stall).transpose()?,
         })
     }
+}
+
+fn parse_ordering(s: &str) -> Result<UringOrdering, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
 }
 
 fn parse_pattern(s: &str) -> Result<Pattern, String> {

@@ -316,6 +316,7 @@ pub fn client(
             uring: UringOpts {
                 depth: u.depth as usize,
                 batch: u.batch as usize,
+                ordering: u.ordering.parse().unwrap_or_default(),
             },
             ..spec
         },

@@ -63,6 +63,22 @@ pub enum Pattern {
     Rate,
 }
 
+/// How the io_uring engine keeps one flow's bytes in order while several messages are in
+/// flight (several plain sends in flight on one TCP socket may run out of order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UringOrdering {
+    /// One SQE per message (`Send`, `SendMsg`, `SendZc`), linked with `IOSQE_IO_LINK` and
+    /// `MSG_WAITALL` into one chain per flow in flight. Every mode can do it.
+    #[default]
+    Link,
+    /// One `Send` bundle per flow in flight over a provided-buffer ring (Linux 6.10): the
+    /// messages are ring entries (A1: the staged message; A2: header and payload), and the
+    /// kernel sends as many as the socket takes in one `sendmsg`. `SEND_ZC` has no bundle
+    /// form, so A3 cannot.
+    Bundle,
+}
+
 /// How the receiver reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,6 +124,7 @@ enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
 enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
 enum_str!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
 enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard");
+enum_str!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle");
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -186,6 +203,10 @@ pub struct UringOpts {
     /// Completions one `io_uring_enter` waits for before the loop refills idle flows (capped
     /// at what is in flight). With `depth` it sets how many sends one syscall carries.
     pub batch: usize,
+    /// How a flow's messages stay in order: linked chains of per-message SQEs, or send
+    /// bundles over a provided-buffer ring (then `depth` is the messages per bundle).
+    #[serde(default)]
+    pub ordering: UringOrdering,
 }
 
 impl UringOpts {
@@ -207,6 +228,16 @@ impl UringOpts {
         UringOpts {
             depth,
             batch: depth,
+            ordering: Self::auto_ordering(mode),
+        }
+    }
+
+    /// Bundles where the mode has a bundle form (A1, A2: plain `Send` of ring entries), linked
+    /// chains for A3 (`SEND_ZC` cannot take provided buffers).
+    pub fn auto_ordering(mode: Mode) -> UringOrdering {
+        match mode {
+            Mode::A1 | Mode::A2 => UringOrdering::Bundle,
+            Mode::A3 => UringOrdering::Link,
         }
     }
 }
@@ -216,6 +247,7 @@ impl Default for UringOpts {
         UringOpts {
             depth: 32,
             batch: 32,
+            ordering: UringOrdering::Link,
         }
     }
 }
@@ -436,6 +468,15 @@ impl RunSpec {
                 ));
             }
         }
+        if self.engine == Engine::Uring
+            && self.mode == Mode::A3
+            && u.ordering == UringOrdering::Bundle
+        {
+            return bad(
+                "--uring-ordering bundle needs a1 or a2: SEND_ZC has no bundle form (a3 sends linked chains)"
+                    .into(),
+            );
+        }
         if self.engine == Engine::Uring && self.mode == Mode::A3 {
             let per_ring = self.flows.div_ceil(self.sender_threads()) * self.zc_slots;
             if per_ring > MAX_URING_FIXED_BUFFERS {
@@ -474,6 +515,22 @@ mod tests {
         assert_eq!(UringOpts::auto(Mode::A1, 1 << 20, false).depth, 1);
         assert_eq!(UringOpts::auto(Mode::A2, 1 << 20, false).depth, 32);
         assert_eq!(UringOpts::auto(Mode::A2, 1 << 20, true).depth, 1);
+        assert_eq!(
+            UringOpts::auto(Mode::A1, 64, false).ordering,
+            UringOrdering::Bundle
+        );
+        assert_eq!(
+            UringOpts::auto(Mode::A2, 64, false).ordering,
+            UringOrdering::Bundle
+        );
+        assert_eq!(
+            UringOpts::auto(Mode::A3, 64, false).ordering,
+            UringOrdering::Link
+        );
+        assert_eq!(
+            "BUNDLE".parse::<UringOrdering>().unwrap(),
+            UringOrdering::Bundle
+        );
         let a = UringOpts::auto(Mode::A3, 65536, false);
         assert_eq!((a.depth, a.batch), (32, 32));
     }
@@ -589,6 +646,18 @@ mod tests {
                     ..ok.clone()
                 },
                 "registered buffers",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A3,
+                    uring: UringOpts {
+                        ordering: UringOrdering::Bundle,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "SEND_ZC has no bundle form",
             ),
         ] {
             let e = spec.validate().unwrap_err().to_string();

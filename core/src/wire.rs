@@ -296,6 +296,9 @@ pub struct UringSetup {
     pub depth: u32,
     /// Completions each io_uring_enter waits for.
     pub batch: u32,
+    /// `link` or `bundle` (see `UringOrdering`); empty from a sender that predates it.
+    #[serde(default)]
+    pub ordering: String,
     /// Ring setup flags the kernel accepted (fewer when it refused the fast set).
     pub setup_flags: Vec<String>,
     /// The ring fd was registered (no fd lookup per io_uring_enter).

@@ -6,7 +6,7 @@
 
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::spec::{Engine, Mode, RunSpec, UringOpts};
+use sendpath_core::spec::{Engine, Mode, RunSpec, UringOpts, UringOrdering};
 
 /// Which comparison to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -16,8 +16,8 @@ pub enum Suite {
     /// What per-message latency recording costs: each size with and without it.
     LatencyCost,
     /// io_uring vs blocking threads, same mode, back to back: A1 64 B and 16 KiB one flow,
-    /// A1 64 B 8 flows (uring on 2 threads vs 8 threads), A3 16 KiB and 64 KiB, and the
-    /// io_uring depth at 64 B.
+    /// A1 64 B 8 flows (uring on 2 threads vs 8 threads), A3 16 KiB and 64 KiB, A2 64 B and
+    /// 16 KiB, and both io_uring orderings (bundle, linked chains) for A1.
     Uring,
 }
 
@@ -35,14 +35,18 @@ fn uring_compares() -> Vec<Compare> {
         candidate,
     };
     vec![
-        c("(a) A1 64 B, 1 flow: uring / threads", 0, 1),
-        c("(a') same, no latency recording", 2, 3),
-        c("(b) A1 16 KiB, 1 flow: uring / threads", 4, 5),
+        c("(a) A1 64 B, 1 flow: uring bundle / threads", 0, 1),
+        c("(a) same, uring linked chains / threads", 0, 12),
+        c("(a') no latency recording, bundle", 2, 3),
+        c("(b) A1 16 KiB, 1 flow: uring bundle / threads", 4, 5),
+        c("(b) same, uring linked chains / threads", 4, 13),
         c("(c) A1 64 B, 8 flows: uring 2 thr / threads 8 thr", 6, 7),
         c("(d) A3 16 KiB, 1 flow: uring / threads", 8, 9),
         c("(d) A3 64 KiB, 1 flow: uring / threads", 10, 11),
-        c("A1 64 B uring depth 8 / threads", 0, 12),
-        c("A1 64 B uring depth 128 / threads", 0, 13),
+        c("A2 64 B, 1 flow: uring bundle / threads", 14, 15),
+        c("A2 16 KiB, 1 flow: uring bundle / threads", 16, 17),
+        c("A1 64 B uring bundle depth 128 / threads", 0, 18),
+        c("A1 64 B uring link depth 128 / threads", 0, 19),
     ]
 }
 
@@ -120,14 +124,40 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                     None,
                 );
             }
-            for depth in [8, 128] {
+            for size in [64, 16384] {
                 out.push(Cell {
-                    label: format!("a1 64 uring d{depth}"),
+                    label: format!("a1 {} uring link", size_label(size)),
                     spec: RunSpec {
                         engine: Engine::Uring,
                         uring: UringOpts {
-                            depth,
-                            batch: depth,
+                            ordering: UringOrdering::Link,
+                            ..UringOpts::auto(Mode::A1, size, false)
+                        },
+                        ..a1(size, 1)
+                    },
+                });
+            }
+            for size in [64, 16384] {
+                pair(
+                    &mut out,
+                    &format!("a2 {}", size_label(size)),
+                    RunSpec {
+                        mode: Mode::A2,
+                        msg_size: size,
+                        ..base.clone()
+                    },
+                    None,
+                );
+            }
+            for ordering in [UringOrdering::Bundle, UringOrdering::Link] {
+                out.push(Cell {
+                    label: format!("a1 64 uring {ordering} d128"),
+                    spec: RunSpec {
+                        engine: Engine::Uring,
+                        uring: UringOpts {
+                            depth: 128,
+                            batch: 128,
+                            ordering,
                         },
                         ..a1(64, 1)
                     },
@@ -154,6 +184,14 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
         }
     }
     out
+}
+
+fn size_label(size: usize) -> String {
+    if size >= 1024 {
+        format!("{}k", size >> 10)
+    } else {
+        size.to_string()
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -72,6 +72,24 @@ fn run_bad_input_is_one_line_and_exit_2() {
         ],
         vec!["run", "--mode", "a1", "--flows", "2", "--threads", "1"],
         vec!["run", "--mode", "a1", "--engine", "uring", "--threads", "3"],
+        vec![
+            "run",
+            "--mode",
+            "a3",
+            "--engine",
+            "uring",
+            "--uring-ordering",
+            "bundle",
+        ],
+        vec![
+            "run",
+            "--mode",
+            "a1",
+            "--engine",
+            "uring",
+            "--uring-ordering",
+            "sideways",
+        ],
     ] {
         let o = sendpath().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

@@ -174,14 +174,25 @@ pub struct RxStallV1 {
     pub for_s: f64,
 }
 
-/// How the io_uring engine ran the cell.
+fn link_ordering() -> String {
+    "link".into()
+}
+
+/// How the io_uring engine ran the cell. (rr and rate keep one send in flight per flow and
+/// so ignore depth, batch and ordering; the requested values are recorded.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UringSpec {
-    /// Sends in flight per flow: one chain linked with IOSQE_IO_LINK and MSG_WAITALL (a flow
-    /// has one chain in flight at a time, so its stream stays in order).
+    /// Messages in flight per flow: the sends of one chain linked with IOSQE_IO_LINK and
+    /// MSG_WAITALL (`link`), or the messages of one send bundle (`bundle`). A flow has one
+    /// chain or bundle in flight at a time, so its stream stays in order.
     pub depth: u64,
     /// Completions each io_uring_enter waits for (capped at what is in flight).
     pub batch: u64,
+    /// How each flow's stream is kept in order: `link` (one SQE per message, linked chains,
+    /// `depth` sends per chain) or `bundle` (one send bundle over a provided-buffer ring per
+    /// flow in flight, `depth` messages per bundle). Records before this field: `link`.
+    #[serde(default = "link_ordering")]
+    pub ordering: String,
     /// Ring setup flags the kernel accepted (e.g. single_issuer, defer_taskrun, submit_all);
     /// empty if no sender reported them.
     pub setup_flags: Vec<String>,
@@ -677,6 +688,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
     let uring = (s.engine == Engine::Uring).then(|| UringSpec {
         depth: s.uring.depth as u64,
         batch: s.uring.batch as u64,
+        ordering: s.uring.ordering.to_string(),
         setup_flags: setup.map(|u| u.setup_flags.clone()).unwrap_or_default(),
         registered_ring_fd: setup.is_some_and(|u| u.registered_ring_fd),
     });
@@ -734,6 +746,7 @@ impl Spec {
                 .map_or_else(UringOpts::default, |u| UringOpts {
                     depth: u.depth as usize,
                     batch: u.batch as usize,
+                    ordering: u.ordering.parse().unwrap_or_default(),
                 }),
             resp_size: self.resp_size_bytes.map(|r| r as usize),
             rate: self.rate_per_flow_per_s,

@@ -10,6 +10,14 @@
 //! would interleave its bytes). A chain never straddles two `io_uring_enter` calls, and the
 //! next chain of a flow is submitted only when every CQE of the previous one has arrived.
 //!
+//! **Bundles.** With `--uring-ordering bundle` (the default for A1 and A2) a flow has one
+//! `Send` bundle in flight instead of a chain: its next `depth` messages become entries of
+//! the flow's provided-buffer ring (A1: the staged message; A2: header, then payload), and the
+//! kernel sends as many entries as the socket takes in one `sendmsg`, in ring order. A short
+//! bundle completes with the bytes sent; the kernel has consumed every entry it touched, so
+//! the unsent end of the entry it stopped inside goes out as a plain `Send` (`MSG_WAITALL`,
+//! linked before the next bundle), and the untouched entries stay in the ring for that bundle.
+//!
 //! **Short sends.** With `MSG_WAITALL` the kernel retries a partial TCP send itself; a result
 //! below the length (an error after partial progress, a signal) breaks the chain, and the
 //! later links complete with `-ECANCELED`. Once the whole chain has completed, its unfinished
@@ -28,11 +36,12 @@ use crate::error::{Error, Result};
 use crate::send::threads::ZC_DRAIN_TIMEOUT;
 use crate::send::{hello_for, Window};
 use crate::sock::{self, advance_iovecs, IO_TIMEOUT};
-use crate::spec::{Mode, RunSpec};
+use crate::spec::{Mode, RunSpec, UringOrdering};
 use crate::time::now_ns;
 use crate::wire::{encode_end, fill_payload, put_header, SenderReport, UringSetup, HEADER_LEN};
 use crate::zerocopy::{SlotPool, ZeroCopyStats};
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -50,6 +59,10 @@ const MAX_SQ_ENTRIES: u32 = 4096;
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// Resubmissions of a chain in a row that made no progress before the flow gives up.
 const MAX_STALLS: u32 = 1000;
+/// user_data position of a flow's send bundle (chain positions are below MAX_URING_DEPTH).
+const BUNDLE_POS: usize = 0xffff;
+/// user_data position of the plain send that finishes the entry a short bundle stopped in.
+const LOOSE_POS: usize = 0xfffe;
 
 /// The opcodes sendpath uses, by the names the host facts list.
 pub fn known_ops() -> [(&'static str, u8); 6] {
@@ -99,6 +112,18 @@ pub fn probe_ops() -> std::result::Result<Vec<String>, String> {
         .filter(|(_, c)| probe.is_supported(*c))
         .map(|(n, _)| n.to_string())
         .collect())
+}
+
+/// Why this kernel cannot send bundles (`--uring-ordering bundle`), or None if it can.
+pub fn bundle_missing() -> Option<String> {
+    let ring: IoUring = match IoUring::<squeue::Entry, cqueue::Entry>::builder().build(2) {
+        Ok(r) => r,
+        Err(e) => return Some(unavailable(&e).to_string()),
+    };
+    (!ring.params().is_feature_recvsend_bundle()).then(|| {
+        "this kernel's io_uring has no send bundles (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10)"
+            .to_string()
+    })
 }
 
 /// Why `mode` cannot run on the io_uring engine here, or None if it can (for tests that skip).
@@ -182,6 +207,12 @@ pub trait UringSend: Send {
     /// The SQE that sends bytes `done..msg_size` of buffer `buf` on registered file `fd`,
     /// with `MSG_WAITALL` (the loop adds the link flag and user_data).
     fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry;
+
+    /// Buffer `buf`'s message as the byte ranges a send bundle puts in the provided-buffer
+    /// ring, in order (the second may be empty), or None if the mode has no bundle form.
+    fn segments(&self, _buf: u16) -> Option<[&[u8]; 2]> {
+        None
+    }
 
     /// Buffers to register with the ring, in id order (A3: every slot); none by default.
     fn fixed_buffers(&self) -> Vec<libc::iovec> {
@@ -270,6 +301,10 @@ impl UringSend for A1UringSend {
             .flags(libc::MSG_WAITALL)
             .build()
     }
+
+    fn segments(&self, buf: u16) -> Option<[&[u8]; 2]> {
+        Some([&self.staging[buf as usize], &[]])
+    }
 }
 
 /// One A2 message in flight: its header, and the msghdr/iovecs the kernel reads.
@@ -352,6 +387,11 @@ impl UringSend for A2UringSendMsg {
         opcode::SendMsg::new(fd, &m.msg)
             .flags(libc::MSG_WAITALL as u32)
             .build()
+    }
+
+    fn segments(&self, buf: u16) -> Option<[&[u8]; 2]> {
+        let m = &self.msgs[buf as usize];
+        Some([&m.header, &self.payloads[m.payload]])
     }
 }
 
@@ -458,6 +498,274 @@ impl UringSend for A3UringSendZc {
     }
 }
 
+/// A provided-buffer ring (`IORING_REGISTER_PBUF_RING`) feeding one flow's send bundles. The
+/// memory is ours (page aligned, zeroed); the kernel reads the entries between its head and
+/// the tail we publish, and a bundle consumes them in ring order.
+struct BufRing {
+    base: *mut types::BufRingEntry,
+    /// Entries (a power of two, at most 32768).
+    entries: u16,
+    /// Our tail: entries pushed, published to the kernel by [`BufRing::publish`].
+    tail: u16,
+}
+
+impl BufRing {
+    const ALIGN: usize = 4096;
+
+    fn layout(entries: u16) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(
+            entries as usize * std::mem::size_of::<types::BufRingEntry>(),
+            Self::ALIGN,
+        )
+        .expect("buffer ring layout")
+    }
+
+    /// A ring of at least `min_entries` entries.
+    fn new(min_entries: usize) -> BufRing {
+        let entries = min_entries.clamp(1, 1 << 15).next_power_of_two() as u16;
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { std::alloc::alloc_zeroed(Self::layout(entries)) };
+        if base.is_null() {
+            std::alloc::handle_alloc_error(Self::layout(entries));
+        }
+        BufRing {
+            base: base.cast(),
+            entries,
+            tail: 0,
+        }
+    }
+
+    /// Appends `seg` (the caller keeps it alive and unchanged until a bundle consumed it, and
+    /// never has more than `entries` unconsumed).
+    fn push(&mut self, seg: &[u8], bid: u16) {
+        let i = (self.tail & (self.entries - 1)) as usize;
+        // SAFETY: i < entries; the kernel does not write entries of a send buffer ring.
+        let e = unsafe { &mut *self.base.add(i) };
+        e.set_addr(seg.as_ptr() as u64);
+        e.set_len(seg.len() as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes the pushed entries visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail field lives in entry 0 of our allocation, is 2-byte aligned, and the
+        // kernel only reads it: an atomic release store orders the entries before it.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.base) as *const std::sync::atomic::AtomicU16;
+            (*tail).store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout. The ring that read it is gone (run_group
+        // drops the ring first, and leaks the flows if sends may still be in flight).
+        unsafe { std::alloc::dealloc(self.base.cast(), Self::layout(self.entries)) }
+    }
+}
+
+/// A byte range of a message buffer: where it starts and how many bytes are left.
+type Seg = (*const u8, u32);
+
+/// `IORING_REGISTER_PBUF_STATUS` (Linux 6.8; not wrapped by the io-uring crate): reads the
+/// kernel's head of a provided-buffer ring.
+const IORING_REGISTER_PBUF_STATUS: libc::c_long = 26;
+/// Most segments one `SendMsg` carries (the kernel's UIO_MAXIOV).
+const MAX_IOV: usize = 1024;
+
+/// `struct io_uring_buf_status`.
+#[repr(C)]
+struct BufStatus {
+    buf_group: u32,
+    head: u32,
+    resv: [u32; 8],
+}
+
+/// The kernel's head of buffer ring `bgid`: how many entries bundles consumed (mod 2^16).
+fn buf_ring_head(ring_fd: RawFd, bgid: u16) -> io::Result<u16> {
+    let mut st = BufStatus {
+        buf_group: bgid as u32,
+        head: 0,
+        resv: [0; 8],
+    };
+    // SAFETY: io_uring_register with a live ring fd and one properly sized, writable argument.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd as libc::c_long,
+            IORING_REGISTER_PBUF_STATUS,
+            &mut st as *mut BufStatus,
+            1 as libc::c_long,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(st.head as u16)
+    }
+}
+
+/// Drops `n` bytes from the front of `q` (segments shrink in place). False if `q` held fewer.
+fn drop_front(q: &mut VecDeque<Seg>, mut n: u32) -> bool {
+    while n > 0 {
+        let Some(front) = q.front_mut() else {
+            return false;
+        };
+        let take = front.1.min(n);
+        // SAFETY: take <= the bytes left in the segment.
+        front.0 = unsafe { front.0.add(take as usize) };
+        front.1 -= take;
+        n -= take;
+        if front.1 == 0 {
+            q.pop_front();
+        }
+    }
+    true
+}
+
+/// A flow's send-bundle state. Invariants: `queued` is exactly the kernel's ring entries
+/// [`head`, `ring.tail`) while no bundle is in flight; `loose` holds, in stream order, bytes
+/// that precede every queued entry; every segment belongs to a message buffer that is not
+/// handed out again until both are empty.
+struct Bundle {
+    ring: BufRing,
+    /// The buffer group id (the flow's index on its ring).
+    bgid: u16,
+    /// The kernel's head when the bundle in flight was submitted.
+    head: u16,
+    /// Segments in the kernel's buffer ring not yet sent, in ring order.
+    queued: VecDeque<Seg>,
+    /// Bytes of the front queued segment the bundle in flight has sent.
+    front_sent: u32,
+    /// Whole entries the bundle in flight has sent (popped from `queued`).
+    popped: usize,
+    /// Unsent bytes whose ring entries a short bundle consumed anyway: they go out first, as
+    /// one `SendMsg` (MSG_WAITALL) linked before the next bundle.
+    loose: VecDeque<Seg>,
+    /// The iovecs and msghdr of the loose `SendMsg` (boxed: the kernel reads them in flight).
+    loose_iov: Box<[libc::iovec]>,
+    loose_msg: Box<libc::msghdr>,
+    loose_res: Option<i32>,
+    /// The bundle's final result (its CQE without `F_MORE`).
+    bundle_res: Option<i32>,
+    /// Bytes the bundle in flight sent, over all its CQEs.
+    bundle_sent: u64,
+}
+
+impl Bundle {
+    fn new(messages: usize) -> Bundle {
+        Bundle {
+            ring: BufRing::new(2 * messages),
+            bgid: 0,
+            head: 0,
+            queued: VecDeque::with_capacity(2 * messages),
+            front_sent: 0,
+            popped: 0,
+            loose: VecDeque::new(),
+            loose_iov: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                (2 * messages).min(MAX_IOV)
+            ]
+            .into_boxed_slice(),
+            // SAFETY: msghdr is plain data; zeroed is valid (no name, no control).
+            loose_msg: Box::new(unsafe { std::mem::zeroed() }),
+            loose_res: None,
+            bundle_res: None,
+            bundle_sent: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.loose.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.queued.clear();
+        self.loose.clear();
+        self.front_sent = 0;
+    }
+
+    fn push(&mut self, seg: &[u8]) {
+        if !seg.is_empty() {
+            self.ring.push(seg, self.queued.len() as u16);
+            self.queued.push_back((seg.as_ptr(), seg.len() as u32));
+        }
+    }
+
+    /// A bundle CQE reported `n` bytes sent: they are the front of `queued`, in order.
+    fn consume(&mut self, mut n: u32) -> Result<()> {
+        self.bundle_sent += n as u64;
+        while n > 0 {
+            let Some(&(_, len)) = self.queued.front() else {
+                return Err(Error::Protocol(format!(
+                    "a send bundle reported {n} bytes more than its buffer ring held"
+                )));
+            };
+            let take = (len - self.front_sent).min(n);
+            self.front_sent += take;
+            n -= take;
+            if self.front_sent == len {
+                self.queued.pop_front();
+                self.front_sent = 0;
+                self.popped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a bundle that left entries unsent: learns from the kernel's head which of them
+    /// it consumed anyway (it may consume every entry it selected), moves their unsent bytes
+    /// to `loose`, and rewrites a partly sent front entry the kernel kept, so that the next
+    /// bundle starts exactly where this one stopped.
+    fn resync(&mut self, kernel_head: u16) -> Result<()> {
+        let consumed = kernel_head.wrapping_sub(self.head) as usize;
+        let unsent = consumed
+            .checked_sub(self.popped)
+            .filter(|&u| u <= self.queued.len());
+        let Some(unsent) = unsent else {
+            return Err(Error::Protocol(format!(
+                "send bundle ring out of step: the kernel consumed {consumed} entries, {} were sent whole and {} were queued",
+                self.popped,
+                self.queued.len()
+            )));
+        };
+        for _ in 0..unsent {
+            let (p, len) = self.queued.pop_front().expect("checked above");
+            // SAFETY: front_sent < len (0 after the first).
+            self.loose.push_back((
+                unsafe { p.add(self.front_sent as usize) },
+                len - self.front_sent,
+            ));
+            self.front_sent = 0;
+        }
+        if self.front_sent > 0 {
+            // The kernel kept the entry: no bundle is in flight, so rewriting it is safe.
+            let front = self
+                .queued
+                .front_mut()
+                .expect("front_sent implies a segment");
+            // SAFETY: front_sent < the segment's length.
+            *front = (
+                unsafe { front.0.add(self.front_sent as usize) },
+                front.1 - self.front_sent,
+            );
+            let i = (kernel_head & (self.ring.entries - 1)) as usize;
+            // SAFETY: i < entries; the kernel reads entries only while selecting for a bundle.
+            let e = unsafe { &mut *self.ring.base.add(i) };
+            e.set_addr(front.0 as u64);
+            e.set_len(front.1);
+            self.front_sent = 0;
+        }
+        self.head = kernel_head;
+        Ok(())
+    }
+}
+
 /// One send of the flow's current chain.
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -485,11 +793,13 @@ struct Flow {
     stalls: u32,
     retries: u64,
     error: Option<Error>,
+    /// Present when the flow sends bundles instead of chains.
+    bundle: Option<Bundle>,
 }
 
 impl Flow {
     /// Flow `flow` with `strategy`, nothing in flight yet.
-    fn new(flow: u32, strategy: Box<dyn UringSend>, depth: usize) -> Flow {
+    fn new(flow: u32, strategy: Box<dyn UringSend>, depth: usize, ordering: UringOrdering) -> Flow {
         Flow {
             flow,
             strategy,
@@ -503,6 +813,7 @@ impl Flow {
             stalls: 0,
             retries: 0,
             error: None,
+            bundle: (ordering == UringOrdering::Bundle).then(|| Bundle::new(depth)),
         }
     }
 
@@ -510,8 +821,191 @@ impl Flow {
         self.pending == 0
     }
 
+    /// Nothing left to send: no chain, no bundle segments.
+    fn drained(&self) -> bool {
+        self.chain.is_empty() && self.bundle.as_ref().is_none_or(Bundle::is_empty)
+    }
+
     fn finished(&self) -> bool {
-        self.pending == 0 && self.chain.is_empty() && self.stopped && self.strategy.owed() == 0
+        self.pending == 0 && self.drained() && self.stopped && self.strategy.owed() == 0
+    }
+
+    /// Every CQE of the bundle (and the loose send before it) is in: keeps what is unsent for
+    /// resubmission, in order, or ends the flow on an error. `ring_fd` reads the kernel's
+    /// buffer-ring head after a short bundle.
+    fn settle_bundle(&mut self, ring_fd: RawFd) {
+        let Some(b) = self.bundle.as_mut() else {
+            return;
+        };
+        let mut progress = b.bundle_sent > 0;
+        let mut error = None;
+        let retryable = |r: i32| r == -libc::ECANCELED || r == -libc::EINTR || r == -libc::EAGAIN;
+        if let Some(r) = b.loose_res.take() {
+            match r {
+                r if r > 0 => {
+                    progress = true;
+                    if !drop_front(&mut b.loose, r as u32) {
+                        error = Some(Error::Protocol(format!(
+                            "io_uring sendmsg on flow {} reported more bytes than it was given",
+                            self.flow
+                        )));
+                    }
+                }
+                0 => {
+                    error = Some(Error::PeerClosed(format!(
+                        "io_uring send on flow {} made no progress (0 bytes)",
+                        self.flow
+                    )))
+                }
+                r if retryable(r) => {}
+                r => {
+                    error = Some(sock::classify(
+                        io::Error::from_raw_os_error(-r),
+                        "io_uring send",
+                    ))
+                }
+            }
+        }
+        if let Some(r) = b.bundle_res.take() {
+            match r {
+                0 if b.bundle_sent == 0 => {
+                    error.get_or_insert(Error::PeerClosed(format!(
+                        "io_uring send bundle on flow {} made no progress (0 bytes)",
+                        self.flow
+                    )));
+                }
+                r if r >= 0 || retryable(r) => {}
+                r if r == -libc::EINVAL => {
+                    error.get_or_insert(Error::Unsupported(format!(
+                        "the kernel rejected the io_uring send bundle (EINVAL; bundles need Linux >= 6.10): use --uring-ordering link (flow {})",
+                        self.flow
+                    )));
+                }
+                r => {
+                    error.get_or_insert(sock::classify(
+                        io::Error::from_raw_os_error(-r),
+                        "io_uring send bundle",
+                    ));
+                }
+            }
+        }
+        if error.is_none() {
+            if b.queued.is_empty() {
+                // Every entry was sent: the kernel's head is our tail.
+                b.head = b.ring.tail;
+            } else {
+                match buf_ring_head(ring_fd, b.bgid) {
+                    Ok(head) => {
+                        if let Err(e) = b.resync(head) {
+                            error = Some(e);
+                        }
+                    }
+                    Err(e) => error = Some(Error::io(
+                        "read a send buffer ring's head (IORING_REGISTER_PBUF_STATUS, Linux 6.8)",
+                        e,
+                    )),
+                }
+            }
+        }
+        b.popped = 0;
+        b.bundle_sent = 0;
+        if let Some(e) = error {
+            b.clear();
+            self.fail(e);
+            return;
+        }
+        if b.is_empty() {
+            self.stalls = 0;
+            return;
+        }
+        self.retries += 1;
+        self.stalls = if progress { 0 } else { self.stalls + 1 };
+        if self.stalls > MAX_STALLS {
+            b.clear();
+            self.fail(Error::Timeout(format!(
+                "io_uring send bundles on flow {} were interrupted {MAX_STALLS} times in a row without progress",
+                self.flow
+            )));
+        } else {
+            self.resubmit = true;
+        }
+    }
+
+    /// Fills an idle bundle flow's ring with its next `depth` messages (unless unsent bytes
+    /// are left) and submits the loose bytes and the bundle (nothing while the SQ is full).
+    fn submit_bundle(
+        &mut self,
+        li: usize,
+        depth: usize,
+        now: u64,
+        window: &Window,
+        ts: u64,
+        sq: &mut squeue::SubmissionQueue<'_>,
+    ) {
+        if sq.capacity() - sq.len() < 2 {
+            return;
+        }
+        let b = self.bundle.as_mut().expect("a bundle flow");
+        if self.resubmit {
+            self.resubmit = false;
+        } else if !self.stopped && b.is_empty() {
+            if self.first_in_window.is_none() && now >= window.start {
+                self.first_in_window = Some(self.seq);
+            }
+            for pos in 0..depth {
+                let Some(buf) = self.strategy.prepare(pos, self.seq, ts) else {
+                    break;
+                };
+                let segs = self
+                    .strategy
+                    .segments(buf)
+                    .expect("bundle ordering is validated per mode");
+                b.push(segs[0]);
+                b.push(segs[1]);
+                self.seq += 1;
+            }
+        }
+        if b.is_empty() {
+            return;
+        }
+        b.ring.publish();
+        let fd = types::Fixed(li as u32);
+        if !b.loose.is_empty() {
+            let n = b.loose.len().min(b.loose_iov.len());
+            for (iov, &(p, len)) in b.loose_iov.iter_mut().zip(b.loose.iter()) {
+                *iov = libc::iovec {
+                    iov_base: p as *mut libc::c_void,
+                    iov_len: len as usize,
+                };
+            }
+            b.loose_msg.msg_iov = b.loose_iov.as_mut_ptr();
+            b.loose_msg.msg_iovlen = n as _;
+            // The bundle may follow only if this send covers every loose byte.
+            let then_bundle = n == b.loose.len() && !b.queued.is_empty();
+            let mut e = opcode::SendMsg::new(fd, &*b.loose_msg)
+                .flags(libc::MSG_WAITALL as u32)
+                .build()
+                .user_data(user_data(li, LOOSE_POS, 0));
+            if then_bundle {
+                e = e.flags(squeue::Flags::IO_LINK);
+            }
+            // SAFETY: the iovecs, the msghdr and the bytes they name stay alive and unchanged
+            // until this send's CQE (the flow submits nothing else before it).
+            unsafe { sq.push(&e) }.expect("room checked above");
+            self.pending += 1;
+            if !then_bundle {
+                return;
+            }
+        }
+        if !b.queued.is_empty() {
+            let e = opcode::SendBundle::new(fd, b.bgid)
+                .build()
+                .user_data(user_data(li, BUNDLE_POS, 0));
+            // SAFETY: every segment in the buffer ring stays alive and unchanged until the
+            // flow is drained.
+            unsafe { sq.push(&e) }.expect("room checked above");
+            self.pending += 1;
+        }
     }
 
     fn fail(&mut self, e: Error) {
@@ -612,6 +1106,15 @@ pub fn run_group(
     spec: &RunSpec,
 ) -> Vec<(u32, Result<SenderReport>)> {
     for (s, _) in &streams {
+        if spec.rx_stall.is_some() {
+            // As on the threads engine: small buffers, so the stall backs up to the sender.
+            let _ = sock::setsockopt_int(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                crate::spec::STALL_SOCKET_BUFFER as i32,
+            );
+        }
         if let Err(e) = sock::set_io_timeouts(s) {
             let msg = e.to_string();
             return streams
@@ -636,7 +1139,7 @@ pub fn run_group(
     let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
     let mut flows: Vec<Flow> = streams
         .iter()
-        .map(|(_, f)| Flow::new(*f, for_mode(spec), depth))
+        .map(|(_, f)| Flow::new(*f, for_mode(spec), depth, spec.uring.ordering))
         .collect();
     let setup = make_ring(sq, cq).and_then(|mut r| {
         prepare_ring(&mut r, spec, &fds, &mut flows)?;
@@ -667,6 +1170,7 @@ pub fn run_group(
                 threads: spec.sender_threads() as u32,
                 depth: depth as u32,
                 batch: spec.uring.batch as u32,
+                ordering: spec.uring.ordering.to_string(),
                 setup_flags: ring.flags.clone(),
                 registered_ring_fd: ring.registered_ring_fd,
             });
@@ -681,6 +1185,7 @@ pub fn run_group(
                         &mut f.strategy,
                         Box::new(A1UringSend::new(HEADER_LEN, 0, false)),
                     ));
+                    std::mem::forget(f.bundle.take());
                 }
             }
         }
@@ -749,7 +1254,29 @@ fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow])
         spec,
         fds,
         flows.iter_mut().map(|f| f.strategy.as_mut()).collect(),
-    )
+    )?;
+    if flows.iter().any(|f| f.bundle.is_some()) && !r.ring.params().is_feature_recvsend_bundle() {
+        return Err(Error::Unsupported(
+            "this kernel's io_uring has no send bundles (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10): use --uring-ordering link".into(),
+        ));
+    }
+    for (li, f) in flows.iter_mut().enumerate() {
+        if let Some(b) = &mut f.bundle {
+            b.bgid = li as u16;
+            // SAFETY: the ring memory belongs to the flow, which outlives the ring (run_group
+            // drops the ring first, and leaks the flows' buffers if sends may be in flight).
+            unsafe {
+                r.ring.submitter().register_buf_ring_with_flags(
+                    b.ring.base as u64,
+                    b.ring.entries,
+                    li as u16,
+                    0,
+                )
+            }
+            .map_err(|e| Error::io("register a provided-buffer ring for send bundles", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks the opcode, registers the sockets and every strategy's fixed buffers.
@@ -813,7 +1340,11 @@ impl UringOneShot {
     /// A ring for socket `fd` with the strategy of `spec.mode` (depth 1).
     pub fn new(spec: &RunSpec, fd: RawFd) -> Result<Self> {
         let one = RunSpec {
-            uring: crate::spec::UringOpts { depth: 1, batch: 1 },
+            uring: crate::spec::UringOpts {
+                depth: 1,
+                batch: 1,
+                ordering: UringOrdering::Link,
+            },
             ..spec.clone()
         };
         let mut strategy = for_mode(&one);
@@ -941,6 +1472,7 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
     let depth = spec.uring.depth;
     let batch = spec.uring.batch;
     let msg_len = spec.msg_size as u32;
+    let ring_fd = r.ring.as_raw_fd();
     let (mut submitter, mut sq, mut cq) = r.ring.split();
     r.registered_ring_fd = submitter.register_ring_fd().is_ok();
     let mut counters: Option<ThreadCounters> = None;
@@ -964,7 +1496,12 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
         let mut expect = 0usize;
         let mut all_done = true;
         for (li, f) in flows.iter_mut().enumerate() {
-            if f.idle() {
+            if f.idle() && f.bundle.is_some() {
+                if now >= window.end {
+                    f.stopped = true;
+                }
+                f.submit_bundle(li, depth, now, &window, ts, &mut sq);
+            } else if f.idle() {
                 if now >= window.end {
                     f.stopped = true;
                 }
@@ -1010,9 +1547,9 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
                     }
                     f.pending = f.chain.len();
                 }
-                if f.pending == 0 && f.chain.is_empty() && f.stopped && f.strategy.owed() > 0 {
-                    f.drain_since.get_or_insert_with(Instant::now);
-                }
+            }
+            if f.idle() && f.drained() && f.stopped && f.strategy.owed() > 0 {
+                f.drain_since.get_or_insert_with(Instant::now);
             }
             // Wait for the chain's results; a flow waits for zero-copy notifications only when
             // it has nothing else in flight (its slots are all owed, or it is draining), so a
@@ -1057,6 +1594,34 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
             if cqueue::notif(flags) {
                 if let Err(e) = f.strategy.on_notif(buf, cqe.result()) {
                     f.fail(e);
+                }
+                continue;
+            }
+            if let (Some(b), true) = (f.bundle.as_mut(), pos >= LOOSE_POS) {
+                let res = cqe.result();
+                if pos == LOOSE_POS {
+                    b.loose_res = Some(res);
+                } else {
+                    let consumed = if res > 0 {
+                        b.consume(res as u32)
+                    } else {
+                        Ok(())
+                    };
+                    let more = cqueue::more(flags);
+                    if !more {
+                        b.bundle_res = Some(res);
+                    }
+                    if let Err(e) = consumed {
+                        f.fail(e);
+                    }
+                    if more {
+                        // The bundle goes on with the entries left: more CQEs follow.
+                        continue;
+                    }
+                }
+                f.pending = f.pending.saturating_sub(1);
+                if f.pending == 0 {
+                    f.settle_bundle(ring_fd);
                 }
                 continue;
             }
@@ -1125,6 +1690,7 @@ mod tests {
             0,
             Box::new(A1UringSend::new(64, results.len(), false)),
             results.len(),
+            UringOrdering::Link,
         );
         f.chain = results
             .iter()
@@ -1187,6 +1753,68 @@ mod tests {
         let mut f = flow(&[0]);
         f.settle(64);
         assert!(f.error.is_some(), "0 bytes is no progress");
+    }
+
+    /// A bundle flow with `n` queued 100-byte segments, as if submitted at kernel head 0.
+    fn bundle_with(n: usize) -> (Bundle, Vec<Vec<u8>>) {
+        let bufs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 100]).collect();
+        let mut b = Bundle::new(n);
+        for buf in &bufs {
+            b.push(buf);
+        }
+        (b, bufs)
+    }
+
+    #[test]
+    fn short_bundle_moves_consumed_unsent_entries_to_loose() {
+        // 2.5 of 6 segments sent, and the kernel consumed all 6 entries (as Linux 6.18 does
+        // after a short bundle): the rest of segment 2 and segments 3..6 must go out loose.
+        let (mut b, bufs) = bundle_with(6);
+        b.consume(250).unwrap();
+        assert_eq!((b.popped, b.front_sent, b.queued.len()), (2, 50, 4));
+        b.resync(6).unwrap();
+        assert!(b.queued.is_empty());
+        let loose: Vec<(usize, u32)> = b.loose.iter().map(|&(p, l)| (p as usize, l)).collect();
+        let mut want = vec![(bufs[2].as_ptr() as usize + 50, 50)];
+        want.extend((3..6).map(|i| (bufs[i].as_ptr() as usize, 100)));
+        assert_eq!(loose, want);
+        assert_eq!(b.head, 6);
+        // A loose send that stops half way keeps the rest in order.
+        assert!(drop_front(&mut b.loose, 120));
+        assert_eq!(b.loose.front().unwrap().1, 30);
+        assert_eq!(b.loose.len(), 3);
+        assert!(!drop_front(&mut b.loose, 1000), "more than was given");
+    }
+
+    #[test]
+    fn short_bundle_rewrites_the_partly_sent_entry_the_kernel_kept() {
+        // 2.5 segments sent, the kernel consumed only the 2 whole ones: the entry at its head
+        // must now start at byte 50 of segment 2, so nothing is sent twice.
+        let (mut b, bufs) = bundle_with(4);
+        b.consume(250).unwrap();
+        b.resync(2).unwrap();
+        assert!(b.loose.is_empty());
+        assert_eq!(b.queued.len(), 2);
+        let want = bufs[2].as_ptr() as u64 + 50;
+        assert_eq!(b.queued.front().unwrap().0 as u64, want);
+        // SAFETY: entry 2 of the ring's 8.
+        let e = unsafe { &*b.ring.base.add(2) };
+        assert_eq!((e.addr(), e.len()), (want, 50));
+        assert_eq!(b.front_sent, 0);
+    }
+
+    #[test]
+    fn bundle_ring_out_of_step_is_an_error() {
+        let (mut b, _) = bundle_with(4);
+        b.consume(200).unwrap();
+        assert!(
+            b.resync(1).is_err(),
+            "the kernel consumed fewer than were sent whole"
+        );
+        let (mut b, _) = bundle_with(4);
+        assert!(b.resync(5).is_err(), "more than were queued");
+        let (mut b, _) = bundle_with(2);
+        assert!(b.consume(201).is_err(), "more bytes than queued");
     }
 
     #[test]
