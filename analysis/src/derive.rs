@@ -23,7 +23,8 @@ pub struct CellKey {
     pub flows: u64,
     /// Bytes per message, header included.
     pub msg_size_bytes: u64,
-    /// `threads` or `uring`.
+    /// `threads` or `uring`, or `uring+link` / `uring+bundle` for a stream that ran the
+    /// ordering that is not its mode's default (see [`engine_label`]).
     pub engine: String,
     /// `a1`, `a2` or `a3`.
     pub mode: String,
@@ -36,9 +37,31 @@ impl CellKey {
             pattern: pattern_label(r),
             flows: r.spec.flows,
             msg_size_bytes: r.spec.msg_size_bytes,
-            engine: r.spec.engine.clone(),
+            engine: engine_label(r),
             mode: r.spec.mode.clone(),
         }
+    }
+}
+
+/// The engine, with the io_uring ordering where it is not the mode's default (bundles for A1
+/// and A2, linked chains for A3), so that cells measured both ways stay apart. Records from
+/// before the ordering existed say `link`: their A1/A2 uring cells read `uring+link`. rr and
+/// rate keep one send in flight whatever the ordering, so they are plain `uring`.
+pub fn engine_label(r: &Record) -> String {
+    match &r.spec.uring {
+        Some(u) if r.spec.pattern == "stream" => {
+            let default = if r.spec.mode == "a3" {
+                "link"
+            } else {
+                "bundle"
+            };
+            if u.ordering == default {
+                r.spec.engine.clone()
+            } else {
+                format!("{}+{}", r.spec.engine, u.ordering)
+            }
+        }
+        _ => r.spec.engine.clone(),
     }
 }
 
@@ -451,6 +474,38 @@ mod tests {
         assert_eq!(s.median, 3.0);
         assert!(Stat::of(&[]).is_none());
         assert_eq!(Stat::of(&[0.0, 0.0]).unwrap().rel_range, 0.0);
+    }
+
+    #[test]
+    fn uring_ordering_keeps_cells_apart_only_when_not_the_default() {
+        let line = include_str!("../tests/fixtures/loopback_threads.jsonl")
+            .lines()
+            .next()
+            .unwrap();
+        let mut r: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(engine_label(&r), "threads");
+        r.spec.engine = "uring".into();
+        r.spec.pattern = "stream".into();
+        let uring = |ordering: &str| sendpath_core::report::v1::UringSpec {
+            depth: 32,
+            batch: 32,
+            ordering: ordering.into(),
+            setup_flags: vec![],
+            registered_ring_fd: true,
+        };
+        for (mode, ordering, want) in [
+            ("a1", "bundle", "uring"),
+            ("a1", "link", "uring+link"),
+            ("a2", "link", "uring+link"),
+            ("a3", "link", "uring"),
+        ] {
+            r.spec.mode = mode.into();
+            r.spec.uring = Some(uring(ordering));
+            assert_eq!(engine_label(&r), want, "{mode} {ordering}");
+        }
+        r.spec.mode = "a1".into();
+        r.spec.pattern = "rr".into();
+        assert_eq!(engine_label(&r), "uring", "rr ignores the ordering");
     }
 
     #[test]
