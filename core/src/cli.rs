@@ -102,8 +102,12 @@ impl SendArgs {
         flows: usize,
         rx: RxMode,
     ) -> crate::Result<RunSpec> {
-        let auto = UringOpts::auto(mode, self.msg_size, self.verify);
-        let depth = self.uring_depth.unwrap_or(auto.depth);
+        let ordering = self
+            .uring_ordering
+            .unwrap_or_else(|| UringOpts::auto_ordering(mode));
+        let depth = self
+            .uring_depth
+            .unwrap_or_else(|| UringOpts::auto_depth(ordering, mode, self.msg_size, self.verify));
         Ok(RunSpec {
             mode,
             engine: self.engine,
@@ -119,7 +123,7 @@ impl SendArgs {
             uring: UringOpts {
                 depth,
                 batch: self.uring_batch.unwrap_or(depth),
-                ordering: self.uring_ordering.unwrap_or(auto.ordering),
+                ordering,
             },
             pattern: self.pattern,
             resp_size: self.resp_size,

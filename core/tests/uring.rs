@@ -167,22 +167,33 @@ fn four_flows_multiplexed_on_two_rings() {
 
 #[test]
 fn depth_one_is_one_send_in_flight() {
-    let Some(spec) = uring(Mode::A2, 256, 1) else {
-        return;
-    };
-    let r = run_loopback(
-        &RunSpec {
-            uring: UringOpts {
-                depth: 1,
-                batch: 1,
-                ..UringOpts::default()
+    for (mode, ordering) in [
+        (Mode::A1, UringOrdering::Link),
+        (Mode::A2, UringOrdering::Link),
+        (Mode::A1, UringOrdering::Bundle),
+        (Mode::A2, UringOrdering::Bundle),
+    ] {
+        if ordering == UringOrdering::Bundle && bundle_missing().is_some() {
+            continue;
+        }
+        let Some(spec) = uring(mode, 256, 1) else {
+            return;
+        };
+        let r = run_loopback(
+            &RunSpec {
+                uring: UringOpts {
+                    depth: 1,
+                    batch: 1,
+                    ordering,
+                },
+                ..spec
             },
-            ..spec
-        },
-        0,
-    )
-    .unwrap();
-    assert_uring_record(&r, 1);
+            0,
+        )
+        .unwrap();
+        assert_uring_record(&r, 1);
+        assert_eq!(r.spec.uring.as_ref().unwrap().ordering, ordering.as_str());
+    }
 }
 
 #[test]

@@ -129,9 +129,14 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                     label: format!("a1 {} uring link", size_label(size)),
                     spec: RunSpec {
                         engine: Engine::Uring,
-                        uring: UringOpts {
-                            ordering: UringOrdering::Link,
-                            ..UringOpts::auto(Mode::A1, size, false)
+                        uring: {
+                            let depth =
+                                UringOpts::auto_depth(UringOrdering::Link, Mode::A1, size, false);
+                            UringOpts {
+                                depth,
+                                batch: depth,
+                                ordering: UringOrdering::Link,
+                            }
                         },
                         ..a1(size, 1)
                     },

@@ -1128,8 +1128,14 @@ pub fn run_group(
     let depth = spec.uring.depth;
     // The ring and every strategy are built before the hellos, so that a kernel that cannot
     // do it is reported to each receiver through the end frame.
-    let sq = ((n * depth) as u32)
-        .clamp(depth as u32, MAX_SQ_ENTRIES)
+    // A flow's SQEs at once: a chain of `depth`, or a loose send and a bundle.
+    let per_flow = if spec.uring.ordering == UringOrdering::Bundle {
+        2
+    } else {
+        depth
+    };
+    let sq = ((n * per_flow) as u32)
+        .clamp(per_flow as u32, MAX_SQ_ENTRIES)
         .next_power_of_two();
     let zc = if spec.mode == Mode::A3 {
         n * spec.zc_slots
