@@ -79,17 +79,26 @@ fn parse_engine(s: &str) -> Result<Engine, String> {
 pub struct RecvArgs {
     /// Receive with MSG_TRUNC: the kernel discards the bytes without copying them to user
     /// space, isolating the send path (no latency, sequences not checked in the window).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rx")]
     pub rx_discard: bool,
+    /// How the receiver reads: copy (recv into a large buffer, the default), discard (as
+    /// --rx-discard), or uring (io_uring multishot recv into a provided-buffer ring, every
+    /// message parsed in place; stream and rate).
+    #[arg(long, value_name = "HOW", value_parser = parse_rx)]
+    pub rx: Option<RxMode>,
+}
+
+fn parse_rx(s: &str) -> Result<RxMode, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
 }
 
 impl RecvArgs {
     /// The receiver mode.
     pub fn rx(&self) -> RxMode {
-        if self.rx_discard {
-            RxMode::Discard
-        } else {
-            RxMode::Copy
+        match (self.rx, self.rx_discard) {
+            (Some(rx), _) => rx,
+            (None, true) => RxMode::Discard,
+            (None, false) => RxMode::Copy,
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod host;
 pub mod latency;
 pub mod netns;
 pub mod recv;
+pub mod recv_uring;
 pub mod report;
 pub mod rr;
 pub mod run;

@@ -53,6 +53,9 @@ pub struct FlowResult {
     pub host_cpu: Option<HostCpu>,
     /// Why the flow ended badly, if it did. What was measured before is kept.
     pub error: Option<String>,
+    /// `--rx uring`: times the multishot recv ended (no free buffer, a signal) and was
+    /// re-armed.
+    pub rx_rearms: u64,
 }
 
 /// Options of the receiver.
@@ -69,6 +72,8 @@ pub struct RecvOptions {
     pub busy_poll: bool,
     /// Test hook: pause reading once, inside the window.
     pub stall: Option<RxStall>,
+    /// `--rx uring`: provided buffers (count, bytes each); None: the defaults.
+    pub uring_buffers: Option<(usize, usize)>,
 }
 
 impl RecvOptions {
@@ -80,6 +85,7 @@ impl RecvOptions {
             expect_mode: None,
             busy_poll: false,
             stall: None,
+            uring_buffers: None,
         }
     }
 }
@@ -199,6 +205,10 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
             parse_stream(stream, &hello, &opts, &mut w, r, 0)
         }
         (_, RxMode::Discard) => discard_then_parse(stream, &hello, &opts, &mut w, r),
+        (_, RxMode::Uring) => {
+            r.seq_checked = true;
+            crate::recv_uring::receive(stream, &hello, &opts, &mut w, r)
+        }
     };
     w.close();
     r.counters = w.result_counters.take();

@@ -160,6 +160,7 @@ fn run_flows(
                 expect_mode: Some(spec.mode),
                 busy_poll: spec.busy_poll,
                 stall: spec.rx_stall,
+                uring_buffers: None,
             };
             let pin_cpu = spec
                 .pin

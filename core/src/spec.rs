@@ -88,6 +88,9 @@ pub enum RxMode {
     /// `recv(MSG_TRUNC)`: the kernel discards the bytes without copying them, isolating the
     /// send path. No sequence check and no latency then.
     Discard,
+    /// io_uring multishot `Recv` into a provided-buffer ring, every message parsed and
+    /// checked in place as with `copy` (stream and rate; rr keeps its own loop).
+    Uring,
 }
 
 macro_rules! enum_str {
@@ -123,7 +126,7 @@ macro_rules! enum_str {
 enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
 enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
 enum_str!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
-enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard");
+enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard", Uring => "uring");
 enum_str!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle");
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
@@ -295,7 +298,7 @@ impl Default for RunSpec {
 impl RunSpec {
     /// Whether per-message latency is recorded: asked for, and the receiver reads the bytes.
     pub fn records_latency(&self) -> bool {
-        self.latency && self.rx == RxMode::Copy
+        self.latency && self.rx != RxMode::Discard
     }
 
     /// Sender worker threads this spec runs (resolved: one per flow unless set).
@@ -352,6 +355,11 @@ impl RunSpec {
                 }
                 if self.rx == RxMode::Discard {
                     return bad("--pattern rr reads every response; drop --rx-discard".into());
+                }
+                if self.rx == RxMode::Uring {
+                    return bad(
+                        "--rx uring receives streams; rr keeps one transaction in flight with its own loop: drop --rx uring".into(),
+                    );
                 }
                 if !self.latency {
                     return bad("--pattern rr measures round trips; drop --no-latency".into());
@@ -615,6 +623,14 @@ mod tests {
                     ..ok.clone()
                 },
                 "--rx-discard",
+            ),
+            (
+                RunSpec {
+                    rx: RxMode::Uring,
+                    pattern: Pattern::Rr,
+                    ..ok.clone()
+                },
+                "--rx uring",
             ),
             (
                 RunSpec {

@@ -249,6 +249,30 @@ pub fn fill_payload(payload: &mut [u8], seq: u64) {
     rem.copy_from_slice(&last[..rem.len()]);
 }
 
+/// Whether `part`, the payload bytes of message `seq` from byte `offset` on, match the verify
+/// pattern (for a receiver that sees a payload in pieces).
+pub fn payload_matches_at(part: &[u8], seq: u64, offset: usize) -> bool {
+    let byte = |at: usize| payload_word(seq, (at / 8) as u64).to_le_bytes()[at % 8];
+    let mut i = 0;
+    while i < part.len() && (offset + i) % 8 != 0 {
+        if part[i] != byte(offset + i) {
+            return false;
+        }
+        i += 1;
+    }
+    while i + 8 <= part.len() {
+        let word = u64::from_le_bytes(part[i..i + 8].try_into().expect("8 bytes"));
+        if word != payload_word(seq, ((offset + i) / 8) as u64) {
+            return false;
+        }
+        i += 8;
+    }
+    part[i..]
+        .iter()
+        .enumerate()
+        .all(|(j, &b)| b == byte(offset + i + j))
+}
+
 /// Checks `payload` against the verify pattern of message `seq`; returns the first bad offset.
 pub fn check_payload(payload: &[u8], seq: u64) -> Option<usize> {
     let mut chunks = payload.chunks_exact(8);
@@ -317,6 +341,32 @@ pub fn encode_end(report: &SenderReport) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_checks_in_any_pieces() {
+        let mut p = vec![0u8; 1003];
+        fill_payload(&mut p, 77);
+        for cut in [0, 1, 7, 8, 9, 500, 1002, 1003] {
+            for cut2 in [cut, (cut + 13).min(1003), 1003] {
+                assert!(payload_matches_at(&p[..cut], 77, 0));
+                assert!(payload_matches_at(&p[cut..cut2], 77, cut), "{cut}..{cut2}");
+                assert!(payload_matches_at(&p[cut2..], 77, cut2));
+            }
+        }
+        assert!(
+            !payload_matches_at(&p[3..], 78, 3),
+            "another message's pattern"
+        );
+        for bad in [3, 8, 515, 1002] {
+            let mut q = p.clone();
+            q[bad] ^= 1;
+            assert!(!payload_matches_at(&q[1..], 77, 1), "byte {bad}");
+            assert!(
+                !payload_matches_at(&q[bad..bad + 1], 77, bad),
+                "byte {bad} alone"
+            );
+        }
+    }
 
     fn hello() -> Hello {
         Hello {

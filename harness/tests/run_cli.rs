@@ -90,6 +90,9 @@ fn run_bad_input_is_one_line_and_exit_2() {
             "--uring-ordering",
             "sideways",
         ],
+        vec!["run", "--mode", "a1", "--pattern", "rr", "--rx", "uring"],
+        vec!["run", "--mode", "a1", "--rx", "telepathy"],
+        vec!["run", "--mode", "a1", "--rx", "uring", "--rx-discard"],
     ] {
         let o = sendpath().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

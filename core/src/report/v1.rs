@@ -122,7 +122,8 @@ pub struct Spec {
     pub rep: u64,
     /// `loopback` or `veth`.
     pub topology: String,
-    /// Receiver: `copy` or `discard`.
+    /// Receiver: `copy` (recv into a large buffer), `discard` (MSG_TRUNC) or `uring` (io_uring
+    /// multishot recv into a provided-buffer ring, parsed in place; checks as `copy`).
     pub rx: String,
     /// Payload verification on.
     pub verify: bool,

@@ -56,7 +56,7 @@ pub const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 /// Most SQEs in one ring's submission queue (a chain always fits: depth <= 1024).
 const MAX_SQ_ENTRIES: u32 = 4096;
 /// Longest single wait inside `io_uring_enter`, so the loop can check its deadlines.
-const WAIT_SLICE: Duration = Duration::from_millis(200);
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// Resubmissions of a chain in a row that made no progress before the flow gives up.
 const MAX_STALLS: u32 = 1000;
 /// user_data position of a flow's send bundle (chain positions are below MAX_URING_DEPTH).
@@ -139,8 +139,8 @@ pub fn missing_for(mode: Mode) -> Option<String> {
 }
 
 /// A ring and how it was set up.
-struct Ring {
-    ring: IoUring,
+pub(crate) struct Ring {
+    pub(crate) ring: IoUring,
     /// Setup flags the kernel accepted.
     flags: Vec<String>,
     /// The ring fd is registered (`IORING_ENTER_REGISTERED_RING`: no fd lookup per enter).
@@ -149,7 +149,7 @@ struct Ring {
 
 /// Makes a ring with the fastest setup this kernel accepts: SINGLE_ISSUER + DEFER_TASKRUN
 /// (measured 1.10x blocking sends at 64 B; a default ring 0.75x), dropping flags on EINVAL.
-fn make_ring(sq: u32, cq: u32) -> Result<Ring> {
+pub(crate) fn make_ring(sq: u32, cq: u32) -> Result<Ring> {
     type B = io_uring::Builder<squeue::Entry, cqueue::Entry>;
     type Tier = (&'static [&'static str], fn(&mut B));
     let tiers: [Tier; 4] = [
@@ -501,7 +501,7 @@ impl UringSend for A3UringSendZc {
 /// A provided-buffer ring (`IORING_REGISTER_PBUF_RING`) feeding one flow's send bundles. The
 /// memory is ours (page aligned, zeroed); the kernel reads the entries between its head and
 /// the tail we publish, and a bundle consumes them in ring order.
-struct BufRing {
+pub(crate) struct BufRing {
     base: *mut types::BufRingEntry,
     /// Entries (a power of two, at most 32768).
     entries: u16,
@@ -521,7 +521,7 @@ impl BufRing {
     }
 
     /// A ring of at least `min_entries` entries.
-    fn new(min_entries: usize) -> BufRing {
+    pub(crate) fn new(min_entries: usize) -> BufRing {
         let entries = min_entries.clamp(1, 1 << 15).next_power_of_two() as u16;
         // SAFETY: the layout has a non-zero size.
         let base = unsafe { std::alloc::alloc_zeroed(Self::layout(entries)) };
@@ -537,7 +537,7 @@ impl BufRing {
 
     /// Appends `seg` (the caller keeps it alive and unchanged until a bundle consumed it, and
     /// never has more than `entries` unconsumed).
-    fn push(&mut self, seg: &[u8], bid: u16) {
+    pub(crate) fn push(&mut self, seg: &[u8], bid: u16) {
         let i = (self.tail & (self.entries - 1)) as usize;
         // SAFETY: i < entries; the kernel does not write entries of a send buffer ring.
         let e = unsafe { &mut *self.base.add(i) };
@@ -547,8 +547,18 @@ impl BufRing {
         self.tail = self.tail.wrapping_add(1);
     }
 
+    /// Registers this ring as buffer group `bgid` of `ring`. The caller drops `ring` (or
+    /// leaks this) before this ring: the kernel reads its entries until then.
+    pub(crate) fn register(&self, ring: &IoUring, bgid: u16) -> io::Result<()> {
+        // SAFETY: the memory is ours and stays allocated until after the ring (see above).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(self.base as u64, self.entries, bgid, 0)
+        }
+    }
+
     /// Makes the pushed entries visible to the kernel.
-    fn publish(&self) {
+    pub(crate) fn publish(&self) {
         // SAFETY: the tail field lives in entry 0 of our allocation, is 2-byte aligned, and the
         // kernel only reads it: an atomic release store orders the entries before it.
         unsafe {
@@ -1269,17 +1279,11 @@ fn prepare_ring(r: &mut Ring, spec: &RunSpec, fds: &[RawFd], flows: &mut [Flow])
     for (li, f) in flows.iter_mut().enumerate() {
         if let Some(b) = &mut f.bundle {
             b.bgid = li as u16;
-            // SAFETY: the ring memory belongs to the flow, which outlives the ring (run_group
-            // drops the ring first, and leaks the flows' buffers if sends may be in flight).
-            unsafe {
-                r.ring.submitter().register_buf_ring_with_flags(
-                    b.ring.base as u64,
-                    b.ring.entries,
-                    li as u16,
-                    0,
-                )
-            }
-            .map_err(|e| Error::io("register a provided-buffer ring for send bundles", e))?;
+            // The ring memory belongs to the flow, which outlives the ring (run_group drops the
+            // ring first, and leaks the flows' buffers if sends may be in flight).
+            b.ring
+                .register(&r.ring, li as u16)
+                .map_err(|e| Error::io("register a provided-buffer ring for send bundles", e))?;
         }
     }
     Ok(())
