@@ -155,7 +155,17 @@ pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> 
         ),
         format!("topology: {}", join(&h.topologies)),
         format!("tool: {}", join(&h.tools)),
+        format!("receiver: {}", join(&h.receivers)),
     ]));
+    if !h.uring_orderings.is_empty() {
+        b.push(Block::Para(format!(
+            "io_uring streams kept each flow in order by: {}. `bundle`: one send bundle per flow \
+             in flight, the messages as entries of a provided-buffer ring, sent in one `sendmsg` \
+             (syscalls batched); `link`: one SQE per message, linked into one chain per flow \
+             (one `sendmsg` per message).",
+            join(&h.uring_orderings)
+        )));
+    }
 
     crossover_section(&mut b, a);
     cells_section(&mut b, a);

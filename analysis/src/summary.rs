@@ -274,6 +274,10 @@ pub struct HostSummary {
     pub topologies: BTreeSet<String>,
     /// Distinct tool versions with commits.
     pub tools: BTreeSet<String>,
+    /// How io_uring streams kept each flow in order, per mode: `A1 bundle`, `A3 link`.
+    pub uring_orderings: BTreeSet<String>,
+    /// Distinct receivers (`copy`, `discard`, `uring`).
+    pub receivers: BTreeSet<String>,
     /// Earliest and latest `started_at`.
     pub span: Option<(String, String)>,
 }
@@ -287,6 +291,11 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
         h.cores.insert(r.host.cores);
         h.virtualized |= r.host.virtualized;
         h.topologies.insert(r.spec.topology.clone());
+        h.receivers.insert(r.spec.rx.clone());
+        if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
+            h.uring_orderings
+                .insert(format!("{} {}", r.spec.mode.to_uppercase(), u.ordering));
+        }
         let c = &r.tool.git_commit;
         h.tools
             .insert(format!("{} ({})", r.tool.version, &c[..c.len().min(12)]));

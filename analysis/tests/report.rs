@@ -505,6 +505,45 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
 }
 
 #[test]
+fn uring_orderings_are_named_and_kept_apart() {
+    // The fixture's stream records as io_uring cells with the default orderings (bundle for
+    // A1/A2, link for A3), plus A1 once more sent as linked chains: a separate cell.
+    let text = read("loopback_threads.jsonl");
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let mode = v["spec"]["mode"].as_str().unwrap().to_string();
+        let ordering = if mode == "a3" { "link" } else { "bundle" };
+        v["spec"]["engine"] = "uring".into();
+        v["spec"]["uring"] = serde_json::json!({
+            "depth": 32, "batch": 32, "ordering": ordering,
+            "setup_flags": ["single_issuer"], "registered_ring_fd": true
+        });
+        lines.push(v.to_string());
+        if mode == "a1" {
+            v["spec"]["uring"]["ordering"] = "link".into();
+            lines.push(v.to_string());
+        }
+    }
+    let dir = out_dir("report_orderings");
+    let input = dir.join("results.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let s = render_report(&input, &dir.join("out")).unwrap();
+    assert_eq!(s.records, 36 + 12);
+    assert_eq!(s.cells, 18 + 6, "A1 linked chains are cells of their own");
+    let recs = parse_records(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    let a = analyze(&recs.records, &[]);
+    let engines: std::collections::BTreeSet<&str> =
+        a.table.rows.iter().map(|r| r.key.engine.as_str()).collect();
+    assert_eq!(engines, ["uring", "uring+link"].into_iter().collect());
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    assert!(
+        md.contains("kept each flow in order by: A1 bundle, A1 link, A2 bundle, A3 link."),
+        "{md}"
+    );
+}
+
+#[test]
 fn placement_is_counted_and_compared_from_the_records() {
     let text = read("loopback_threads.jsonl");
     let mut recs = parse_records(&text).unwrap().records;

@@ -6,7 +6,7 @@
 
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::spec::{Engine, Mode, RunSpec, UringOpts, UringOrdering};
+use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode, UringOpts, UringOrdering};
 
 /// Which comparison to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -17,7 +17,8 @@ pub enum Suite {
     LatencyCost,
     /// io_uring vs blocking threads, same mode, back to back: A1 64 B and 16 KiB one flow,
     /// A1 64 B 8 flows (uring on 2 threads vs 8 threads), A3 16 KiB and 64 KiB, A2 64 B and
-    /// 16 KiB, and both io_uring orderings (bundle, linked chains) for A1.
+    /// 16 KiB, both io_uring orderings (bundle, linked chains) for A1, and the io_uring
+    /// receiver (`--rx uring`) against the copying one.
     Uring,
 }
 
@@ -47,6 +48,9 @@ fn uring_compares() -> Vec<Compare> {
         c("A2 16 KiB, 1 flow: uring bundle / threads", 16, 17),
         c("A1 64 B uring bundle depth 128 / threads", 0, 18),
         c("A1 64 B uring link depth 128 / threads", 0, 19),
+        c("A1 64 B threads: --rx uring / copy receiver", 0, 20),
+        c("A1 16 KiB threads: --rx uring / copy receiver", 4, 21),
+        c("A1 64 B uring bundle: --rx uring / copy receiver", 1, 22),
     ]
 }
 
@@ -154,6 +158,11 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                     None,
                 );
             }
+            let rx_cells = [
+                ("a1 64 rx-uring", a1(64, 1), Engine::Threads),
+                ("a1 16k rx-uring", a1(16384, 1), Engine::Threads),
+                ("a1 64 uring rx-uring", a1(64, 1), Engine::Uring),
+            ];
             for ordering in [UringOrdering::Bundle, UringOrdering::Link] {
                 out.push(Cell {
                     label: format!("a1 64 uring {ordering} d128"),
@@ -165,6 +174,17 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                             ordering,
                         },
                         ..a1(64, 1)
+                    },
+                });
+            }
+            for (label, spec, engine) in rx_cells {
+                out.push(Cell {
+                    label: label.into(),
+                    spec: RunSpec {
+                        engine,
+                        rx: RxMode::Uring,
+                        uring: UringOpts::auto(spec.mode, spec.msg_size, spec.verify),
+                        ..spec
                     },
                 });
             }
@@ -303,4 +323,45 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_uring_comparison_names_the_cells_it_says() {
+        let cells = cells(Suite::Uring, 0.1);
+        let label = |i: usize| cells[i].label.as_str();
+        for c in uring_compares() {
+            assert!(
+                c.baseline < cells.len() && c.candidate < cells.len(),
+                "{}",
+                c.label
+            );
+            let (b, k) = (&cells[c.baseline].spec, &cells[c.candidate].spec);
+            assert_eq!(
+                (b.mode, b.msg_size),
+                (k.mode, k.msg_size),
+                "{}: {} vs {}",
+                c.label,
+                label(c.baseline),
+                label(c.candidate)
+            );
+        }
+        let a = &uring_compares()[0];
+        assert_eq!(
+            (label(a.baseline), label(a.candidate)),
+            ("a1 64 threads", "a1 64 uring")
+        );
+        assert_eq!(
+            cells[a.candidate].spec.uring.ordering,
+            UringOrdering::Bundle
+        );
+        let link = &uring_compares()[1];
+        assert_eq!(
+            cells[link.candidate].spec.uring.ordering,
+            UringOrdering::Link
+        );
+    }
 }
