@@ -12,7 +12,7 @@ use sendpath_core::netns::Veth;
 use sendpath_core::report::text;
 use sendpath_core::report::v1::Status;
 use sendpath_core::run::{self, Topology};
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec};
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOrdering};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,6 +152,14 @@ struct SweepArgs {
     /// Discarding receiver (MSG_TRUNC): isolates the send path, no latency.
     #[arg(long)]
     rx_discard: bool,
+    /// Receiver of every cell: copy, discard (as --rx-discard) or uring (io_uring multishot
+    /// recv; stream and rate cells, rr keeps its own loop and the copy receiver).
+    #[arg(long, value_name = "HOW", conflicts_with = "rx_discard", value_parser = |x: &str| x.parse::<RxMode>().map_err(|e| e.to_string()))]
+    rx: Option<RxMode>,
+    /// io_uring orderings for uring stream cells, e.g. bundle,link (default: bundle for a1
+    /// and a2, link for a3; a3 always runs link).
+    #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<UringOrdering>().map_err(|e| e.to_string()))]
+    uring_orderings: Option<Vec<UringOrdering>>,
     /// Directory for results.jsonl (default runs/<date>-<time>).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -323,10 +331,13 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
                 grid.reps = v;
             }
+            if let Some(v) = a.uring_orderings {
+                grid.uring_orderings = v;
+            }
             grid.base = RunSpec {
                 zc_slots: a.zc_slots,
                 verify: a.verify,
-                rx: sweep::rx_of(a.rx_discard),
+                rx: sweep::rx_of(a.rx, a.rx_discard),
                 busy_poll: a.busy_poll,
                 pin: a
                     .pin

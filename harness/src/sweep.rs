@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
 use sendpath_core::report::v1::{Context, Record, Status};
 use sendpath_core::run::{run_cell, Topology};
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts};
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,6 +52,9 @@ pub struct Grid {
     pub reps: u64,
     /// Options every cell shares (zero-copy slots, verify, receiver, latency).
     pub base: RunSpec,
+    /// io_uring orderings each uring stream cell runs with; empty: the mode's default
+    /// (bundle for A1/A2, link for A3). A3 has no bundle form and always runs link.
+    pub uring_orderings: Vec<UringOrdering>,
 }
 
 impl Grid {
@@ -71,6 +74,7 @@ impl Grid {
                 warmup_s: 0.1,
                 reps: 3,
                 base: RunSpec::default(),
+                uring_orderings: Vec::new(),
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -83,6 +87,7 @@ impl Grid {
                 warmup_s: 1.0,
                 reps: 1,
                 base: RunSpec::default(),
+                uring_orderings: Vec::new(),
             },
             Preset::Full => Grid {
                 modes: all_modes,
@@ -95,6 +100,7 @@ impl Grid {
                 warmup_s: 0.5,
                 reps: 3,
                 base: RunSpec::default(),
+                uring_orderings: Vec::new(),
             },
         }
     }
@@ -116,6 +122,27 @@ impl Grid {
         grid.cells_in_order()
     }
 
+    /// The orderings a (engine, mode) runs: one for the threads engine (unused), the asked
+    /// ones (or the mode's default) for uring, link only for A3.
+    fn orderings_for(&self, engine: Engine, mode: Mode) -> Vec<UringOrdering> {
+        let auto = UringOpts::auto_ordering(mode);
+        if engine != Engine::Uring || self.uring_orderings.is_empty() {
+            return vec![auto];
+        }
+        let mut v: Vec<UringOrdering> = Vec::new();
+        for &o in &self.uring_orderings {
+            let o = if mode == Mode::A3 {
+                UringOrdering::Link
+            } else {
+                o
+            };
+            if !v.contains(&o) {
+                v.push(o);
+            }
+        }
+        v
+    }
+
     fn cells_in_order(&self) -> Vec<(RunSpec, u64)> {
         let mut out = Vec::new();
         for rep in 0..self.reps {
@@ -123,31 +150,57 @@ impl Grid {
                 for &mode in &self.modes {
                     for &flows in &self.flows {
                         for &msg_size in &self.sizes {
-                            let cell = RunSpec {
-                                mode,
-                                engine,
-                                msg_size,
-                                flows,
-                                duration_s: self.duration_s,
-                                warmup_s: self.warmup_s,
-                                uring: UringOpts::auto(mode, msg_size, self.base.verify),
-                                ..self.base.clone()
-                            };
-                            // Stream first: the rate cells after it need its capacity.
-                            for &pattern in &self.patterns {
-                                let fractions: Vec<Option<f64>> = match pattern {
-                                    Pattern::Rate => {
-                                        self.rate_fractions.iter().map(|&f| Some(f)).collect()
-                                    }
-                                    _ => vec![None],
+                            for (oi, ordering) in
+                                self.orderings_for(engine, mode).into_iter().enumerate()
+                            {
+                                let depth = UringOpts::auto_depth(
+                                    ordering,
+                                    mode,
+                                    msg_size,
+                                    self.base.verify,
+                                );
+                                let cell = RunSpec {
+                                    mode,
+                                    engine,
+                                    msg_size,
+                                    flows,
+                                    duration_s: self.duration_s,
+                                    warmup_s: self.warmup_s,
+                                    uring: UringOpts {
+                                        depth,
+                                        batch: depth,
+                                        ordering,
+                                    },
+                                    ..self.base.clone()
                                 };
-                                for rate_fraction in fractions {
-                                    let spec = RunSpec {
-                                        pattern,
-                                        rate_fraction,
-                                        ..cell.clone()
+                                // Stream first: the rate cells after it need its capacity.
+                                for &pattern in &self.patterns {
+                                    let fractions: Vec<Option<f64>> = match pattern {
+                                        Pattern::Rate => {
+                                            self.rate_fractions.iter().map(|&f| Some(f)).collect()
+                                        }
+                                        _ => vec![None],
                                     };
-                                    out.push((spec, rep));
+                                    if pattern != Pattern::Stream && oi > 0 {
+                                        // rr and rate keep one send in flight per flow whatever
+                                        // the ordering: one cell of them is enough.
+                                        continue;
+                                    }
+                                    // rr has its own receive loop; --rx uring is for streams.
+                                    let rx = if pattern == Pattern::Rr && cell.rx == RxMode::Uring {
+                                        RxMode::Copy
+                                    } else {
+                                        cell.rx
+                                    };
+                                    for rate_fraction in fractions {
+                                        let spec = RunSpec {
+                                            pattern,
+                                            rate_fraction,
+                                            rx,
+                                            ..cell.clone()
+                                        };
+                                        out.push((spec, rep));
+                                    }
                                 }
                             }
                         }
@@ -457,12 +510,12 @@ pub fn default_out_dir() -> PathBuf {
     PathBuf::from("runs").join(stamp)
 }
 
-/// The receiver of every cell.
-pub fn rx_of(discard: bool) -> RxMode {
-    if discard {
-        RxMode::Discard
-    } else {
-        RxMode::Copy
+/// The receiver of every cell: `rx` if given, else discard or copy.
+pub fn rx_of(rx: Option<RxMode>, discard: bool) -> RxMode {
+    match (rx, discard) {
+        (Some(rx), _) => rx,
+        (None, true) => RxMode::Discard,
+        (None, false) => RxMode::Copy,
     }
 }
 
@@ -493,6 +546,47 @@ mod tests {
             cells[..cells.len() / 3].iter().all(|(_, rep)| *rep == 0),
             "reps outermost"
         );
+    }
+
+    #[test]
+    fn uring_orderings_add_stream_cells_only() {
+        let g = Grid {
+            modes: vec![Mode::A1, Mode::A3],
+            sizes: vec![64],
+            flows: vec![1],
+            reps: 1,
+            patterns: vec![Pattern::Stream, Pattern::Rr],
+            uring_orderings: vec![UringOrdering::Link, UringOrdering::Bundle],
+            base: RunSpec {
+                rx: RxMode::Uring,
+                ..RunSpec::default()
+            },
+            ..Grid::preset(Preset::Quick)
+        };
+        let cells: Vec<(Engine, Mode, Pattern, UringOrdering, RxMode)> = g
+            .cells()
+            .into_iter()
+            .filter(|(s, _)| s.engine == Engine::Uring)
+            .map(|(s, _)| (s.engine, s.mode, s.pattern, s.uring.ordering, s.rx))
+            .collect();
+        use UringOrdering::{Bundle, Link};
+        let (u, st, rr, up) = (Engine::Uring, Pattern::Stream, Pattern::Rr, RxMode::Uring);
+        assert_eq!(
+            cells,
+            vec![
+                (u, Mode::A1, st, Link, up),
+                (u, Mode::A1, rr, Link, RxMode::Copy),
+                (u, Mode::A1, st, Bundle, up),
+                (u, Mode::A3, st, Link, up),
+                (u, Mode::A3, rr, Link, RxMode::Copy),
+            ],
+            "A3 has no bundle; rr once per cell, on the copy receiver"
+        );
+        for (s, _) in g.cells() {
+            assert!(s.validate().is_ok(), "{s:?}");
+            let auto = UringOpts::auto_depth(s.uring.ordering, s.mode, s.msg_size, s.verify);
+            assert_eq!(s.uring.depth, auto);
+        }
     }
 
     #[test]
