@@ -193,6 +193,28 @@ fn receiver_counts_gaps_repeats_and_bad_payloads() {
 }
 
 #[test]
+fn a_stream_that_delivers_nothing_is_a_failed_record() {
+    let spec = RunSpec {
+        warmup_s: 0.0,
+        duration_s: 5.0,
+        ..RunSpec::default()
+    };
+    let (s, c) = pair();
+    let sp = spec.clone();
+    let t = thread::spawn(move || fake_sender(s, sp, vec![], None, true));
+    let f = run_receiver(c, opts());
+    t.join().unwrap();
+    assert_eq!(f.error, None);
+    let r = record_of(&spec, &[f]);
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.error.as_deref().unwrap().contains("no message arrived"),
+        "{:?}",
+        r.error
+    );
+}
+
+#[test]
 fn sender_vanishing_mid_run_keeps_what_was_measured() {
     let spec = RunSpec {
         warmup_s: 0.0,

@@ -491,6 +491,15 @@ impl Record {
             }
         }
         per_flow.sort_by_key(|f| f.flow);
+        if errors.is_empty() && spec.pattern == Pattern::Stream {
+            // A stream that delivered nothing in a whole window did not measure anything.
+            for f in per_flow.iter().filter(|f| f.messages == 0) {
+                errors.push(format!(
+                    "flow {}: no message arrived in the measured window",
+                    f.flow
+                ));
+            }
+        }
         if integrity.seq_errors > 0 {
             errors.push(format!("{} sequence errors", integrity.seq_errors));
         }
