@@ -141,8 +141,15 @@ impl<'h> Pieces<'h> {
     }
 }
 
-/// Receives one flow through io_uring until the end frame; `buffers` x `buffer_len` bytes of
-/// provided buffers.
+/// Re-arms in a row that brought no data before the receiver gives up (a kernel that keeps
+/// ending the request with ENOBUFS although every buffer is back).
+const MAX_EMPTY_REARMS: u32 = 1000;
+/// How long the receiver waits for its cancelled multishot request to end before it leaks
+/// the buffers rather than free memory the kernel might still write.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Receives one flow through io_uring until the end frame, over `opts.uring_buffers` (count,
+/// bytes each; default [`RX_BUFFERS`] x [`RX_BUFFER_LEN`]) provided buffers.
 pub fn receive(
     stream: &std::net::TcpStream,
     hello: &Hello,
@@ -151,11 +158,14 @@ pub fn receive(
     r: &mut FlowResult,
 ) -> Result<()> {
     let (count, len) = opts.uring_buffers.unwrap_or((RX_BUFFERS, RX_BUFFER_LEN));
+    if !(1..=1 << 15).contains(&count) || len == 0 || len > u32::MAX as usize {
+        return Err(Error::InvalidSpec(format!(
+            "io_uring receive buffers: {count} x {len} bytes (1..=32768 buffers of at least 1 byte)"
+        )));
+    }
     if hello.pattern == Pattern::Rate && r.latency_uncorrected.is_none() {
         r.latency_uncorrected = Some(crate::latency::LatencyHistogram::new());
     }
-    // Declared before the ring, so dropped after it: the kernel writes into these buffers
-    // until the ring (and with it the multishot request) is gone.
     let buffers: Vec<Box<[u8]>> = (0..count)
         .map(|_| vec![0u8; len].into_boxed_slice())
         .collect();
@@ -168,19 +178,87 @@ pub fn receive(
     ring_bufs
         .register(&ring.ring, 0)
         .map_err(|e| Error::io("register the receive buffer ring (Linux 5.19)", e))?;
-    let fd = types::Fd(stream.as_raw_fd());
-    let arm = || opcode::RecvMulti::new(fd, 0).build().user_data(1);
     let mut ring = ring.ring;
-    // SAFETY: the buffers the request fills belong to the buffer ring registered above.
+    let mut armed = false;
+    let res = run(
+        stream,
+        hello,
+        opts,
+        w,
+        r,
+        &mut ring,
+        &mut ring_bufs,
+        &buffers,
+        &mut armed,
+    );
+    if armed && !cancel(&mut ring) {
+        // The kernel may still write into the buffers: never free them under it.
+        std::mem::forget(buffers);
+        std::mem::forget(ring_bufs);
+    }
+    // Otherwise the ring goes first (declared last), then the buffer ring and the buffers.
+    drop(ring);
+    res
+}
+
+/// Cancels the multishot request and waits (bounded) for its last CQE; true once it ended.
+fn cancel(ring: &mut io_uring::IoUring) -> bool {
+    let e = opcode::AsyncCancel::new(MULTISHOT)
+        .build()
+        .user_data(CANCEL);
+    // SAFETY: the cancel request names no memory.
+    if unsafe { ring.submission().push(&e) }.is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + CANCEL_WAIT;
+    let slice = types::Timespec::from(std::time::Duration::from_millis(50));
+    let args = types::SubmitArgs::new().timespec(&slice);
+    while Instant::now() < deadline {
+        let _ = ring.submitter().submit_with_args(1, &args);
+        for cqe in ring.completion() {
+            if cqe.user_data() == MULTISHOT && !cqueue::more(cqe.flags()) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// user_data of the multishot recv, and of its cancellation.
+const MULTISHOT: u64 = 1;
+const CANCEL: u64 = 2;
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    stream: &std::net::TcpStream,
+    hello: &Hello,
+    opts: &RecvOptions,
+    w: &mut WindowTracker,
+    r: &mut FlowResult,
+    ring: &mut io_uring::IoUring,
+    ring_bufs: &mut BufRing,
+    buffers: &[Box<[u8]>],
+    armed: &mut bool,
+) -> Result<()> {
+    let fd = types::Fd(stream.as_raw_fd());
+    let arm = || opcode::RecvMulti::new(fd, 0).build().user_data(MULTISHOT);
+    // SAFETY: the buffers the request fills belong to the registered buffer ring, which the
+    // caller keeps alive until the request has ended.
     unsafe { ring.submission().push(&arm()) }.expect("an empty SQ has room");
+    *armed = true;
     let mut parser = Pieces::new(hello);
     let mut stall = opts.stall;
     let slice = types::Timespec::from(WAIT_SLICE);
-    let args = types::SubmitArgs::new().timespec(&slice);
+    let wait = types::SubmitArgs::new().timespec(&slice);
+    // Busy-polling still enters with GETEVENTS (a zero timeout): a DEFER_TASKRUN ring runs
+    // the receive's completion work only then.
+    let zero = types::Timespec::new();
+    let poll = types::SubmitArgs::new().timespec(&zero);
+    let args = if opts.busy_poll { &poll } else { &wait };
     let mut last_progress = Instant::now();
+    let mut empty_rearms = 0u32;
     loop {
-        let want = usize::from(!opts.busy_poll);
-        match ring.submitter().submit_with_args(want, &args) {
+        match ring.submitter().submit_with_args(1, args) {
             Ok(_) => {}
             Err(e)
                 if matches!(
@@ -190,12 +268,15 @@ pub fn receive(
             Err(e) => return Err(Error::io("io_uring_enter (receiver)", e)),
         }
         let mut rearm = false;
-        let mut got = false;
+        let mut data = false;
         let mut end = None;
         for cqe in ring.completion() {
-            got = true;
+            if cqe.user_data() != MULTISHOT {
+                continue;
+            }
             let (res, flags) = (cqe.result(), cqe.flags());
             if res > 0 {
+                data = true;
                 let bid = cqueue::buffer_select(flags).ok_or_else(|| {
                     Error::Protocol("a multishot recv completion without a buffer".into())
                 })? as usize;
@@ -216,6 +297,7 @@ pub fn receive(
                 }
             }
             if !cqueue::more(flags) {
+                *armed = false;
                 match res {
                     // Data with the request ended (the CQ was full), no buffer left, or a
                     // signal: the request goes on as a new one.
@@ -243,11 +325,18 @@ pub fn receive(
         }
         if rearm {
             r.rx_rearms += 1;
+            empty_rearms = if data { 0 } else { empty_rearms + 1 };
+            if empty_rearms > MAX_EMPTY_REARMS {
+                return Err(Error::Timeout(format!(
+                    "the io_uring receive ended {MAX_EMPTY_REARMS} times in a row without data"
+                )));
+            }
             // SAFETY: as for the first request.
             unsafe { ring.submission().push(&arm()) }.expect("the SQ is empty between enters");
+            *armed = true;
         }
         let t = Instant::now();
-        if got {
+        if data {
             last_progress = t;
         } else if t.duration_since(last_progress) >= IO_TIMEOUT {
             return Err(Error::Timeout(format!(

@@ -67,6 +67,53 @@ fn every_mode_and_engine_with_the_uring_receiver() {
 }
 
 #[test]
+fn busy_polling_uring_receiver_keeps_receiving() {
+    // A busy-polling receiver enters without waiting; on a DEFER_TASKRUN ring completions
+    // only come when it still asks for events (a zero timeout), or it starves after the
+    // first receive.
+    if !usable() {
+        return;
+    }
+    let spec = RunSpec {
+        rx: RxMode::Uring,
+        busy_poll: true,
+        duration_s: 0.5,
+        ..short(Mode::A1, 1024, 1)
+    };
+    let started = Instant::now();
+    let r = run_loopback(&spec, 0).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        r.status,
+        sendpath_core::report::v1::Status::Ok,
+        "{:?}",
+        r.error
+    );
+    assert!(r.throughput.messages > 10_000, "{}", r.throughput.messages);
+    assert_eq!(r.integrity.seq_errors, 0);
+}
+
+#[test]
+fn receive_buffers_out_of_range_are_refused() {
+    if !usable() {
+        return;
+    }
+    for bufs in [(0, 4096), (2, 0), (40_000, 16)] {
+        let spec = short(Mode::A1, 256, 1);
+        let (s, c) = pair();
+        let t = thread::spawn(move || run_sender(s, &spec, 0));
+        let f = run_receiver(c, uring_rx(Some(bufs)));
+        let _ = t.join().unwrap();
+        let e = f.error.expect("refused");
+        assert!(e.contains("io_uring receive buffers"), "{bufs:?}: {e}");
+    }
+}
+
+#[test]
 fn rate_pattern_with_the_uring_receiver() {
     if !usable() {
         return;

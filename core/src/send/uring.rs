@@ -847,7 +847,17 @@ impl Flow {
         let Some(b) = self.bundle.as_mut() else {
             return;
         };
+        if self.error.is_some() {
+            // Failed while the bundle was in flight (e.g. its byte accounting broke): send
+            // nothing more.
+            b.clear();
+            b.loose_res = None;
+            b.bundle_res = None;
+            return;
+        }
         let mut progress = b.bundle_sent > 0;
+        // A call that failed (rather than one the kernel ended early): counted in send_errors.
+        let failed_call = b.loose_res.is_some_and(|r| r < 0) || b.bundle_res.is_some_and(|r| r < 0);
         let mut error = None;
         let retryable = |r: i32| r == -libc::ECANCELED || r == -libc::EINTR || r == -libc::EAGAIN;
         if let Some(r) = b.loose_res.take() {
@@ -928,7 +938,7 @@ impl Flow {
             self.stalls = 0;
             return;
         }
-        self.retries += 1;
+        self.retries += u64::from(failed_call);
         self.stalls = if progress { 0 } else { self.stalls + 1 };
         if self.stalls > MAX_STALLS {
             b.clear();
@@ -1612,12 +1622,19 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
                 if pos == LOOSE_POS {
                     b.loose_res = Some(res);
                 } else {
-                    let consumed = if res > 0 {
+                    let mut consumed = if res > 0 {
                         b.consume(res as u32)
                     } else {
                         Ok(())
                     };
                     let more = cqueue::more(flags);
+                    if more && b.front_sent != 0 && consumed.is_ok() {
+                        // The kernel goes on with a bundle only after sending all it selected.
+                        consumed = Err(Error::Integrity(format!(
+                            "a send bundle went on after sending part of an entry ({} bytes)",
+                            b.front_sent
+                        )));
+                    }
                     if !more {
                         b.bundle_res = Some(res);
                     }
