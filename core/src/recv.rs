@@ -216,6 +216,20 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
     res
 }
 
+/// The receive time of data that just arrived. The stall test hook pauses here once, at its
+/// time inside the window, and the time is then taken after the pause (the data waited).
+pub(crate) fn arrival_time(stall: &mut Option<RxStall>, window: &Window) -> u64 {
+    let now = now_ns();
+    match *stall {
+        Some(st) if now >= window.start + crate::time::secs_to_ns(st.after_s) => {
+            *stall = None;
+            std::thread::sleep(std::time::Duration::from_secs_f64(st.for_s));
+            now_ns()
+        }
+        _ => now,
+    }
+}
+
 fn rx_buf_len(msg_size: usize) -> usize {
     (4 * msg_size).max(MIN_RX_BUF) + HEADER_LEN + MAX_END_LEN
 }
@@ -251,14 +265,7 @@ fn parse_stream(
                 "without an end frame: the sender's side of the record is missing".into(),
             ));
         }
-        let mut now = now_ns();
-        if let Some(st) = stall {
-            if now >= w.window.start + crate::time::secs_to_ns(st.after_s) {
-                stall = None;
-                std::thread::sleep(std::time::Duration::from_secs_f64(st.for_s));
-                now = now_ns();
-            }
-        }
+        let now = arrival_time(&mut stall, &w.window);
         let in_window = w.at(now);
         filled += n;
         while filled - pos >= HEADER_LEN {

@@ -7,11 +7,11 @@
 //! kernel finds the ring empty the multishot request ends with `ENOBUFS` and is re-armed.
 
 use crate::error::{Error, Result};
+use crate::recv::arrival_time;
 use crate::recv::{FlowResult, RecvOptions, WindowTracker};
-use crate::send::uring::{make_ring, BufRing, WAIT_SLICE};
+use crate::send::uring::{enter, make_ring, BufRing, WAIT_SLICE};
 use crate::sock::IO_TIMEOUT;
 use crate::spec::Pattern;
-use crate::time::now_ns;
 use crate::wire::{
     get_header, payload_matches_at, Hello, SenderReport, END_SEQ, HEADER_LEN, MAX_END_LEN,
 };
@@ -258,15 +258,7 @@ fn run(
     let mut last_progress = Instant::now();
     let mut empty_rearms = 0u32;
     loop {
-        match ring.submitter().submit_with_args(1, args) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) => {}
-            Err(e) => return Err(Error::io("io_uring_enter (receiver)", e)),
-        }
+        enter(&ring.submitter(), 1, args).map_err(|e| Error::io("io_uring_enter (receiver)", e))?;
         let mut rearm = false;
         let mut data = false;
         let mut end = None;
@@ -280,14 +272,7 @@ fn run(
                 let bid = cqueue::buffer_select(flags).ok_or_else(|| {
                     Error::Protocol("a multishot recv completion without a buffer".into())
                 })? as usize;
-                let mut now = now_ns();
-                if let Some(st) = stall {
-                    if now >= w.window.start + crate::time::secs_to_ns(st.after_s) {
-                        stall = None;
-                        std::thread::sleep(std::time::Duration::from_secs_f64(st.for_s));
-                        now = now_ns();
-                    }
-                }
+                let now = arrival_time(&mut stall, &w.window);
                 let in_window = w.at(now);
                 let got_end = parser.feed(&buffers[bid][..res as usize], now, in_window, r)?;
                 // Parsed: the buffer goes back to the kernel.

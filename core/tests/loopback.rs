@@ -2,16 +2,14 @@
 
 mod common;
 
-use common::{assert_good_stream, short};
+use common::{assert_good_stream, fake_sender, pair, short};
 use sendpath_core::recv::{run_receiver, RecvOptions};
 use sendpath_core::report::v1::{Context, Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::send::{hello_for, run_sender};
+use sendpath_core::send::run_sender;
 use sendpath_core::spec::{Mode, RunSpec, RxMode};
-use sendpath_core::wire::{encode_end, put_header, SenderReport};
 use sendpath_core::{host, Error};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -127,13 +125,6 @@ fn invalid_spec_is_an_error_not_a_record() {
     assert!(matches!(e, Error::InvalidSpec(_)), "{e}");
 }
 
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (s, c)
-}
-
 fn opts() -> RecvOptions {
     RecvOptions::new(RxMode::Copy)
 }
@@ -146,23 +137,6 @@ fn record_of(spec: &RunSpec, flows: &[sendpath_core::recv::FlowResult]) -> Recor
         started_at: host::utc_now_rfc3339(),
     };
     Record::from_flows(spec, &ctx, host::facts(), flows)
-}
-
-/// A hand-driven sender: hello, then the given messages (seq, payload byte), then maybe an end.
-fn fake_sender(mut s: TcpStream, spec: RunSpec, seqs: Vec<u64>, corrupt: Option<u64>, end: bool) {
-    s.write_all(&hello_for(&spec, 0).encode()).unwrap();
-    for seq in seqs {
-        let mut m = vec![0u8; spec.msg_size];
-        put_header(&mut m, seq, sendpath_core::time::mono_ns());
-        sendpath_core::wire::fill_payload(&mut m[16..], seq);
-        if corrupt == Some(seq) {
-            m[20] ^= 0xff;
-        }
-        s.write_all(&m).unwrap();
-    }
-    if end {
-        s.write_all(&encode_end(&SenderReport::default())).unwrap();
-    }
 }
 
 #[test]

@@ -3,15 +3,12 @@
 
 mod common;
 
-use common::{assert_good_stream, short};
+use common::{assert_good_stream, fake_sender, pair, short};
 use sendpath_core::recv::{run_receiver, FlowResult, RecvOptions};
 use sendpath_core::run::run_loopback;
+use sendpath_core::send::run_sender;
 use sendpath_core::send::uring::missing_for;
-use sendpath_core::send::{hello_for, run_sender};
 use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode};
-use sendpath_core::wire::{encode_end, fill_payload, put_header, SenderReport};
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,13 +20,6 @@ fn usable() -> bool {
         }
         None => true,
     }
-}
-
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (s, c)
 }
 
 fn uring_rx(buffers: Option<(usize, usize)>) -> RecvOptions {
@@ -158,23 +148,6 @@ fn rearms_when_the_buffers_run_out_and_loses_nothing() {
     assert!(f.messages > 1000, "{}", f.messages);
     assert_eq!((f.seq_errors, f.verify_errors), (0, 0));
     assert!(f.rx_rearms > 0, "ENOBUFS never happened");
-}
-
-/// A hand-driven sender: hello, the given messages, maybe one corrupt, maybe an end frame.
-fn fake_sender(mut s: TcpStream, spec: RunSpec, seqs: Vec<u64>, corrupt: Option<u64>, end: bool) {
-    s.write_all(&hello_for(&spec, 0).encode()).unwrap();
-    for seq in seqs {
-        let mut m = vec![0u8; spec.msg_size];
-        put_header(&mut m, seq, sendpath_core::time::mono_ns());
-        fill_payload(&mut m[16..], seq);
-        if corrupt == Some(seq) {
-            m[20] ^= 0xff;
-        }
-        s.write_all(&m).unwrap();
-    }
-    if end {
-        s.write_all(&encode_end(&SenderReport::default())).unwrap();
-    }
 }
 
 fn receive_from_fake(seqs: Vec<u64>, corrupt: Option<u64>, end: bool) -> (FlowResult, Duration) {

@@ -138,6 +138,28 @@ pub fn missing_for(mode: Mode) -> Option<String> {
     }
 }
 
+/// `io_uring_enter`: submits, and waits for `want` completions at most as long as `args`'
+/// timeout. A timeout, a signal or a full CQ is no error: the callers loop and check their
+/// own deadlines.
+pub(crate) fn enter(
+    submitter: &io_uring::Submitter<'_>,
+    want: usize,
+    args: &types::SubmitArgs<'_, '_>,
+) -> io::Result<()> {
+    match submitter.submit_with_args(want, args) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A ring and how it was set up.
 pub(crate) struct Ring {
     pub(crate) ring: IoUring,
@@ -1388,15 +1410,8 @@ impl UringOneShot {
         let slice = types::Timespec::from(WAIT_SLICE);
         let args = types::SubmitArgs::new().timespec(&slice);
         let want = usize::from(wait);
-        match self.ring.ring.submitter().submit_with_args(want, &args) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) => {}
-            Err(e) => return Err(Error::io("io_uring_enter", e)),
-        }
+        enter(&self.ring.ring.submitter(), want, &args)
+            .map_err(|e| Error::io("io_uring_enter", e))?;
         let mut result = None;
         let mut cq = self.ring.ring.completion();
         cq.sync();
@@ -1586,18 +1601,12 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
         }
         sq.sync();
         let want = batch.min(expect);
-        match submitter.submit_with_args(want, &args) {
-            Ok(_) => {}
-            Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
-                _ => {
-                    let msg = format!("io_uring_enter: {e}");
-                    for f in flows.iter_mut() {
-                        f.fail(Error::Protocol(msg.clone()));
-                    }
-                    break;
-                }
-            },
+        if let Err(e) = enter(&submitter, want, &args) {
+            let msg = format!("io_uring_enter: {e}");
+            for f in flows.iter_mut() {
+                f.fail(Error::Protocol(msg.clone()));
+            }
+            break;
         }
         cq.sync();
         let mut got = false;

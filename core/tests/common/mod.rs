@@ -2,7 +2,43 @@
 #![allow(dead_code)]
 
 use sendpath_core::report::v1::{Record, Status};
+use sendpath_core::send::hello_for;
 use sendpath_core::spec::{Mode, RunSpec};
+use sendpath_core::wire::{encode_end, fill_payload, put_header, SenderReport};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+
+/// A connected pair of sockets on 127.0.0.1: (accepted side, connecting side).
+pub fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (s, c)
+}
+
+/// A hand-driven sender: hello, then the given messages (payloads in the verify pattern,
+/// message `corrupt` with one byte flipped), then maybe an end frame.
+pub fn fake_sender(
+    mut s: TcpStream,
+    spec: RunSpec,
+    seqs: Vec<u64>,
+    corrupt: Option<u64>,
+    end: bool,
+) {
+    s.write_all(&hello_for(&spec, 0).encode()).unwrap();
+    for seq in seqs {
+        let mut m = vec![0u8; spec.msg_size];
+        put_header(&mut m, seq, sendpath_core::time::mono_ns());
+        fill_payload(&mut m[16..], seq);
+        if corrupt == Some(seq) {
+            m[20] ^= 0xff;
+        }
+        s.write_all(&m).unwrap();
+    }
+    if end {
+        s.write_all(&encode_end(&SenderReport::default())).unwrap();
+    }
+}
 
 /// A short spec: 0.3 s window after 0.1 s warm-up.
 pub fn short(mode: Mode, msg_size: usize, flows: usize) -> RunSpec {
