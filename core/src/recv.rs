@@ -97,7 +97,8 @@ pub fn read_hello(stream: &TcpStream) -> Result<Hello> {
     Hello::decode(&b)
 }
 
-/// Tracks the measured window on the receiving side: counters and /proc/stat at its edges.
+/// Tracks the measured window of one thread: its counters (and, if asked, /proc/stat) from the
+/// first [`at`](WindowTracker::at) inside the window to the first one past it. Both sides use it.
 pub struct WindowTracker {
     /// The window.
     pub window: Window,
@@ -140,6 +141,15 @@ impl WindowTracker {
         }
         self.close();
         false
+    }
+
+    /// Closes the window (if still open) and returns the thread's counters over it; zero if
+    /// the window was never entered.
+    pub fn side_counters(&mut self) -> SideCounters {
+        self.close();
+        self.result_counters
+            .take()
+            .unwrap_or_else(SideCounters::zero)
     }
 
     /// Ends the window now if it has not ended (stops the counters).

@@ -9,7 +9,6 @@
 //! 0); the server then drains its zero-copy completions and sends its own end frame with its
 //! side of the record, as in the stream pattern.
 
-use crate::cpu::{SideCounters, ThreadCounters};
 use crate::error::{Error, Result};
 use crate::recv::{FlowResult, WindowTracker};
 use crate::send::threads::BlockingSend;
@@ -52,8 +51,7 @@ pub fn serve(
     window: Window,
 ) -> (SenderReport, Result<()>) {
     let mut buf = vec![0u8; msg_size.max(HEADER_LEN)];
-    let mut counters: Option<ThreadCounters> = None;
-    let mut side: Option<SideCounters> = None;
+    let mut w = WindowTracker::new(window, false);
     let mut answered_in_window = 0u64;
     let result = loop {
         let req = match read_request(fd, &mut buf, msg_size, spin) {
@@ -61,26 +59,14 @@ pub fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let now = now_ns();
-        if counters.is_none() && side.is_none() && now >= window.start && now < window.end {
-            counters = Some(ThreadCounters::start());
-        }
-        if now >= window.end && side.is_none() {
-            side = Some(
-                counters
-                    .take()
-                    .map_or_else(SideCounters::zero, |c| c.stop()),
-            );
-        }
+        let in_window = w.at(now_ns());
         // The response echoes the request's seq and timestamp.
         if let Err(e) = strategy.send(fd, req.0, req.1) {
             break Err(e);
         }
-        if counters.is_some() {
-            answered_in_window += 1;
-        }
+        answered_in_window += u64::from(in_window);
     };
-    let side = side.unwrap_or_else(|| counters.map_or_else(SideCounters::zero, |c| c.stop()));
+    let side = w.side_counters();
     let (zerocopy, result) = match (strategy.finish(fd), result) {
         (Ok(z), r) => (z, r),
         (Err(e), Ok(())) => (None, Err(e)),

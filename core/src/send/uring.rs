@@ -31,8 +31,9 @@
 //! whether the kernel copied after all (bit 31 of res: tested as a bit, never by sign).
 //! Teardown waits (bounded) for every notification.
 
-use crate::cpu::{SideCounters, ThreadCounters};
+use crate::cpu::SideCounters;
 use crate::error::{Error, Result};
+use crate::recv::WindowTracker;
 use crate::send::threads::ZC_DRAIN_TIMEOUT;
 use crate::send::{hello_for, Window};
 use crate::sock::{self, advance_iovecs, IO_TIMEOUT};
@@ -1510,23 +1511,13 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
     let ring_fd = r.ring.as_raw_fd();
     let (mut submitter, mut sq, mut cq) = r.ring.split();
     r.registered_ring_fd = submitter.register_ring_fd().is_ok();
-    let mut counters: Option<ThreadCounters> = None;
-    let mut side: Option<SideCounters> = None;
+    let mut w = WindowTracker::new(window, false);
     let mut last_progress = Instant::now();
     let slice = types::Timespec::from(WAIT_SLICE);
     let args = types::SubmitArgs::new().timespec(&slice);
     loop {
         let now = now_ns();
-        if counters.is_none() && now >= window.start && now < window.end {
-            counters = Some(ThreadCounters::start());
-        }
-        if now >= window.end && side.is_none() {
-            side = Some(
-                counters
-                    .as_ref()
-                    .map_or_else(SideCounters::zero, |c| c.stop()),
-            );
-        }
+        w.at(now);
         let ts = if latency { now } else { 0 };
         let mut expect = 0usize;
         let mut all_done = true;
@@ -1710,11 +1701,7 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
         // The registration holds a reference to the ring: drop it, or the ring outlives us.
         let _ = submitter.unregister_ring_fd();
     }
-    side.unwrap_or_else(|| {
-        counters
-            .as_ref()
-            .map_or_else(SideCounters::zero, |c| c.stop())
-    })
+    w.side_counters()
 }
 
 #[cfg(test)]
