@@ -21,8 +21,9 @@ pub struct SendArgs {
     #[arg(long, value_name = "ENGINE", default_value = "threads", value_parser = parse_engine)]
     pub engine: Engine,
     /// Zero-copy buffer slots per flow (A3): a slot is reused only after its completion.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub zc_slots: usize,
+    /// Default 64; with coalesced io_uring sends room for four sends of --uring-depth.
+    #[arg(long, value_name = "N")]
+    pub zc_slots: Option<usize>,
     /// Fill payloads as a function of (seq, offset) and check them at the receiver (proves
     /// that no zero-copy buffer is rewritten before its completion).
     #[arg(long)]
@@ -34,8 +35,9 @@ pub struct SendArgs {
     /// per flow, like the threads engine).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// io_uring: messages in flight per flow, as one send bundle or one linked chain (either
-    /// keeps the stream in order). Default 32; for A1 as many as fit 64 KiB (at least 1).
+    /// io_uring: messages in flight per flow, as one send bundle, one linked chain or one
+    /// coalesced zero-copy send (each keeps the stream in order). Default 32; for A1 as many
+    /// as fit 512 KiB (bundles) or 64 KiB (chains); for coalesced A3 as many as fit 256 KiB.
     #[arg(long, value_name = "N")]
     pub uring_depth: Option<usize>,
     /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
@@ -43,8 +45,9 @@ pub struct SendArgs {
     #[arg(long, value_name = "N")]
     pub uring_batch: Option<usize>,
     /// io_uring: how a flow's messages stay in order: `bundle` (one send bundle over a
-    /// provided-buffer ring; default for a1 and a2) or `link` (one SQE per message, linked
-    /// chains; the only choice for a3).
+    /// provided-buffer ring; default for a1 and a2), `coalesce` (a3: messages back to back in
+    /// registered memory, one SEND_ZC for many; its default) or `link` (one SQE per message,
+    /// linked chains; every mode).
     #[arg(long, value_name = "HOW", value_parser = parse_ordering)]
     pub uring_ordering: Option<UringOrdering>,
     /// stream (as fast as possible), rr (request/response, one transaction in flight per
@@ -117,6 +120,18 @@ impl SendArgs {
         let depth = self
             .uring_depth
             .unwrap_or_else(|| UringOpts::auto_depth(ordering, mode, self.msg_size, self.verify));
+        let mut uring = UringOpts {
+            depth,
+            batch: self.uring_batch.unwrap_or(depth),
+            ordering,
+        };
+        let zc_slots = uring.resolve_zc_slots(
+            self.engine,
+            mode,
+            self.msg_size,
+            self.zc_slots,
+            self.uring_depth.is_some(),
+        );
         Ok(RunSpec {
             mode,
             engine: self.engine,
@@ -124,16 +139,12 @@ impl SendArgs {
             flows,
             duration_s: self.duration,
             warmup_s: self.warmup,
-            zc_slots: self.zc_slots,
+            zc_slots,
             verify: self.verify,
             latency: !self.no_latency,
             rx,
             threads: self.threads,
-            uring: UringOpts {
-                depth,
-                batch: self.uring_batch.unwrap_or(depth),
-                ordering,
-            },
+            uring,
             pattern: self.pattern,
             resp_size: self.resp_size,
             rate: self.rate,

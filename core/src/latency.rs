@@ -12,10 +12,25 @@ pub const HIGHEST_NS: u64 = 60_000_000_000;
 /// Significant decimal digits kept.
 pub const SIGFIGS: u8 = 3;
 
-/// A latency histogram in nanoseconds (1 ns .. 60 s, 3 significant digits).
-#[derive(Clone, Debug)]
+/// A latency histogram in nanoseconds (1 ns .. 60 s, 3 significant digits). In serialized
+/// form (serde: the end frame) it is its V2 deflate base64 string.
+#[derive(Clone, Debug, PartialEq)]
 pub struct LatencyHistogram {
     h: Histogram<u64>,
+}
+
+impl Serialize for LatencyHistogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_base64())
+    }
+}
+
+impl<'de> Deserialize<'de> for LatencyHistogram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        LatencyHistogram::from_base64(&s)
+            .ok_or_else(|| serde::de::Error::custom("not a V2 deflate base64 HDR histogram"))
+    }
 }
 
 impl Default for LatencyHistogram {
@@ -60,6 +75,13 @@ impl LatencyHistogram {
     #[inline]
     pub fn record(&mut self, ns: u64) {
         self.h.saturating_record(ns.clamp(LOWEST_NS, HIGHEST_NS));
+    }
+
+    /// Records `n` samples of one value (clamped as in [`record`](Self::record)).
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        self.h
+            .saturating_record_n(ns.clamp(LOWEST_NS, HIGHEST_NS), n);
     }
 
     /// Adds every sample of `other`.
@@ -134,5 +156,11 @@ mod tests {
         assert!((499_000..=502_000).contains(&s.p50), "{}", s.p50);
         let back = LatencyHistogram::from_base64(&a.to_base64()).unwrap();
         assert_eq!(back.summary(), s);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<LatencyHistogram>(&json).unwrap(), a);
+        assert!(serde_json::from_str::<LatencyHistogram>("\"x\"").is_err());
+        let mut c = LatencyHistogram::new();
+        c.record_n(1000, 3);
+        assert_eq!((c.count(), c.summary().p50), (3, 1000));
     }
 }

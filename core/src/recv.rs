@@ -15,7 +15,8 @@ use crate::sock;
 use crate::spec::{Pattern, RxMode, RxStall};
 use crate::time::now_ns;
 use crate::wire::{
-    check_payload, get_header, Hello, SenderReport, END_SEQ, HEADER_LEN, HELLO_LEN, MAX_END_LEN,
+    check_payload, get_header, Hello, SenderReport, END_REQUEST, END_SEQ, HEADER_LEN, HELLO_LEN,
+    MAX_END_LEN,
 };
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -212,7 +213,7 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
         }
         (_, RxMode::Copy) => {
             r.seq_checked = true;
-            parse_stream(stream, &hello, &opts, &mut w, r, 0)
+            parse_stream(stream, &hello, &opts, &mut w, r, 0, false)
         }
         (_, RxMode::Discard) => discard_then_parse(stream, &hello, &opts, &mut w, r),
         (_, RxMode::Uring) => {
@@ -240,11 +241,18 @@ pub(crate) fn arrival_time(stall: &mut Option<RxStall>, window: &Window) -> u64 
     }
 }
 
+/// Asks the sender for its end frame ([`END_REQUEST`]): the receiver's window is over. Best
+/// effort: a sender that is gone shows up in the next read.
+pub(crate) fn request_end(fd: std::os::fd::RawFd) {
+    let _ = sock::send_all(fd, &[END_REQUEST]);
+}
+
 fn rx_buf_len(msg_size: usize) -> usize {
     (4 * msg_size).max(MIN_RX_BUF) + HEADER_LEN + MAX_END_LEN
 }
 
-/// Copying receiver: parses every message; `expected` is the next sequence number.
+/// Copying receiver: parses every message; `expected` is the next sequence number. Once its
+/// window is over it asks for the end frame (unless `asked_end`: already done).
 fn parse_stream(
     stream: &TcpStream,
     hello: &Hello,
@@ -252,6 +260,7 @@ fn parse_stream(
     w: &mut WindowTracker,
     r: &mut FlowResult,
     mut expected: u64,
+    mut asked_end: bool,
 ) -> Result<()> {
     let fd = stream.as_raw_fd();
     let msg = hello.msg_size as usize;
@@ -277,6 +286,10 @@ fn parse_stream(
         }
         let now = arrival_time(&mut stall, &w.window);
         let in_window = w.at(now);
+        if !asked_end && now >= w.window.end {
+            request_end(fd);
+            asked_end = true;
+        }
         filled += n;
         while filled - pos >= HEADER_LEN {
             let (seq, ts) = get_header(&buf[pos..]);
@@ -328,15 +341,11 @@ fn parse_stream(
     }
 }
 
-/// How long before the end of its window the discarding receiver goes back to parsing. A
-/// `recv(MSG_TRUNC)` would discard the end frame too, and the sender sends that frame at the
-/// end of *its* window, which precedes the receiver's by the hello's transit time; the margin
-/// must exceed that. Messages in the margin are parsed (copied) but still counted.
-pub const DISCARD_MARGIN_NS: u64 = 5_000_000;
-
 /// Discarding receiver: `recv(MSG_TRUNC)` (the kernel drops the bytes without copying them)
-/// until [`DISCARD_MARGIN_NS`] before the window ends, then skips to the next message boundary
-/// and parses the rest, so the end frame and the tail's sequence are still read.
+/// until its window ends, then it asks for the end frame, skips to the next message boundary
+/// and parses the rest, so the end frame and the tail's sequence are still read. The sender
+/// sends its end frame only after reading the request, which leaves after the last discarding
+/// read: the end frame is never discarded, however late or early either window ends.
 fn discard_then_parse(
     stream: &TcpStream,
     hello: &Hello,
@@ -360,10 +369,11 @@ fn discard_then_parse(
         if w.at(now) {
             r.bytes += n;
         }
-        if now + DISCARD_MARGIN_NS >= w.window.end {
+        if now >= w.window.end {
             break;
         }
     }
+    request_end(fd);
     // Skip to the next message boundary, then parse normally (the end frame follows some
     // whole messages). Message seq numbers start at 0, so the next one is total / msg.
     let mut skip = (msg - total % msg) % msg;
@@ -374,12 +384,9 @@ fn discard_then_parse(
         }
         skip -= n;
         total += n;
-        if w.at(now_ns()) {
-            r.bytes += n;
-        }
     }
-    // Whole messages of the discarded part; the parser adds the ones it reads in the window.
+    // Whole messages of the discarded part (the window is over: the parser counts nothing).
     r.messages = r.bytes / msg;
     r.bytes = r.messages * msg;
-    parse_stream(stream, hello, opts, w, r, total / msg)
+    parse_stream(stream, hello, opts, w, r, total / msg, true)
 }

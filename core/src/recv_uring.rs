@@ -257,6 +257,7 @@ fn run(
     let args = if opts.busy_poll { &poll } else { &wait };
     let mut last_progress = Instant::now();
     let mut empty_rearms = 0u32;
+    let mut asked_end = false;
     loop {
         enter(&ring.submitter(), 1, args).map_err(|e| Error::io("io_uring_enter (receiver)", e))?;
         let mut rearm = false;
@@ -274,6 +275,10 @@ fn run(
                 })? as usize;
                 let now = arrival_time(&mut stall, &w.window);
                 let in_window = w.at(now);
+                if !asked_end && now >= w.window.end {
+                    crate::recv::request_end(stream.as_raw_fd());
+                    asked_end = true;
+                }
                 let got_end = parser.feed(&buffers[bid][..res as usize], now, in_window, r)?;
                 // Parsed: the buffer goes back to the kernel.
                 ring_bufs.push(&buffers[bid], bid as u16);

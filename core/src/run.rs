@@ -6,7 +6,7 @@ use crate::host;
 use crate::netns::{self, Veth};
 use crate::recv::{run_receiver, FlowResult, RecvOptions};
 use crate::report::v1::{Context, Record};
-use crate::send::{run_senders, FlowResults};
+use crate::send::{run_senders, FlowResults, SenderOutcome};
 use crate::sock;
 use crate::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
 use crate::wire::SenderReport;
@@ -119,7 +119,9 @@ fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<Flow
                     {
                         return g
                             .into_iter()
-                            .map(|(_, f)| (f, Err(e.clone_msg())))
+                            .map(|(_, f)| {
+                                SenderOutcome::new(f, SenderReport::default(), Err(e.clone_msg()))
+                            })
                             .collect();
                     }
                 }
@@ -129,20 +131,22 @@ fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<Flow
         .collect()
 }
 
-/// Joins the sender threads; returns each flow's result in flow order.
-fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> Vec<Result<SenderReport>> {
+/// Joins the sender threads; returns each flow's outcome in flow order (a thread that
+/// panicked leaves an outcome with flow `u32::MAX`).
+fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults {
     let mut all = Vec::new();
     for h in handles {
         match h.join() {
             Ok(v) => all.extend(v),
-            Err(_) => all.push((
+            Err(_) => all.push(SenderOutcome::new(
                 u32::MAX,
+                SenderReport::default(),
                 Err(Error::Protocol("a sender thread panicked".into())),
             )),
         }
     }
-    all.sort_by_key(|(f, _)| *f);
-    all.into_iter().map(|(_, r)| r).collect()
+    all.sort_by_key(|o| o.flow);
+    all
 }
 
 /// Starts `spec.flows` receivers connecting to `addr` and a sender per accepted connection.
@@ -208,12 +212,8 @@ fn run_flows(
     }
     // Every flow starts once all are connected, so they overlap fully (and io_uring threads
     // get their whole group of flows at once).
-    for r in join_senders(spawn_senders(spec, streams)) {
-        if let Err(e) = r {
-            error.get_or_insert_with(|| format!("sender: {e}"));
-        }
-    }
-    let flows = receivers
+    let senders = join_senders(spawn_senders(spec, streams));
+    let mut flows: Vec<FlowResult> = receivers
         .into_iter()
         .map(|r| {
             r.join().unwrap_or_else(|_| FlowResult {
@@ -222,7 +222,33 @@ fn run_flows(
             })
         })
         .collect();
+    if let Some(e) = attach_sender_sides(&mut flows, senders) {
+        error.get_or_insert(e);
+    }
     (flows, error)
+}
+
+/// Gives each receiver that never got an end frame its sender's side (report and error), as
+/// the sender thread of this process returned it. Returns the first error of a sender that no
+/// receiver knows (its hello never arrived, or its thread panicked).
+fn attach_sender_sides(flows: &mut [FlowResult], senders: FlowResults) -> Option<String> {
+    let mut orphan_error = None;
+    for o in senders {
+        let receiver = flows
+            .iter_mut()
+            .find(|f| f.hello.as_ref().is_some_and(|h| h.flow == o.flow));
+        match receiver {
+            Some(f) => {
+                f.sender.get_or_insert(o.report);
+            }
+            None => {
+                if let Err(e) = o.result {
+                    orphan_error.get_or_insert_with(|| format!("sender: {e}"));
+                }
+            }
+        }
+    }
+    orphan_error
 }
 
 /// The server half (per-mode binaries): listens on `bind`, accepts `clients` connections
@@ -264,9 +290,9 @@ pub fn serve(
     // All clients are connected: start every flow at once so they overlap fully.
     let mut reports = Vec::new();
     let mut first_err = None;
-    for r in join_senders(spawn_senders(&spec, streams)) {
-        match r {
-            Ok(r) => reports.push(r),
+    for o in join_senders(spawn_senders(&spec, streams)) {
+        match o.result {
+            Ok(()) => reports.push(o.report),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
@@ -330,4 +356,77 @@ pub fn client(
         started_at,
     };
     Ok(Record::from_flows(&spec, &ctx, host::facts(), &[flow]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::send::hello_for;
+
+    fn received(flow: u32, end_frame: bool) -> FlowResult {
+        FlowResult {
+            hello: Some(hello_for(&RunSpec::default(), flow)),
+            sender: end_frame.then(|| SenderReport {
+                messages: 7,
+                ..SenderReport::default()
+            }),
+            error: (!end_frame).then(|| "peer closed without an end frame".into()),
+            ..FlowResult::default()
+        }
+    }
+
+    #[test]
+    fn a_receiver_without_the_end_frame_gets_its_senders_side_and_error() {
+        let mut flows = vec![received(0, true), received(1, false), FlowResult::default()];
+        let failed = |flow, msg: &str| {
+            SenderOutcome::new(
+                flow,
+                SenderReport {
+                    messages: 3,
+                    ..SenderReport::default()
+                },
+                Err(Error::Timeout(msg.into())),
+            )
+        };
+        let orphan = attach_sender_sides(
+            &mut flows,
+            vec![
+                SenderOutcome::new(0, SenderReport::default(), Ok(())),
+                failed(1, "no completion for 10 s"),
+                failed(2, "never connected"),
+            ],
+        );
+        assert_eq!(
+            flows[0].sender.as_ref().unwrap().messages,
+            7,
+            "the end frame wins"
+        );
+        let s1 = flows[1].sender.as_ref().expect("sender side attached");
+        assert_eq!(s1.messages, 3);
+        assert!(s1.error.as_ref().unwrap().contains("no completion"));
+        assert!(flows[2].sender.is_none());
+        assert!(orphan.unwrap().contains("never connected"));
+        let r = Record::from_flows(
+            &RunSpec {
+                flows: 2,
+                ..RunSpec::default()
+            },
+            &Context {
+                topology: "loopback".into(),
+                rep: 0,
+                threads: 2,
+                started_at: String::new(),
+            },
+            host::facts(),
+            &flows[..2],
+        );
+        let e = r.error.unwrap();
+        assert!(
+            e.contains("flow 1: peer closed")
+                && e.contains("flow 1 sender: ")
+                && e.contains("no completion"),
+            "both ends' views: {e}"
+        );
+        assert!(r.sender.reported);
+    }
 }

@@ -16,16 +16,22 @@ pub const MAX_FLOWS: usize = 1024;
 /// Longest measured window, in seconds (every load loop is bounded).
 pub const MAX_DURATION_S: f64 = 3600.0;
 /// Most zero-copy buffer slots per flow.
-pub const MAX_ZC_SLOTS: usize = 4096;
+pub const MAX_ZC_SLOTS: usize = 65536;
+/// Zero-copy slots per flow unless asked otherwise (coalesced io_uring sends get more: see
+/// [`UringOpts::auto_zc_slots`]).
+pub const DEFAULT_ZC_SLOTS: usize = 64;
+/// Most bytes of zero-copy slots per flow: the slots are one contiguous allocation, which io_uring
+/// registers as one fixed buffer (the kernel's limit for one is 1 GiB).
+pub const MAX_ZC_POOL_BYTES: usize = 1 << 30;
 /// Most io_uring sends in flight per flow (one linked chain; the ring must hold a whole chain).
 pub const MAX_URING_DEPTH: usize = 1024;
+/// Most messages one coalesced zero-copy send carries (it cannot carry more than the flow's
+/// slots either).
+pub const MAX_COALESCE_DEPTH: usize = 16384;
 /// Most completions one `io_uring_enter` may wait for.
 pub const MAX_URING_BATCH: usize = 65536;
 /// Most bytes of send buffers one io_uring flow may keep in flight (A1 stages each message).
 pub const MAX_URING_FLOW_BUFFERS: usize = 1 << 30;
-/// Most buffers one io_uring may register (the kernel's limit): A3 on io_uring registers every
-/// slot of every flow a ring serves.
-pub const MAX_URING_FIXED_BUFFERS: usize = 16384;
 
 /// The copy discipline of the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -77,6 +83,12 @@ pub enum UringOrdering {
     /// kernel sends as many as the socket takes in one `sendmsg`. `SEND_ZC` has no bundle
     /// form, so A3 cannot.
     Bundle,
+    /// A3 only (the zero-copy counterpart of bundles): consecutive messages are written back to
+    /// back into the flow's registered slot memory and one `SEND_ZC` (`MSG_WAITALL`) sends up
+    /// to `depth` of them, one send in flight per flow; one notification then releases every
+    /// slot of that send. The record's `zerocopy.messages_per_send` says how many one send
+    /// carried, so nobody mistakes coalescing for zero-copy.
+    Coalesce,
 }
 
 /// How the receiver reads.
@@ -127,7 +139,7 @@ enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
 enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
 enum_str!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
 enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard", Uring => "uring");
-enum_str!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle");
+enum_str!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle", Coalesce => "coalesce");
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,8 +158,8 @@ pub struct RunSpec {
     pub duration_s: f64,
     /// Warm-up before the window, in seconds (not measured).
     pub warmup_s: f64,
-    /// Zero-copy buffer slots per flow (A3 only): a slot is reused only after the kernel's
-    /// completion for every send that referenced it.
+    /// Zero-copy buffer slots per flow (A3 only), one message each, contiguous in memory: a
+    /// slot is reused only after the kernel's completion for every send that referenced it.
     pub zc_slots: usize,
     /// Fill payloads as a function of (seq, offset) and check them at the receiver.
     pub verify: bool,
@@ -206,8 +218,9 @@ pub struct UringOpts {
     /// Completions one `io_uring_enter` waits for before the loop refills idle flows (capped
     /// at what is in flight). With `depth` it sets how many sends one syscall carries.
     pub batch: usize,
-    /// How a flow's messages stay in order: linked chains of per-message SQEs, or send
-    /// bundles over a provided-buffer ring (then `depth` is the messages per bundle).
+    /// How a flow's messages stay in order: linked chains of per-message SQEs, send bundles
+    /// over a provided-buffer ring (then `depth` is the messages per bundle), or coalesced
+    /// zero-copy sends (then `depth` is the most messages one `SEND_ZC` carries).
     #[serde(default)]
     pub ordering: UringOrdering,
 }
@@ -220,6 +233,10 @@ impl UringOpts {
     /// The same for a bundle, which sends its messages in one `sendmsg`: at 16 KiB a bundle of
     /// 32 measured ~20% faster than one of 4 here (21.5 vs 17.7 Gbit/s).
     pub const AUTO_BUNDLE_BYTES: usize = 512 << 10;
+    /// The most bytes one coalesced `SEND_ZC` carries by default (A3, `coalesce`). Measured
+    /// here (loopback, discard receiver): sends of 256 KiB to 1 MiB run fastest at every size
+    /// (64 KiB messages: 8 per send 19-28 Gbit/s, 4 per send 15-19; 64 B: 1024 per send 12).
+    pub const AUTO_COALESCE_BYTES: usize = 512 << 10;
 
     /// The default for a cell: the mode's ordering ([`Self::auto_ordering`]); depth 32, or
     /// for modes that stage each message in flight (A1, A2 with --verify) as many as fit
@@ -241,6 +258,9 @@ impl UringOpts {
         let budget = match ordering {
             UringOrdering::Bundle => Self::AUTO_BUNDLE_BYTES,
             UringOrdering::Link => Self::AUTO_STAGED_BYTES,
+            UringOrdering::Coalesce => {
+                return (Self::AUTO_COALESCE_BYTES / msg_size.max(1)).clamp(1, MAX_COALESCE_DEPTH)
+            }
         };
         if mode == Mode::A1 || (mode == Mode::A2 && verify) {
             (budget / msg_size.max(1)).clamp(1, d)
@@ -249,12 +269,71 @@ impl UringOpts {
         }
     }
 
-    /// Bundles where the mode has a bundle form (A1, A2: plain `Send` of ring entries), linked
-    /// chains for A3 (`SEND_ZC` cannot take provided buffers).
+    /// Bundles where the mode has a bundle form (A1, A2: plain `Send` of ring entries),
+    /// coalesced sends for A3 (`SEND_ZC` cannot take provided buffers, but messages laid out
+    /// back to back in registered memory go out as one send).
     pub fn auto_ordering(mode: Mode) -> UringOrdering {
         match mode {
             Mode::A1 | Mode::A2 => UringOrdering::Bundle,
-            Mode::A3 => UringOrdering::Link,
+            Mode::A3 => UringOrdering::Coalesce,
+        }
+    }
+
+    /// The orderings `mode` can use on io_uring.
+    pub fn orderings_for(mode: Mode) -> &'static [UringOrdering] {
+        match mode {
+            Mode::A1 | Mode::A2 => &[UringOrdering::Bundle, UringOrdering::Link],
+            Mode::A3 => &[UringOrdering::Coalesce, UringOrdering::Link],
+        }
+    }
+
+    /// SQEs per chain and messages per SQE: a linked chain has `depth` SQEs of one message
+    /// each, a coalesced flow one SQE of up to `depth` messages (bundles: one SQE, see
+    /// [`UringOrdering::Bundle`]).
+    pub fn chain_shape(&self) -> (usize, usize) {
+        match self.ordering {
+            UringOrdering::Coalesce => (1, self.depth),
+            _ => (self.depth, 1),
+        }
+    }
+
+    /// The zero-copy slots per flow of a cell: `asked`, or [`Self::auto_zc_slots`]. When the
+    /// slots were asked for and the depth was not (`depth_asked`), a coalesced depth shrinks to
+    /// half the slots, so that one send can go out while the one before awaits its
+    /// notification.
+    pub fn resolve_zc_slots(
+        &mut self,
+        engine: Engine,
+        mode: Mode,
+        msg_size: usize,
+        asked: Option<usize>,
+        depth_asked: bool,
+    ) -> usize {
+        match asked {
+            None => Self::auto_zc_slots(engine, mode, self, msg_size),
+            Some(slots) => {
+                if self.ordering == UringOrdering::Coalesce && !depth_asked {
+                    self.depth = self.depth.min((slots / 2).max(1));
+                    self.batch = self.batch.min(self.depth);
+                }
+                slots
+            }
+        }
+    }
+
+    /// Zero-copy slots per flow unless asked: [`DEFAULT_ZC_SLOTS`], or for coalesced io_uring
+    /// sends room for four sends of `depth` messages (one in flight while the notifications of
+    /// the ones before it are still coming), within [`MAX_ZC_SLOTS`] and
+    /// [`MAX_ZC_POOL_BYTES`].
+    pub fn auto_zc_slots(engine: Engine, mode: Mode, uring: &UringOpts, msg_size: usize) -> usize {
+        if engine == Engine::Uring && mode == Mode::A3 && uring.ordering == UringOrdering::Coalesce
+        {
+            let by_bytes = (MAX_ZC_POOL_BYTES / msg_size.max(1)).max(1);
+            (4 * uring.depth)
+                .clamp(DEFAULT_ZC_SLOTS, MAX_ZC_SLOTS)
+                .min(by_bytes)
+        } else {
+            DEFAULT_ZC_SLOTS
         }
     }
 }
@@ -279,7 +358,7 @@ impl Default for RunSpec {
             flows: 1,
             duration_s: 1.0,
             warmup_s: 0.2,
-            zc_slots: 64,
+            zc_slots: DEFAULT_ZC_SLOTS,
             verify: false,
             latency: true,
             rx: RxMode::Copy,
@@ -462,7 +541,19 @@ impl RunSpec {
             }
         }
         let u = self.uring;
-        if u.depth == 0 || u.depth > MAX_URING_DEPTH {
+        if u.ordering == UringOrdering::Coalesce {
+            // (The threads engine ignores the io_uring tunables.)
+            if self.engine == Engine::Uring
+                && (u.depth == 0 || u.depth > MAX_COALESCE_DEPTH.min(self.zc_slots))
+            {
+                return bad(format!(
+                    "--uring-depth {} must be between 1 and {} (messages per coalesced send: at most {MAX_COALESCE_DEPTH}, and at most --zc-slots {})",
+                    u.depth,
+                    MAX_COALESCE_DEPTH.min(self.zc_slots),
+                    self.zc_slots
+                ));
+            }
+        } else if u.depth == 0 || u.depth > MAX_URING_DEPTH {
             return bad(format!(
                 "--uring-depth {} must be between 1 and {MAX_URING_DEPTH} (sends in flight per flow)",
                 u.depth
@@ -491,23 +582,24 @@ impl RunSpec {
             }
         }
         if self.engine == Engine::Uring
-            && self.mode == Mode::A3
-            && u.ordering == UringOrdering::Bundle
+            && !UringOpts::orderings_for(self.mode).contains(&u.ordering)
         {
-            return bad(
-                "--uring-ordering bundle needs a1 or a2: SEND_ZC has no bundle form (a3 sends linked chains)"
-                    .into(),
-            );
+            return bad(match u.ordering {
+                UringOrdering::Bundle => "--uring-ordering bundle needs a1 or a2: SEND_ZC has no bundle form (a3 coalesces its messages instead: --uring-ordering coalesce)".into(),
+                o => format!(
+                    "--uring-ordering {o} needs a3: it coalesces zero-copy sends (a1 and a2 batch with bundle)"
+                ),
+            });
         }
-        if self.engine == Engine::Uring && self.mode == Mode::A3 {
-            let per_ring = self.flows.div_ceil(self.sender_threads()) * self.zc_slots;
-            if per_ring > MAX_URING_FIXED_BUFFERS {
-                return bad(format!(
-                    "--zc-slots {} x {} flows per thread = {per_ring} registered buffers per ring, above the kernel's {MAX_URING_FIXED_BUFFERS}: use fewer slots or more --threads",
-                    self.zc_slots,
-                    self.flows.div_ceil(self.sender_threads())
-                ));
-            }
+        if self.mode == Mode::A3 && self.zc_slots.saturating_mul(self.msg_size) > MAX_ZC_POOL_BYTES
+        {
+            return bad(format!(
+                "--zc-slots {} x --msg-size {} = {} bytes of zero-copy slots per flow, above {} MiB: use fewer slots",
+                self.zc_slots,
+                self.msg_size,
+                self.zc_slots.saturating_mul(self.msg_size),
+                MAX_ZC_POOL_BYTES >> 20
+            ));
         }
         Ok(())
     }
@@ -542,6 +634,11 @@ mod tests {
         assert_eq!(link(Mode::A1, 16384), 4);
         assert_eq!(link(Mode::A1, 1 << 20), 1);
         assert_eq!(link(Mode::A3, 65536), 32);
+        let coalesce = |size| UringOpts::auto_depth(UringOrdering::Coalesce, Mode::A3, size, false);
+        assert_eq!(coalesce(64), 8192);
+        assert_eq!(coalesce(1024), 512);
+        assert_eq!(coalesce(65536), 8);
+        assert_eq!(coalesce(1 << 20), 1);
         assert_eq!(
             UringOpts::auto(Mode::A1, 64, false).ordering,
             UringOrdering::Bundle
@@ -552,14 +649,34 @@ mod tests {
         );
         assert_eq!(
             UringOpts::auto(Mode::A3, 64, false).ordering,
-            UringOrdering::Link
+            UringOrdering::Coalesce
         );
         assert_eq!(
             "BUNDLE".parse::<UringOrdering>().unwrap(),
             UringOrdering::Bundle
         );
         let a = UringOpts::auto(Mode::A3, 65536, false);
-        assert_eq!((a.depth, a.batch), (32, 32));
+        assert_eq!((a.depth, a.batch), (8, 8));
+        let slots = |m, size| {
+            let u = UringOpts::auto(m, size, false);
+            UringOpts::auto_zc_slots(Engine::Uring, m, &u, size)
+        };
+        assert_eq!(slots(Mode::A3, 64), 32768, "four sends of 8192 messages");
+        assert_eq!(slots(Mode::A3, 65536), DEFAULT_ZC_SLOTS);
+        assert_eq!(
+            slots(Mode::A3, MAX_MSG_SIZE),
+            MAX_ZC_POOL_BYTES / MAX_MSG_SIZE
+        );
+        assert_eq!(slots(Mode::A1, 64), DEFAULT_ZC_SLOTS);
+        assert_eq!(
+            UringOpts::auto_zc_slots(
+                Engine::Threads,
+                Mode::A3,
+                &UringOpts::auto(Mode::A3, 64, false),
+                64
+            ),
+            DEFAULT_ZC_SLOTS
+        );
     }
 
     #[test]
@@ -673,14 +790,38 @@ mod tests {
             ),
             (
                 RunSpec {
-                    engine: Engine::Uring,
                     mode: Mode::A3,
                     zc_slots: 4096,
-                    flows: 8,
-                    threads: Some(1),
+                    msg_size: 1 << 20,
                     ..ok.clone()
                 },
-                "registered buffers",
+                "bytes of zero-copy slots",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A3,
+                    zc_slots: 16,
+                    uring: UringOpts {
+                        depth: 17,
+                        batch: 1,
+                        ordering: UringOrdering::Coalesce,
+                    },
+                    ..ok.clone()
+                },
+                "at most --zc-slots 16",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A1,
+                    uring: UringOpts {
+                        ordering: UringOrdering::Coalesce,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-ordering coalesce needs a3",
             ),
             (
                 RunSpec {

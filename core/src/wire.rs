@@ -11,6 +11,12 @@
 //! end     16 B header with seq = END_SEQ and send_ts_ns = n, then n bytes of JSON: the
 //!               sender's side of the record ([`SenderReport`])
 //! ```
+//! Ending a stream or rate flow: when its window ends the receiver sends one byte,
+//! [`END_REQUEST`], back over the data connection; the sender keeps sending messages until it
+//! reads that byte (so the receiver's reads never starve before its window ends), then sends
+//! the end frame. The end frame therefore never arrives before the receiver asked for it, so a
+//! receiver that discards bytes unread (`recv(MSG_TRUNC)`) cannot discard it: it stops
+//! discarding before asking. (rr ends with its own exchange; see `rr`.)
 //! Sequence numbers start at 0 and increase by one per message of a flow. With `verify`, the
 //! payload of message `seq` is [`fill_payload`]'s function of (seq, offset), so a zero-copy
 //! buffer rewritten before its completion shows up as a payload mismatch at the receiver.
@@ -24,7 +30,7 @@ use serde::{Deserialize, Serialize};
 /// Magic at the start of every connection.
 pub const MAGIC: [u8; 8] = *b"SENDPATH";
 /// Wire format version; a receiver rejects any other.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Length of the hello frame.
 pub const HELLO_LEN: usize = 96;
 /// Length of the per-message header (seq + send timestamp); the smallest message.
@@ -33,6 +39,8 @@ pub const HEADER_LEN: usize = 16;
 pub const END_SEQ: u64 = u64::MAX;
 /// Largest end-frame JSON accepted.
 pub const MAX_END_LEN: usize = 64 << 10;
+/// The byte a stream or rate receiver sends when its window has ended: "send your end frame".
+pub const END_REQUEST: u8 = b'E';
 
 const FLAG_VERIFY: u8 = 1;
 const FLAG_LATENCY: u8 = 2;

@@ -217,6 +217,49 @@ fn sender_vanishing_mid_run_keeps_what_was_measured() {
 }
 
 #[test]
+fn discard_receiver_never_loses_an_end_frame_that_comes_early() {
+    // The receiver reads the hello 80 ms late, so its window ends 80 ms after the sender's:
+    // a receiver that discarded until a time margin before its own window's end threw the
+    // end frame away with the bytes. Every receiver must get it, whatever the timing.
+    for rx in [RxMode::Discard, RxMode::Copy, RxMode::Uring] {
+        for mode in [Mode::A1, Mode::A3] {
+            let spec = RunSpec {
+                rx,
+                ..short(mode, 16384, 1)
+            };
+            let f = common::late_receiver(spec, rx, Duration::from_millis(80));
+            assert!(f.error.is_none(), "{rx} {mode}: {:?}", f.error);
+            let sender = f.sender.expect("end frame read");
+            assert!(sender.error.is_none());
+            assert!(sender.messages > 0 && f.bytes > 0, "{rx} {mode}");
+            if mode == Mode::A3 {
+                let z = sender.zerocopy.expect("zero-copy accounting");
+                assert_eq!(z.sends, z.completions);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_sender_stops_when_asked_for_the_end_and_only_counts_its_window() {
+    // The sender goes on past its window until the receiver asks for the end frame, but its
+    // report counts the messages sent inside its window only.
+    let spec = short(Mode::A2, 1024, 1);
+    let f = common::late_receiver(spec, RxMode::Copy, Duration::from_millis(100));
+    let s = f.sender.expect("end frame");
+    assert!(s.messages > 0);
+    assert!(
+        f.messages > 0 && f.seq_errors == 0,
+        "the receiver's own window is full of messages"
+    );
+    assert!(
+        s.counters.task_clock_ns.unwrap() < 350_000_000,
+        "sender counters cover its 0.3 s window, not the 0.1 s after it: {:?}",
+        s.counters.task_clock_ns
+    );
+}
+
+#[test]
 fn receiver_vanishing_mid_run_ends_the_sender_with_a_clear_error() {
     let spec = RunSpec {
         warmup_s: 0.0,

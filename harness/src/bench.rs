@@ -20,6 +20,34 @@ pub enum Suite {
     /// 16 KiB, both io_uring orderings (bundle, linked chains) for A1, and the io_uring
     /// receiver (`--rx uring`) against the copying one.
     Uring,
+    /// Zero-copy against the copy baseline: A1 and A3 on both engines (each with its default
+    /// ordering: A3 on io_uring coalesces), 64 B .. 64 KiB, one flow, with the copying and
+    /// the discarding receiver; ratios A3/A1 per engine and A3 uring/A3 threads, and how many
+    /// messages one zero-copy send carried.
+    Zerocopy,
+}
+
+/// Sizes of the zerocopy suite.
+const ZC_SIZES: [usize; 5] = [64, 1024, 4096, 16384, 65536];
+/// Cells per (receiver, size) of the zerocopy suite, in this order.
+const ZC_CELLS: [(Mode, Engine); 4] = [
+    (Mode::A1, Engine::Threads),
+    (Mode::A3, Engine::Threads),
+    (Mode::A1, Engine::Uring),
+    (Mode::A3, Engine::Uring),
+];
+
+/// `spec` on the io_uring engine with the defaults `sendpath run` would choose: the mode's
+/// ordering and depth, and zero-copy slots to match.
+fn on_uring(spec: RunSpec) -> RunSpec {
+    let mut uring = UringOpts::auto(spec.mode, spec.msg_size, spec.verify);
+    let zc_slots = uring.resolve_zc_slots(Engine::Uring, spec.mode, spec.msg_size, None, false);
+    RunSpec {
+        engine: Engine::Uring,
+        uring,
+        zc_slots,
+        ..spec
+    }
 }
 
 /// A ratio the uring suite reports: candidate cell / baseline cell (msgs/s medians).
@@ -91,10 +119,8 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 out.push(Cell {
                     label: format!("{name} uring"),
                     spec: RunSpec {
-                        engine: Engine::Uring,
                         threads,
-                        uring: UringOpts::auto(spec.mode, spec.msg_size, spec.verify),
-                        ..spec
+                        ..on_uring(spec)
                     },
                 });
             };
@@ -178,15 +204,38 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 });
             }
             for (label, spec, engine) in rx_cells {
+                let spec = RunSpec {
+                    rx: RxMode::Uring,
+                    ..spec
+                };
                 out.push(Cell {
                     label: label.into(),
-                    spec: RunSpec {
-                        engine,
-                        rx: RxMode::Uring,
-                        uring: UringOpts::auto(spec.mode, spec.msg_size, spec.verify),
-                        ..spec
+                    spec: match engine {
+                        Engine::Uring => on_uring(spec),
+                        Engine::Threads => spec,
                     },
                 });
+            }
+        }
+        Suite::Zerocopy => {
+            for rx in [RxMode::Copy, RxMode::Discard] {
+                for size in ZC_SIZES {
+                    for (mode, engine) in ZC_CELLS {
+                        let spec = RunSpec {
+                            mode,
+                            msg_size: size,
+                            rx,
+                            ..base.clone()
+                        };
+                        out.push(Cell {
+                            label: format!("{rx} {} {mode} {engine}", size_label(size)),
+                            spec: match engine {
+                                Engine::Uring => on_uring(spec),
+                                Engine::Threads => spec,
+                            },
+                        });
+                    }
+                }
             }
         }
         Suite::LatencyCost => {
@@ -247,6 +296,7 @@ pub fn run(
     }
     let mut msgs: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
+    let mut per_send: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     for round in 0..rounds {
         for (i, c) in cells.iter().enumerate() {
             let r = run_loopback(&c.spec, round as u64)?;
@@ -259,11 +309,15 @@ pub fn run(
             );
             msgs[i].push(r.throughput.msgs_per_s);
             gbps[i].push(r.throughput.gbps);
+            if let Some(m) = r.zerocopy.as_ref().and_then(|z| z.messages_per_send) {
+                per_send[i].push(m);
+            }
             on_record(&r)?;
         }
     }
     let med_m: Vec<f64> = msgs.into_iter().map(median).collect();
     let med_g: Vec<f64> = gbps.into_iter().map(median).collect();
+    let med_per_send: Vec<f64> = per_send.into_iter().map(median).collect();
     sendpath_core::say!("median of {rounds} round(s), {duration_s} s cells, loopback");
     match suite {
         Suite::Uring => {
@@ -301,6 +355,39 @@ pub fn run(
                 );
             }
         }
+        Suite::Zerocopy => {
+            sendpath_core::say!(
+                "{:<8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>9}",
+                "rx",
+                "size",
+                "A1 thr",
+                "A3 thr",
+                "A1 uring",
+                "A3 uring",
+                "A3/A1 thr",
+                "A3/A1 ur",
+                "A3 ur/thr",
+                "msgs/send"
+            );
+            for (row, group) in (0..cells.len()).step_by(ZC_CELLS.len()).enumerate() {
+                let g = |k: usize| med_g[group + k];
+                let c = &cells[group].spec;
+                sendpath_core::say!(
+                    "{:<8} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}x {:>8.2}x {:>9.2}x {:>9.1}",
+                    c.rx.as_str(),
+                    size_label(ZC_SIZES[row % ZC_SIZES.len()]),
+                    g(0),
+                    g(1),
+                    g(2),
+                    g(3),
+                    g(1) / g(0),
+                    g(3) / g(2),
+                    g(3) / g(1),
+                    med_per_send[group + 3]
+                );
+            }
+            sendpath_core::say!("(Gbit/s medians; msgs/send: messages per zero-copy send of A3 on io_uring, which coalesces; A3 on threads sends one message per call)");
+        }
         Suite::LatencyCost => {
             sendpath_core::say!(
                 "{:<8} {:>14} {:>14} {:>10}",
@@ -328,6 +415,25 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zerocopy_suite_rows_compare_a1_and_a3_of_one_size_and_receiver() {
+        let cells = cells(Suite::Zerocopy, 0.1);
+        assert_eq!(cells.len(), 2 * ZC_SIZES.len() * ZC_CELLS.len());
+        for (row, group) in cells.chunks(ZC_CELLS.len()).enumerate() {
+            let size = ZC_SIZES[row % ZC_SIZES.len()];
+            for (c, (mode, engine)) in group.iter().zip(ZC_CELLS) {
+                assert_eq!((c.spec.mode, c.spec.engine), (mode, engine), "{}", c.label);
+                assert_eq!(c.spec.msg_size, size, "{}", c.label);
+                assert_eq!(c.spec.rx, group[0].spec.rx, "{}", c.label);
+                assert!(c.spec.validate().is_ok(), "{}", c.label);
+            }
+            assert_eq!(group[3].spec.uring.ordering, UringOrdering::Coalesce);
+            assert_eq!(group[2].spec.uring.ordering, UringOrdering::Bundle);
+        }
+        assert_eq!(cells[0].spec.rx, RxMode::Copy);
+        assert_eq!(cells[cells.len() - 1].spec.rx, RxMode::Discard);
+    }
 
     #[test]
     fn every_uring_comparison_names_the_cells_it_says() {

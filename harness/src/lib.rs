@@ -143,9 +143,10 @@ struct SweepArgs {
     /// Repetitions per cell.
     #[arg(long)]
     reps: Option<u64>,
-    /// Zero-copy slots per flow (A3).
-    #[arg(long, default_value_t = 64)]
-    zc_slots: usize,
+    /// Zero-copy slots per flow (A3). Default: 64, or room for four sends of A3's coalesced
+    /// io_uring sends.
+    #[arg(long)]
+    zc_slots: Option<usize>,
     /// Check payloads at the receiver.
     #[arg(long)]
     verify: bool,
@@ -157,7 +158,8 @@ struct SweepArgs {
     #[arg(long, value_name = "HOW", conflicts_with = "rx_discard", value_parser = |x: &str| x.parse::<RxMode>().map_err(|e| e.to_string()))]
     rx: Option<RxMode>,
     /// io_uring orderings for uring stream cells, e.g. bundle,link (default: bundle for a1
-    /// and a2, link for a3; a3 always runs link).
+    /// and a2, coalesce for a3; bundle and coalesce stand for each other, the batching
+    /// ordering of the mode).
     #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<UringOrdering>().map_err(|e| e.to_string()))]
     uring_orderings: Option<Vec<UringOrdering>>,
     /// Directory for results.jsonl (default runs/<date>-<time>).
@@ -334,8 +336,8 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if let Some(v) = a.uring_orderings {
                 grid.uring_orderings = v;
             }
+            grid.zc_slots = a.zc_slots;
             grid.base = RunSpec {
-                zc_slots: a.zc_slots,
                 verify: a.verify,
                 rx: sweep::rx_of(a.rx, a.rx_discard),
                 busy_poll: a.busy_poll,

@@ -53,8 +53,11 @@ pub struct Grid {
     /// Options every cell shares (zero-copy slots, verify, receiver, latency).
     pub base: RunSpec,
     /// io_uring orderings each uring stream cell runs with; empty: the mode's default
-    /// (bundle for A1/A2, link for A3). A3 has no bundle form and always runs link.
+    /// (bundle for A1/A2, coalesce for A3). A batching ordering a mode lacks stands for its
+    /// batching counterpart (bundle for A3 means coalesce, and the other way round).
     pub uring_orderings: Vec<UringOrdering>,
+    /// Zero-copy slots per flow; None: [`UringOpts::auto_zc_slots`] for each cell.
+    pub zc_slots: Option<usize>,
 }
 
 impl Grid {
@@ -75,6 +78,7 @@ impl Grid {
                 reps: 3,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
+                zc_slots: None,
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -88,6 +92,7 @@ impl Grid {
                 reps: 1,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
+                zc_slots: None,
             },
             Preset::Full => Grid {
                 modes: all_modes,
@@ -101,6 +106,7 @@ impl Grid {
                 reps: 3,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
+                zc_slots: None,
             },
         }
     }
@@ -123,7 +129,8 @@ impl Grid {
     }
 
     /// The orderings a (engine, mode) runs: one for the threads engine (unused), the asked
-    /// ones (or the mode's default) for uring, link only for A3.
+    /// ones (or the mode's default) for uring; a batching ordering the mode lacks (bundle for
+    /// A3, coalesce for A1/A2) stands for the batching ordering it has.
     fn orderings_for(&self, engine: Engine, mode: Mode) -> Vec<UringOrdering> {
         let auto = UringOpts::auto_ordering(mode);
         if engine != Engine::Uring || self.uring_orderings.is_empty() {
@@ -131,10 +138,10 @@ impl Grid {
         }
         let mut v: Vec<UringOrdering> = Vec::new();
         for &o in &self.uring_orderings {
-            let o = if mode == Mode::A3 {
-                UringOrdering::Link
-            } else {
+            let o = if UringOpts::orderings_for(mode).contains(&o) {
                 o
+            } else {
+                auto
             };
             if !v.contains(&o) {
                 v.push(o);
@@ -159,6 +166,18 @@ impl Grid {
                                     msg_size,
                                     self.base.verify,
                                 );
+                                let mut uring = UringOpts {
+                                    depth,
+                                    batch: depth,
+                                    ordering,
+                                };
+                                let zc_slots = uring.resolve_zc_slots(
+                                    engine,
+                                    mode,
+                                    msg_size,
+                                    self.zc_slots,
+                                    false,
+                                );
                                 let cell = RunSpec {
                                     mode,
                                     engine,
@@ -166,11 +185,8 @@ impl Grid {
                                     flows,
                                     duration_s: self.duration_s,
                                     warmup_s: self.warmup_s,
-                                    uring: UringOpts {
-                                        depth,
-                                        batch: depth,
-                                        ordering,
-                                    },
+                                    zc_slots,
+                                    uring,
                                     ..self.base.clone()
                                 };
                                 // Stream first: the rate cells after it need its capacity.
@@ -569,7 +585,7 @@ mod tests {
             .filter(|(s, _)| s.engine == Engine::Uring)
             .map(|(s, _)| (s.engine, s.mode, s.pattern, s.uring.ordering, s.rx))
             .collect();
-        use UringOrdering::{Bundle, Link};
+        use UringOrdering::{Bundle, Coalesce, Link};
         let (u, st, rr, up) = (Engine::Uring, Pattern::Stream, Pattern::Rr, RxMode::Uring);
         assert_eq!(
             cells,
@@ -579,8 +595,9 @@ mod tests {
                 (u, Mode::A1, st, Bundle, up),
                 (u, Mode::A3, st, Link, up),
                 (u, Mode::A3, rr, Link, RxMode::Copy),
+                (u, Mode::A3, st, Coalesce, up),
             ],
-            "A3 has no bundle; rr once per cell, on the copy receiver"
+            "A3's batching ordering is coalesce; rr once per cell, on the copy receiver"
         );
         for (s, _) in g.cells() {
             assert!(s.validate().is_ok(), "{s:?}");

@@ -107,6 +107,21 @@ pub fn human(r: &Record) -> String {
                 _ => "unknown: no completion arrived",
             }
         );
+        if let Some(m) = z.messages_per_send {
+            out += &format!(
+                "              {m:.1} messages per send{}; {} waits for a free slot",
+                if m >= 1.5 {
+                    " (coalesced: the batching saves syscalls, not the zero-copy)"
+                } else {
+                    ""
+                },
+                z.slot_waits
+            );
+            if let Some(h) = &z.slot_hold_ns {
+                out += &format!("; slots held p50 {} us, p99 {} us", us(h.p50), us(h.p99));
+            }
+            out += "\n";
+        }
     }
     let i = &r.integrity;
     out += &format!(

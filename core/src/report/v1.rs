@@ -250,8 +250,9 @@ pub struct FlowThroughput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Latency {
     /// `one_way` (stream: receive time - send timestamp, includes socket-buffer queueing),
-    /// `round_trip` (rr: request sent to response received), or `one_way_from_intended`
-    /// (rate: receive time - the time the schedule intended the send).
+    /// `round_trip` (rr: request sent to response received), `one_way_from_intended`
+    /// (rate: receive time - the time the schedule intended the send), or `slot_hold`
+    /// (zero-copy: per slot, its first send to the completion that released it).
     pub kind: String,
     /// Samples.
     pub count: u64,
@@ -357,6 +358,24 @@ pub struct ZeroCopy {
     /// `achieved` (no completion copied), `partial`, `not_achieved` (every completion copied:
     /// the kernel copies for locally delivered data, e.g. loopback and veth), or `unknown`.
     pub verdict: String,
+    /// Messages the zero-copy sends carried (a message finished by a second send after a
+    /// short one counts once; 0 in records from before this field).
+    #[serde(default)]
+    pub messages: u64,
+    /// messages / sends: 1 (or a little less, after short sends) when every send carries one
+    /// message (threads, io_uring `link`), many when io_uring coalesces messages into one
+    /// `SEND_ZC` (`coalesce`): the batching, not zero-copy, is then what saves syscalls.
+    #[serde(default)]
+    pub messages_per_send: Option<f64>,
+    /// Times the sender had a message ready, no free slot, and waited for a completion.
+    #[serde(default)]
+    pub slot_waits: u64,
+    /// How long the kernel held each slot: from the first send over it to the moment the
+    /// sender saw the completion that released it (`kind` = `slot_hold`). The threads engine
+    /// reads completions only when it needs a slot, so there this includes how long a
+    /// completion sat unread.
+    #[serde(default)]
+    pub slot_hold_ns: Option<Latency>,
 }
 
 /// Sequence and payload checks.
@@ -486,7 +505,8 @@ impl Record {
             }
             if let Some(e) = &f.error {
                 errors.push(format!("flow {flow}: {e}"));
-            } else if let Some(e) = f.sender.as_ref().and_then(|s| s.error.as_ref()) {
+            }
+            if let Some(e) = f.sender.as_ref().and_then(|s| s.error.as_ref()) {
                 errors.push(format!("flow {flow} sender: {e}"));
             }
         }
@@ -586,6 +606,11 @@ impl Record {
                 copied_fraction: fraction,
                 max_outstanding: z.max_outstanding,
                 enobufs: z.enobufs,
+                messages: z.messages,
+                messages_per_send: z.messages_per_send(),
+                slot_waits: z.slot_waits,
+                slot_hold_ns: (z.slot_hold.count() > 0)
+                    .then(|| latency_of(&z.slot_hold, "slot_hold")),
                 verdict: match fraction {
                     None => "unknown",
                     Some(0.0) => "achieved",

@@ -55,21 +55,47 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
     }
 }
 
-/// Each flow's index and how its sender ended.
-pub type FlowResults = Vec<(u32, Result<SenderReport>)>;
+/// How one flow's sender ended.
+#[derive(Debug)]
+pub struct SenderOutcome {
+    /// The flow's index.
+    pub flow: u32,
+    /// Its side of the record, as sent in the end frame (`error` says why it failed, if it
+    /// did): an in-process run keeps it even when the end frame never arrived.
+    pub report: SenderReport,
+    /// The error that ended the flow early, if any.
+    pub result: Result<()>,
+}
+
+impl SenderOutcome {
+    /// The outcome of `flow` from its report and result (the report's `error` is filled in).
+    pub fn new(flow: u32, mut report: SenderReport, result: Result<()>) -> Self {
+        if let Err(e) = &result {
+            report.error.get_or_insert_with(|| e.to_string());
+        }
+        SenderOutcome {
+            flow,
+            report,
+            result,
+        }
+    }
+}
+
+/// How each flow's sender ended.
+pub type FlowResults = Vec<SenderOutcome>;
 
 /// Runs the sending side of `flows` (stream, flow index) on the engine of `spec` in this
 /// thread: the io_uring engine multiplexes them on one ring; the threads engine needs one
 /// thread per flow, so it runs them one after the other (callers give it one flow).
-pub fn run_senders(
-    flows: Vec<(TcpStream, u32)>,
-    spec: &RunSpec,
-) -> Vec<(u32, Result<SenderReport>)> {
+pub fn run_senders(flows: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults {
     match spec.engine {
         Engine::Uring if spec.pattern == Pattern::Stream => uring::run_group(flows, spec),
         _ => flows
             .into_iter()
-            .map(|(s, f)| (f, run_sender(s, spec, f)))
+            .map(|(s, f)| {
+                let (report, result) = send_flow(s, spec, f);
+                SenderOutcome::new(f, report, result)
+            })
             .collect(),
     }
 }
@@ -78,17 +104,27 @@ pub fn run_senders(
 /// receiver in the end frame). An error that ends the flow early is in `report.error` and is
 /// returned as `Err` too, after the end frame was attempted so the receiver learns why.
 pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<SenderReport> {
-    if spec.engine == Engine::Uring && spec.pattern == Pattern::Stream {
-        let mut out = uring::run_group(vec![(stream, flow)], spec);
-        return out.pop().map_or_else(
-            || {
-                Err(Error::Protocol(
-                    "the io_uring engine returned no flow".into(),
-                ))
-            },
-            |(_, r)| r,
-        );
+    let mut out = run_senders(vec![(stream, flow)], spec);
+    match out.pop() {
+        Some(o) => o.result.map(|_| o.report),
+        None => Err(Error::Protocol("the sender returned no flow".into())),
     }
+}
+
+/// One flow on the threads engine (or, for rr and rate, io_uring one send at a time): its
+/// report and how it ended.
+fn send_flow(stream: TcpStream, spec: &RunSpec, flow: u32) -> (SenderReport, Result<()>) {
+    let mut report = SenderReport::default();
+    let result = send_flow_into(stream, spec, flow, &mut report);
+    (report, result)
+}
+
+fn send_flow_into(
+    stream: TcpStream,
+    spec: &RunSpec,
+    flow: u32,
+    out: &mut SenderReport,
+) -> Result<()> {
     sock::set_io_timeouts(&stream)?;
     let fd = stream.as_raw_fd();
     if spec.rx_stall.is_some() {
@@ -141,9 +177,9 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     // Best effort: if the peer is gone the end frame cannot arrive, and the first error stands.
     let end_sent = sock::send_all(fd, &encode_end(&report));
     let _ = stream.shutdown(Shutdown::Write);
+    *out = report;
     result?;
-    end_sent?;
-    Ok(report)
+    end_sent
 }
 
 /// The one-message-at-a-time strategy of `spec` on socket `fd`: a blocking send per message

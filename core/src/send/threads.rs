@@ -48,11 +48,12 @@ pub fn for_mode(spec: &RunSpec, fd: RawFd) -> Result<Box<dyn BlockingSend>> {
     })
 }
 
-/// Drives `strategy` until the window ends; returns the report and the error that ended the
-/// flow early, if any. Counters cover the window only. With `pace` (the `rate` pattern's
-/// hello) message `seq` is not sent before its intended time; a sender that falls behind
-/// sends at once and never skips (open loop), so the lateness shows in the latency measured
-/// from the intended time.
+/// Drives `strategy` through the window and on until the receiver asks for the end frame
+/// ([`crate::wire::END_REQUEST`], bounded by [`sock::IO_TIMEOUT`] after the window); returns
+/// the report and the error that ended the flow early, if any. Counters and the message count
+/// cover the window only. With `pace` (the `rate` pattern's hello) message `seq` is not sent
+/// before its intended time; a sender that falls behind sends at once and never skips (open
+/// loop), so the lateness shows in the latency measured from the intended time.
 pub fn run_flow(
     strategy: &mut dyn BlockingSend,
     fd: RawFd,
@@ -63,22 +64,37 @@ pub fn run_flow(
     let latency = spec.records_latency();
     let mut seq: u64 = 0;
     let mut first_in_window: Option<u64> = None;
+    let mut end_of_window: Option<u64> = None;
     let mut counters: Option<ThreadCounters> = None;
     let mut side: Option<SideCounters> = None;
+    let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
     let mut now = now_ns();
     let mut result = Ok(());
     loop {
+        if now >= window.end {
+            if end_of_window.is_none() {
+                end_of_window = Some(seq);
+                side = counters.take().map(|c| c.stop());
+            }
+            // After the window: one non-blocking read per message for the receiver's request.
+            match end_requested(fd, now >= end_deadline) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
         if let Some(h) = pace {
             let intended = h.intended_ns(seq);
             if now < intended {
-                wait_until(intended.min(window.end));
+                wait_until(intended.min(end_deadline));
                 now = now_ns();
+                continue;
             }
         }
-        if now >= window.end {
-            break;
-        }
-        if first_in_window.is_none() && now >= window.start {
+        if first_in_window.is_none() && now >= window.start && now < window.end {
             first_in_window = Some(seq);
             counters = Some(ThreadCounters::start());
         }
@@ -89,14 +105,14 @@ pub fn run_flow(
             break;
         }
         seq += 1;
-        if latency || seq % CLOCK_EVERY == 0 {
+        if latency || seq % CLOCK_EVERY == 0 || end_of_window.is_some() {
             now = now_ns();
         }
     }
-    if let Some(c) = &counters {
+    if let Some(c) = counters.take() {
         side = Some(c.stop());
     }
-    let messages = first_in_window.map_or(0, |f| seq - f);
+    let messages = first_in_window.map_or(0, |f| end_of_window.unwrap_or(seq).saturating_sub(f));
     let zerocopy = match strategy.finish(fd) {
         Ok(z) => z,
         Err(e) => {
@@ -116,6 +132,36 @@ pub fn run_flow(
         uring: None,
     };
     (report, result)
+}
+
+/// Whether the receiver has asked for the end frame ([`crate::wire::END_REQUEST`]), without
+/// blocking. `late`: the time to ask is over, so not having asked is an error.
+pub(crate) fn end_requested(fd: RawFd, late: bool) -> Result<bool> {
+    let mut b = [0u8; 1];
+    // SAFETY: b is a live, writable 1-byte buffer.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+    match n {
+        1 if b[0] == crate::wire::END_REQUEST => Ok(true),
+        1 => Err(Error::Protocol(format!(
+            "the receiver sent byte {:#04x} where only the end request ({:#04x}) may come",
+            b[0],
+            crate::wire::END_REQUEST
+        ))),
+        0 => Err(Error::PeerClosed(
+            "the receiver closed the connection before asking for the end frame".into(),
+        )),
+        _ => {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) if !late => Ok(false),
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Err(Error::Timeout(format!(
+                    "the receiver did not ask for the end frame within {} s of the window's end",
+                    sock::IO_TIMEOUT.as_secs()
+                ))),
+                _ => Err(sock::classify(e, "read the receiver's end request")),
+            }
+        }
+    }
 }
 
 /// A1: header and payload assembled in a staging buffer (a user-space memcpy), then `send()`.
@@ -223,7 +269,7 @@ impl A3ZeroCopy {
             ))
         })?;
         Ok(A3ZeroCopy {
-            pool: SlotPool::new(slots, msg_size),
+            pool: SlotPool::separate(slots, msg_size),
             ids: CallIdMap::default(),
             next: 0,
             verify,
@@ -232,8 +278,10 @@ impl A3ZeroCopy {
 
     /// Applies every notification waiting in the error queue.
     fn reap(&mut self, fd: RawFd) -> Result<()> {
+        let mut now = None;
         while let Some(c) = read_errqueue(fd)? {
-            self.ids.complete(c.lo, c.hi, c.copied, &mut self.pool)?;
+            let t = *now.get_or_insert_with(now_ns);
+            self.ids.complete(c.lo, c.hi, c.copied, t, &mut self.pool)?;
         }
         Ok(())
     }
@@ -241,10 +289,16 @@ impl A3ZeroCopy {
     /// Blocks (bounded) until slot `i` is released by the kernel.
     fn wait_for_slot(&mut self, fd: RawFd, i: usize) -> Result<()> {
         let deadline = Instant::now() + sock::IO_TIMEOUT;
+        let mut waited = false;
         loop {
             self.reap(fd)?;
             if !self.pool.busy(i) {
                 return Ok(());
+            }
+            if !waited {
+                // Completions already queued do not count: the sender waits from here on.
+                waited = true;
+                self.pool.stats.slot_waits += 1;
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
@@ -264,18 +318,20 @@ impl BlockingSend for A3ZeroCopy {
         if self.pool.busy(i) {
             self.wait_for_slot(fd, i)?;
         }
+        self.pool.claim(i, 1);
         let slot = self.pool.slot_mut(i);
         put_header(slot, seq, ts);
         if self.verify {
             fill_payload(&mut slot[HEADER_LEN..], seq);
         }
+        self.pool.stats.messages += 1;
         let mut iov = self.pool.iovecs(i);
         let mut first = 0;
         while first < iov.len() {
             match sendmsg_once(fd, &mut iov[first..], MSG_ZEROCOPY) {
                 Ok(n) => {
                     // Every successful zero-copy call takes the next id and owes a completion.
-                    self.pool.on_send(i);
+                    self.pool.on_send(i, if ts != 0 { ts } else { now_ns() });
                     self.ids.on_send(i);
                     first = advance_iovecs(&mut iov, n, first);
                 }

@@ -84,3 +84,20 @@ pub fn assert_good_stream(r: &Record) {
         }
     }
 }
+
+/// One flow of `spec` whose receiver (reading as `rx`) starts `delay` after the sender sent
+/// its hello, so the receiver's window ends that much later than the sender's: the end
+/// frame arrives long before the receiver's window is over. Returns what the receiver saw.
+pub fn late_receiver(
+    spec: RunSpec,
+    rx: sendpath_core::spec::RxMode,
+    delay: std::time::Duration,
+) -> sendpath_core::recv::FlowResult {
+    let (s, c) = pair();
+    let sender = std::thread::spawn(move || sendpath_core::send::run_sender(s, &spec, 0));
+    std::thread::sleep(delay);
+    let f = sendpath_core::recv::run_receiver(c, sendpath_core::recv::RecvOptions::new(rx));
+    let sent = sender.join().unwrap();
+    assert!(sent.is_ok(), "sender: {:?}", sent.err());
+    f
+}

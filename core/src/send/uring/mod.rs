@@ -35,7 +35,7 @@ use crate::cpu::SideCounters;
 use crate::error::{Error, Result};
 use crate::recv::WindowTracker;
 use crate::send::threads::ZC_DRAIN_TIMEOUT;
-use crate::send::{hello_for, Window};
+use crate::send::{hello_for, FlowResults, SenderOutcome, Window};
 use crate::sock::{self, advance_iovecs, IO_TIMEOUT};
 use crate::spec::{Mode, RunSpec, UringOrdering};
 use crate::time::now_ns;
@@ -64,6 +64,10 @@ const MAX_STALLS: u32 = 1000;
 const BUNDLE_POS: usize = 0xffff;
 /// user_data position of the plain send that finishes the entry a short bundle stopped in.
 const LOOSE_POS: usize = 0xfffe;
+/// user_data position of the flow's one-byte receive of the end request.
+const END_POS: usize = 0xfffd;
+/// user_data position of the cancellation of that receive.
+const CANCEL_POS: usize = 0xfffc;
 
 /// The opcodes sendpath uses, by the names the host facts list.
 pub fn known_ops() -> [(&'static str, u8); 6] {
@@ -129,14 +133,30 @@ pub fn bundle_missing() -> Option<String> {
 
 /// Why `mode` cannot run on the io_uring engine here, or None if it can (for tests that skip).
 pub fn missing_for(mode: Mode) -> Option<String> {
-    let (name, _) = op_for(mode);
     match probe_ops() {
         Err(e) => Some(e),
-        Ok(ops) if !ops.iter().any(|o| o == name) => Some(format!(
-            "this kernel's io_uring lacks the {name} opcode needed by {mode}"
-        )),
-        Ok(_) => None,
+        Ok(ops) => lacks_op(mode, |code| {
+            known_ops()
+                .iter()
+                .any(|(n, c)| *c == code && ops.iter().any(|o| o == n))
+        }),
     }
+}
+
+/// The error for `mode` on a kernel whose io_uring supports the opcodes `supported` says
+/// yes to, or None if it has the one the mode needs.
+fn lacks_op(mode: Mode, supported: impl Fn(u8) -> bool) -> Option<String> {
+    let (name, code) = op_for(mode);
+    (!supported(code)).then(|| {
+        format!(
+            "this kernel's io_uring lacks the {name} opcode that {mode} needs{}",
+            if mode == Mode::A3 {
+                " (SEND_ZC: Linux >= 6.0); A3 never falls back to a copying send"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 /// `io_uring_enter`: submits, and waits for `want` completions at most as long as `args`'
@@ -219,17 +239,20 @@ pub(crate) fn make_ring(sq: u32, cq: u32) -> Result<Ring> {
 
 /// One send strategy of the io_uring engine: the flow's message buffers and how its SQEs are
 /// built. Buffers are named by a `u16` buffer id that travels in the SQE's user_data; a
-/// buffer is rewritten only when [`prepare`](UringSend::prepare) hands it out again, which the
-/// loop does only after every send over it completed (and, for zero-copy, was notified).
+/// buffer holds one message, or (A3 coalescing) several back to back. A buffer is rewritten
+/// only when [`prepare`](UringSend::prepare) hands it out again, which the loop does only after
+/// every send over it completed (and, for zero-copy, was notified).
 pub trait UringSend: Send {
-    /// Writes message `seq` stamped `ts` for chain position `pos` (0-based; the loop never has
-    /// more than `depth` positions in flight) and returns the id of the buffer holding it, or
-    /// None if no buffer is free (A3: every slot still owed a notification).
-    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16>;
+    /// Writes messages `seq..` stamped `ts` for chain position `pos` (0-based; the loop never
+    /// has more than `depth` positions in flight), at most `max` of them, and returns the id of
+    /// the buffer holding them and how many it holds (at least 1), or None if no buffer is
+    /// free (A3: every slot still owed a notification). Only A3 puts more than one message in
+    /// a buffer.
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64, max: usize) -> Option<(u16, usize)>;
 
-    /// The SQE that sends bytes `done..msg_size` of buffer `buf` on registered file `fd`,
-    /// with `MSG_WAITALL` (the loop adds the link flag and user_data).
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry;
+    /// The SQE that sends the bytes of buffer `buf` from `done` on, on registered file `fd`,
+    /// with `MSG_WAITALL` (the loop adds the link flag and user_data); `now` is the clock.
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64) -> squeue::Entry;
 
     /// Buffer `buf`'s message as the byte ranges a send bundle puts in the provided-buffer
     /// ring, in order (the second may be empty), or None if the mode has no bundle form.
@@ -245,13 +268,13 @@ pub trait UringSend: Send {
     /// The index, in the ring's registered buffer table, of this flow's buffer 0.
     fn set_fixed_base(&mut self, _base: u16) {}
 
-    /// A result CQE for `buf` arrived with `flags`: a zero-copy strategy learns whether a
-    /// notification follows (`F_MORE`) or the buffer is released now.
-    fn on_result(&mut self, _buf: u16, _flags: u32) {}
+    /// A result CQE for `buf` arrived at `now` with `flags`: a zero-copy strategy learns
+    /// whether a notification follows (`F_MORE`) or the buffer is released now.
+    fn on_result(&mut self, _buf: u16, _flags: u32, _now: u64) {}
 
-    /// A notification CQE for `buf` arrived with `res`; the buffer may be reused if no other
-    /// send over it is owed one.
-    fn on_notif(&mut self, buf: u16, _res: i32) -> Result<()> {
+    /// A notification CQE for `buf` arrived at `now` with `res`; the buffer may be reused if
+    /// no other send over it is owed one.
+    fn on_notif(&mut self, buf: u16, _res: i32, _now: u64) -> Result<()> {
         Err(Error::Protocol(format!(
             "notification CQE for buffer {buf} of a strategy that does not send zero-copy"
         )))
@@ -278,6 +301,7 @@ pub fn for_mode(spec: &RunSpec) -> Box<dyn UringSend> {
             spec.msg_size,
             spec.zc_slots,
             spec.verify,
+            spec.uring.ordering == UringOrdering::Coalesce,
         )),
     }
 }
@@ -305,7 +329,7 @@ impl A1UringSend {
 
 impl UringSend for A1UringSend {
     #[inline]
-    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16> {
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64, _max: usize) -> Option<(u16, usize)> {
         let b = &mut self.staging[pos];
         put_header(b, seq, ts);
         if self.verify {
@@ -313,11 +337,11 @@ impl UringSend for A1UringSend {
         } else {
             b[HEADER_LEN..].copy_from_slice(&self.payload);
         }
-        Some(pos as u16)
+        Some((pos as u16, 1))
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, _now: u64) -> squeue::Entry {
         let b = &self.staging[buf as usize];
         let rest = &b[done as usize..];
         opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
@@ -380,17 +404,17 @@ impl A2UringSendMsg {
 
 impl UringSend for A2UringSendMsg {
     #[inline]
-    fn prepare(&mut self, pos: usize, seq: u64, ts: u64) -> Option<u16> {
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64, _max: usize) -> Option<(u16, usize)> {
         let m = &mut self.msgs[pos];
         put_header(&mut m.header, seq, ts);
         if self.verify {
             fill_payload(&mut self.payloads[m.payload], seq);
         }
-        Some(pos as u16)
+        Some((pos as u16, 1))
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, _now: u64) -> squeue::Entry {
         let m = &mut self.msgs[buf as usize];
         let p = &mut self.payloads[m.payload];
         m.iov = [
@@ -418,73 +442,89 @@ impl UringSend for A2UringSendMsg {
     }
 }
 
-/// A3 on io_uring: `SendZc` from the flow's slot pool, every slot a registered (fixed)
-/// buffer, with `IORING_SEND_ZC_REPORT_USAGE`. Invariant: slot `i` is handed out by
-/// [`prepare`](UringSend::prepare) only while the pool says no send over it is owed a
-/// notification; every SQE over a slot takes a reference, released by its notification (or by
-/// a result without `F_MORE`, which owes none).
+/// A3 on io_uring: `SendZc` from the flow's slot pool, registered as one fixed buffer, with
+/// `IORING_SEND_ZC_REPORT_USAGE`. A buffer is a run of consecutive slots starting at slot
+/// `buf` (one slot with linked chains; up to `depth` with coalescing), never wrapping around
+/// the end of the pool.
+///
+/// Invariant: a slot is written only after the pool's [`claim`](SlotPool::claim) found it
+/// free; every SQE over a run (a first send, or the resend of a short one's rest) takes one
+/// reference on the run, released by that send's notification (or by a result without
+/// `F_MORE`, which owes none).
 pub struct A3UringSendZc {
     pool: SlotPool,
-    /// Slots handed out by `prepare` whose SQE is not built yet (the pool counts a send only
-    /// from its SQE on, and a chain prepares all its messages before building SQEs).
-    reserved: Vec<bool>,
     next: usize,
+    /// The pool's index in the ring's registered buffer table.
     base: u16,
     verify: bool,
+    /// The last `prepare` found no free slot (counts each wait once in `slot_waits`).
+    waiting: bool,
 }
 
 impl A3UringSendZc {
-    /// `slots` message buffers of `msg_size` bytes.
-    pub fn new(msg_size: usize, slots: usize, verify: bool) -> Self {
+    /// `slots` message buffers of `msg_size` bytes: back to back when sends coalesce
+    /// (`contiguous`), apart when each send carries one message (see [`SlotPool`]).
+    pub fn new(msg_size: usize, slots: usize, verify: bool, contiguous: bool) -> Self {
+        let pool = if contiguous {
+            SlotPool::contiguous(slots, msg_size)
+        } else {
+            SlotPool::separate(slots, msg_size)
+        };
         A3UringSendZc {
-            pool: SlotPool::new(slots, msg_size),
-            reserved: vec![false; slots],
+            pool,
             next: 0,
             base: 0,
             verify,
+            waiting: false,
         }
     }
 }
 
 impl UringSend for A3UringSendZc {
     #[inline]
-    fn prepare(&mut self, _pos: usize, seq: u64, ts: u64) -> Option<u16> {
-        let i = self.next;
-        if self.pool.busy(i) || self.reserved[i] {
+    fn prepare(&mut self, _pos: usize, seq: u64, ts: u64, max: usize) -> Option<(u16, usize)> {
+        let first = self.next;
+        // A run never wraps: the last slot of the pool ends it.
+        let limit = max.min(self.pool.len() - first);
+        let n = (0..limit)
+            .take_while(|&k| !self.pool.busy(first + k))
+            .count();
+        if n == 0 {
+            if !self.waiting {
+                self.waiting = true;
+                self.pool.stats.slot_waits += 1;
+            }
             return None;
         }
-        self.reserved[i] = true;
-        self.next = (i + 1) % self.pool.len();
-        let slot = self.pool.slot_mut(i);
-        put_header(slot, seq, ts);
-        if self.verify {
-            fill_payload(&mut slot[HEADER_LEN..], seq);
+        self.waiting = false;
+        self.pool.claim(first, n);
+        for k in 0..n {
+            let slot = self.pool.slot_mut(first + k);
+            let s = seq + k as u64;
+            put_header(slot, s, ts);
+            if self.verify {
+                fill_payload(&mut slot[HEADER_LEN..], s);
+            }
         }
-        Some(i as u16)
+        self.pool.stats.messages += n as u64;
+        self.next = (first + n) % self.pool.len();
+        Some((first as u16, n))
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32) -> squeue::Entry {
-        let i = buf as usize;
-        self.reserved[i] = false;
-        self.pool.on_send(i);
-        let rest = &self.pool.slot(i)[done as usize..];
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64) -> squeue::Entry {
+        let first = buf as usize;
+        self.pool.on_send(first, now);
+        let rest = &self.pool.slots(first, self.pool.run_len(first))[done as usize..];
         opcode::SendZc::new(fd, rest.as_ptr(), rest.len() as u32)
-            .buf_index(Some(self.base + buf))
+            .buf_index(Some(self.base))
             .flags(libc::MSG_WAITALL)
             .zc_flags(IORING_SEND_ZC_REPORT_USAGE)
             .build()
     }
 
     fn fixed_buffers(&self) -> Vec<libc::iovec> {
-        self.pool
-            .buffers()
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect()
+        vec![self.pool.arena_iovec()]
     }
 
     fn set_fixed_base(&mut self, base: u16) {
@@ -492,23 +532,23 @@ impl UringSend for A3UringSendZc {
     }
 
     #[inline]
-    fn on_result(&mut self, buf: u16, flags: u32) {
+    fn on_result(&mut self, buf: u16, flags: u32, now: u64) {
         if !cqueue::more(flags) {
             // Failed before the kernel took the pages: no notification will come.
-            self.pool.on_unsent(buf as usize);
+            self.pool.on_unsent(buf as usize, now);
         }
     }
 
     #[inline]
-    fn on_notif(&mut self, buf: u16, res: i32) -> Result<()> {
+    fn on_notif(&mut self, buf: u16, res: i32, now: u64) -> Result<()> {
         let i = buf as usize;
-        if i >= self.pool.len() || !self.pool.busy(i) {
+        if !self.pool.owes(i) {
             return Err(Error::Protocol(format!(
                 "SEND_ZC notification for slot {i}, which no send is waiting on"
             )));
         }
         self.pool
-            .on_complete(i, res as u32 & IORING_NOTIF_USAGE_ZC_COPIED != 0);
+            .on_complete(i, res as u32 & IORING_NOTIF_USAGE_ZC_COPIED != 0, now);
         Ok(())
     }
 
@@ -803,6 +843,8 @@ impl Bundle {
 #[derive(Clone, Copy, Debug)]
 struct Link {
     buf: u16,
+    /// Bytes of the buffer (its messages x the message size).
+    len: u32,
     done: u32,
     res: Option<i32>,
 }
@@ -819,7 +861,15 @@ struct Flow {
     resubmit: bool,
     seq: u64,
     first_in_window: Option<u64>,
-    /// No new messages: the window ended or the flow failed.
+    /// `seq` when the window ended (the flow sends on until the receiver asks for the end).
+    end_of_window: Option<u64>,
+    /// Where the receiver's end request lands (boxed: the kernel writes it while in flight).
+    end_buf: Box<[u8; 1]>,
+    /// The receive of the end request is in flight.
+    end_recv_pending: bool,
+    /// The receiver asked for the end frame.
+    end_requested: bool,
+    /// No new messages: the receiver asked for the end, or the flow failed.
     stopped: bool,
     /// When the last send completed (start of the bounded notification drain).
     drain_since: Option<Instant>,
@@ -841,6 +891,10 @@ impl Flow {
             resubmit: false,
             seq: 0,
             first_in_window: None,
+            end_of_window: None,
+            end_buf: Box::new([0]),
+            end_recv_pending: false,
+            end_requested: false,
             stopped: false,
             drain_since: None,
             stalls: 0,
@@ -992,11 +1046,11 @@ impl Flow {
         if self.resubmit {
             self.resubmit = false;
         } else if !self.stopped && b.is_empty() {
-            if self.first_in_window.is_none() && now >= window.start {
+            if self.first_in_window.is_none() && now >= window.start && now < window.end {
                 self.first_in_window = Some(self.seq);
             }
             for pos in 0..depth {
-                let Some(buf) = self.strategy.prepare(pos, self.seq, ts) else {
+                let Some((buf, _)) = self.strategy.prepare(pos, self.seq, ts, 1) else {
                     break;
                 };
                 let segs = self
@@ -1051,6 +1105,42 @@ impl Flow {
         }
     }
 
+    /// The window is over: remembers where it ended, and stops once the receiver asked for the
+    /// end frame (or fails if it has not asked by `end_deadline`).
+    fn past_window(&mut self, now: u64, end_deadline: u64) {
+        self.end_of_window.get_or_insert(self.seq);
+        if self.end_requested {
+            self.stopped = true;
+        } else if now >= end_deadline && !self.stopped {
+            self.fail(Error::Timeout(format!(
+                "the receiver of flow {} did not ask for the end frame within {} s of the window's end",
+                self.flow,
+                IO_TIMEOUT.as_secs()
+            )));
+        }
+    }
+
+    /// The end request's receive completed with `res`.
+    fn on_end_request(&mut self, res: i32) {
+        self.end_recv_pending = false;
+        match res {
+            1 if self.end_buf[0] == crate::wire::END_REQUEST => self.end_requested = true,
+            1 => self.fail(Error::Protocol(format!(
+                "the receiver of flow {} sent byte {:#04x} where only the end request may come",
+                self.flow, self.end_buf[0]
+            ))),
+            0 => self.fail(Error::PeerClosed(format!(
+                "the receiver of flow {} closed the connection before asking for the end frame",
+                self.flow
+            ))),
+            r if r == -libc::ECANCELED => {}
+            r => self.fail(sock::classify(
+                io::Error::from_raw_os_error(-r),
+                "io_uring recv of the end request",
+            )),
+        }
+    }
+
     fn fail(&mut self, e: Error) {
         self.stopped = true;
         if self.error.is_none() {
@@ -1060,12 +1150,12 @@ impl Flow {
 
     /// Every CQE of the chain is in: keeps the unfinished tail (short, interrupted or
     /// cancelled sends, in order) for resubmission, or clears the chain.
-    fn settle(&mut self, msg_len: u32) {
+    fn settle(&mut self) {
         let mut keep_from = None;
         let mut progress = false;
         for (i, l) in self.chain.iter_mut().enumerate() {
             let res = l.res.take().unwrap_or(-libc::ECANCELED);
-            let left = msg_len - l.done;
+            let left = l.len - l.done;
             if keep_from.is_some() {
                 if res >= 0 {
                     // A link ran after a broken one: the stream may be reordered.
@@ -1144,10 +1234,7 @@ fn user_data(flow: usize, pos: usize, buf: u16) -> u64 {
 /// Runs the sending side of `streams` (each with its flow index) on one ring in this thread;
 /// returns each flow's report, or the error that ended it (after its end frame was
 /// attempted so the receiver learns why).
-pub fn run_group(
-    streams: Vec<(TcpStream, u32)>,
-    spec: &RunSpec,
-) -> Vec<(u32, Result<SenderReport>)> {
+pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults {
     for (s, _) in &streams {
         if spec.rx_stall.is_some() {
             // As on the threads engine: small buffers, so the stall backs up to the sender.
@@ -1162,7 +1249,10 @@ pub fn run_group(
             let msg = e.to_string();
             return streams
                 .iter()
-                .map(|(_, f)| (*f, Err(Error::Protocol(format!("flow {f}: {msg}")))))
+                .map(|(_, f)| {
+                    let e = Error::Protocol(format!("flow {f}: {msg}"));
+                    SenderOutcome::new(*f, SenderReport::default(), Err(e))
+                })
                 .collect();
         }
     }
@@ -1171,11 +1261,12 @@ pub fn run_group(
     let depth = spec.uring.depth;
     // The ring and every strategy are built before the hellos, so that a kernel that cannot
     // do it is reported to each receiver through the end frame.
-    // A flow's SQEs at once: a chain of `depth`, or a loose send and a bundle.
+    // A flow's SQEs at once: a chain (of `depth` links, or one coalesced send), or a loose
+    // send and a bundle.
     let per_flow = if spec.uring.ordering == UringOrdering::Bundle {
         2
     } else {
-        depth
+        spec.uring.chain_shape().0
     };
     let sq = ((n * per_flow) as u32)
         .clamp(per_flow as u32, MAX_SQ_ENTRIES)
@@ -1226,6 +1317,10 @@ pub fn run_group(
             let in_flight = flows.iter().any(|f| f.pending > 0 || f.strategy.owed() > 0);
             // Unregisters files and buffers; the ring's exit cancels what is left.
             drop(ring);
+            for f in flows.iter_mut().filter(|f| f.end_recv_pending) {
+                // The kernel may still write this byte: leak it.
+                std::mem::forget(std::mem::replace(&mut f.end_buf, Box::new([0])));
+            }
             if in_flight {
                 // The kernel may still read these buffers while the ring shuts down: leak
                 // them rather than free memory a send might still reference.
@@ -1246,7 +1341,9 @@ pub fn run_group(
     }
     let mut out = Vec::with_capacity(n);
     for (i, ((s, _), f)) in streams.iter().zip(flows.iter_mut()).enumerate() {
-        let messages = f.first_in_window.map_or(0, |first| f.seq - first);
+        let messages = f.first_in_window.map_or(0, |first| {
+            f.end_of_window.unwrap_or(f.seq).saturating_sub(first)
+        });
         let counters = match (&side, i) {
             (Some(c), 0) => c.clone(),
             // The thread's counters go with its first flow, so the side's sum counts them once.
@@ -1272,9 +1369,9 @@ pub fn run_group(
         let _ = s.shutdown(Shutdown::Write);
         let result = match f.error.take() {
             Some(e) => Err(e),
-            None => end_sent.map(|_| report),
+            None => end_sent,
         };
-        out.push((f.flow, result));
+        out.push(SenderOutcome::new(f.flow, report, result));
     }
     out
 }
@@ -1329,17 +1426,13 @@ fn register<'a>(
     fds: &[RawFd],
     strategies: Vec<&'a mut (dyn UringSend + 'static)>,
 ) -> Result<()> {
-    let (name, code) = op_for(spec.mode);
     let mut probe = Probe::new();
     r.ring
         .submitter()
         .register_probe(&mut probe)
         .map_err(|e| Error::io("io_uring probe", e))?;
-    if !probe.is_supported(code) {
-        return Err(Error::Unsupported(format!(
-            "this kernel's io_uring lacks the {name} opcode that {} needs",
-            spec.mode
-        )));
+    if let Some(why) = lacks_op(spec.mode, |c| probe.is_supported(c)) {
+        return Err(Error::Unsupported(why));
     }
     r.ring
         .submitter()
@@ -1416,12 +1509,13 @@ impl UringOneShot {
         let mut result = None;
         let mut cq = self.ring.ring.completion();
         cq.sync();
+        let now = now_ns();
         for cqe in &mut cq {
             let buf = (cqe.user_data() & 0xffff) as u16;
             if cqueue::notif(cqe.flags()) {
-                self.strategy.on_notif(buf, cqe.result())?;
+                self.strategy.on_notif(buf, cqe.result(), now)?;
             } else {
-                self.strategy.on_result(buf, cqe.flags());
+                self.strategy.on_result(buf, cqe.flags(), now);
                 result = Some((cqe.result(), cqe.flags()));
             }
         }
@@ -1433,7 +1527,7 @@ impl crate::send::threads::BlockingSend for UringOneShot {
     fn send(&mut self, _fd: RawFd, seq: u64, ts: u64) -> Result<()> {
         let deadline = Instant::now() + IO_TIMEOUT;
         let buf = loop {
-            if let Some(b) = self.strategy.prepare(0, seq, ts) {
+            if let Some((b, _)) = self.strategy.prepare(0, seq, ts, 1) {
                 break b;
             }
             // A3: every slot still owed a notification.
@@ -1449,7 +1543,7 @@ impl crate::send::threads::BlockingSend for UringOneShot {
         while done < self.msg_len {
             let e = self
                 .strategy
-                .sqe(types::Fixed(0), buf, done)
+                .sqe(types::Fixed(0), buf, done, now_ns())
                 .user_data(buf as u64);
             // SAFETY: the buffer belongs to the strategy and is not handed out again before
             // this send's CQE (and, for zero-copy, its notification) arrives.
@@ -1508,9 +1602,22 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
     let depth = spec.uring.depth;
     let batch = spec.uring.batch;
     let msg_len = spec.msg_size as u32;
+    // A linked chain: `links` SQEs of one message; a coalesced flow: one SQE of up to `per_link`.
+    let (links, per_link) = spec.uring.chain_shape();
     let ring_fd = r.ring.as_raw_fd();
     let (mut submitter, mut sq, mut cq) = r.ring.split();
     r.registered_ring_fd = submitter.register_ring_fd().is_ok();
+    let end_deadline = window.end + IO_TIMEOUT.as_nanos() as u64;
+    for (li, f) in flows.iter_mut().enumerate().filter(|(_, f)| !f.stopped) {
+        let e = opcode::Recv::new(types::Fixed(li as u32), f.end_buf.as_mut_ptr(), 1)
+            .build()
+            .user_data(user_data(li, END_POS, 0));
+        // SAFETY: the byte belongs to the flow and stays allocated until the receive
+        // completes (or is leaked, see run_group).
+        if unsafe { sq.push(&e) }.is_ok() {
+            f.end_recv_pending = true;
+        }
+    }
     let mut w = WindowTracker::new(window, false);
     let mut last_progress = Instant::now();
     let slice = types::Timespec::from(WAIT_SLICE);
@@ -1522,32 +1629,30 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
         let mut expect = 0usize;
         let mut all_done = true;
         for (li, f) in flows.iter_mut().enumerate() {
+            if now >= window.end {
+                f.past_window(now, end_deadline);
+            }
             if f.idle() && f.bundle.is_some() {
-                if now >= window.end {
-                    f.stopped = true;
-                }
                 f.submit_bundle(li, depth, now, &window, ts, &mut sq);
             } else if f.idle() {
-                if now >= window.end {
-                    f.stopped = true;
-                }
                 if f.resubmit {
                     // The unfinished tail of the last chain goes first, as a chain of its own.
                     f.resubmit = false;
-                } else if !f.stopped && sq.capacity() - sq.len() >= depth {
-                    if f.first_in_window.is_none() && now >= window.start {
+                } else if !f.stopped && sq.capacity() - sq.len() >= links {
+                    if f.first_in_window.is_none() && now >= window.start && now < window.end {
                         f.first_in_window = Some(f.seq);
                     }
                     f.chain.clear();
-                    for pos in 0..depth {
-                        match f.strategy.prepare(pos, f.seq, ts) {
-                            Some(buf) => {
+                    for pos in 0..links {
+                        match f.strategy.prepare(pos, f.seq, ts, per_link) {
+                            Some((buf, n)) => {
                                 f.chain.push(Link {
                                     buf,
+                                    len: n as u32 * msg_len,
                                     done: 0,
                                     res: None,
                                 });
-                                f.seq += 1;
+                                f.seq += n as u64;
                             }
                             None => break,
                         }
@@ -1561,7 +1666,7 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
                     for (pos, l) in f.chain.iter().enumerate() {
                         let mut e = f
                             .strategy
-                            .sqe(types::Fixed(li as u32), l.buf, l.done)
+                            .sqe(types::Fixed(li as u32), l.buf, l.done, now)
                             .user_data(user_data(li, pos, l.buf));
                         if pos < last {
                             e = e.flags(squeue::Flags::IO_LINK);
@@ -1601,6 +1706,8 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
         }
         cq.sync();
         let mut got = false;
+        // One clock read per batch of completions (zero-copy slot hold times).
+        let reaped_at = if cq.is_empty() { 0 } else { now_ns() };
         for cqe in &mut cq {
             got = true;
             let ud = cqe.user_data();
@@ -1611,8 +1718,12 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
             let Some(f) = flows.get_mut(li) else {
                 continue;
             };
+            if pos == END_POS {
+                f.on_end_request(cqe.result());
+                continue;
+            }
             if cqueue::notif(flags) {
-                if let Err(e) = f.strategy.on_notif(buf, cqe.result()) {
+                if let Err(e) = f.strategy.on_notif(buf, cqe.result(), reaped_at) {
                     f.fail(e);
                 }
                 continue;
@@ -1652,13 +1763,13 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
                 }
                 continue;
             }
-            f.strategy.on_result(buf, flags);
+            f.strategy.on_result(buf, flags, reaped_at);
             if let Some(l) = f.chain.get_mut(pos) {
                 l.res = Some(cqe.result());
             }
             f.pending = f.pending.saturating_sub(1);
             if f.pending == 0 {
-                f.settle(msg_len);
+                f.settle();
             }
         }
         cq.sync();
@@ -1697,6 +1808,32 @@ fn drive(r: &mut Ring, spec: &RunSpec, window: Window, flows: &mut [Flow]) -> Si
             break;
         }
     }
+    // An end request that never came (a flow that failed): cancel its receive, so that the
+    // byte it would write can be freed. Bounded; what does not end is leaked in run_group.
+    let mut cancels = 0;
+    for (li, _) in flows.iter().enumerate().filter(|(_, f)| f.end_recv_pending) {
+        let e = opcode::AsyncCancel::new(user_data(li, END_POS, 0))
+            .build()
+            .user_data(user_data(li, CANCEL_POS, 0));
+        // SAFETY: a cancellation names no memory.
+        cancels += usize::from(unsafe { sq.push(&e) }.is_ok());
+    }
+    let give_up = Instant::now() + 2 * WAIT_SLICE;
+    while cancels > 0 && flows.iter().any(|f| f.end_recv_pending) && Instant::now() < give_up {
+        sq.sync();
+        if enter(&submitter, 1, &args).is_err() {
+            break;
+        }
+        cq.sync();
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            if ((ud >> 16) & 0xffff) as usize == END_POS {
+                if let Some(f) = flows.get_mut((ud >> 32) as usize) {
+                    f.end_recv_pending = false;
+                }
+            }
+        }
+    }
     if r.registered_ring_fd {
         // The registration holds a reference to the ring: drop it, or the ring outlives us.
         let _ = submitter.unregister_ring_fd();
@@ -1720,6 +1857,7 @@ mod tests {
             .enumerate()
             .map(|(i, r)| Link {
                 buf: i as u16,
+                len: 64,
                 done: 0,
                 res: Some(*r),
             })
@@ -1731,7 +1869,7 @@ mod tests {
     fn short_send_keeps_the_unfinished_tail_in_order() {
         // Link 1 sent 10 of 64 bytes and broke the chain; link 2 was cancelled.
         let mut f = flow(&[64, 10, -libc::ECANCELED]);
-        f.settle(64);
+        f.settle();
         assert!(f.resubmit && f.error.is_none());
         let tail: Vec<(u16, u32)> = f.chain.iter().map(|l| (l.buf, l.done)).collect();
         assert_eq!(
@@ -1744,7 +1882,7 @@ mod tests {
             l.res = Some(64 - l.done as i32);
         }
         f.resubmit = false;
-        f.settle(64);
+        f.settle();
         assert!(f.chain.is_empty() && !f.resubmit && f.error.is_none());
         assert_eq!(f.retries, 1);
     }
@@ -1752,7 +1890,7 @@ mod tests {
     #[test]
     fn a_send_after_a_broken_link_is_an_integrity_error() {
         let mut f = flow(&[10, 64]);
-        f.settle(64);
+        f.settle();
         assert!(
             matches!(f.error, Some(Error::Integrity(_))),
             "{:?}",
@@ -1764,17 +1902,17 @@ mod tests {
     #[test]
     fn errors_end_the_flow_and_interruptions_are_retried() {
         let mut f = flow(&[-libc::ECONNRESET, -libc::ECANCELED]);
-        f.settle(64);
+        f.settle();
         assert!(
             matches!(f.error, Some(Error::PeerClosed(_))),
             "{:?}",
             f.error
         );
         let mut f = flow(&[-libc::EINTR]);
-        f.settle(64);
+        f.settle();
         assert!(f.resubmit && f.error.is_none() && f.chain.len() == 1);
         let mut f = flow(&[0]);
-        f.settle(64);
+        f.settle();
         assert!(f.error.is_some(), "0 bytes is no progress");
     }
 
@@ -1842,27 +1980,100 @@ mod tests {
 
     #[test]
     fn a3_slot_is_released_only_by_its_notification() {
-        let mut s = A3UringSendZc::new(64, 2, false);
-        let b0 = s.prepare(0, 0, 0).unwrap();
-        let b1 = s.prepare(1, 1, 0).unwrap();
-        assert_eq!(s.prepare(2, 2, 0), None, "both slots handed out");
-        let _ = s.sqe(types::Fixed(0), b0, 0);
-        let _ = s.sqe(types::Fixed(0), b1, 0);
-        s.on_result(b0, 1 << 1); // F_MORE: a notification follows
-        s.on_result(b1, 0); // failed before taking the pages: released now
+        let mut s = A3UringSendZc::new(64, 2, false, false);
+        let (b0, _) = s.prepare(0, 0, 0, 1).unwrap();
+        let (b1, _) = s.prepare(1, 1, 0, 1).unwrap();
+        assert_eq!(s.prepare(2, 2, 0, 1), None, "both slots handed out");
+        let _ = s.sqe(types::Fixed(0), b0, 0, 10);
+        let _ = s.sqe(types::Fixed(0), b1, 0, 10);
+        s.on_result(b0, 1 << 1, 20); // F_MORE: a notification follows
+        s.on_result(b1, 0, 20); // failed before taking the pages: released now
         assert_eq!(s.owed(), 1);
         assert_eq!(
-            s.prepare(2, 2, 0),
+            s.prepare(2, 2, 0, 1),
             None,
             "slot 0 still owed its notification"
         );
-        s.on_notif(b0, IORING_NOTIF_USAGE_ZC_COPIED as i32).unwrap();
+        s.on_notif(b0, IORING_NOTIF_USAGE_ZC_COPIED as i32, 30)
+            .unwrap();
         assert!(
-            s.on_notif(b0, 0).is_err(),
+            s.on_notif(b0, 0, 40).is_err(),
             "a second notification is a protocol error"
         );
         let z = s.zerocopy().unwrap();
         assert_eq!((z.sends, z.completions, z.copied), (1, 1, 1));
-        assert_eq!(s.prepare(2, 2, 0), Some(0));
+        assert_eq!(z.slot_waits, 1, "one wait, however often prepare was asked");
+        assert_eq!(s.prepare(2, 2, 0, 1), Some((0, 1)));
+    }
+
+    #[test]
+    fn a_kernel_without_send_zc_is_named_in_the_error() {
+        let no_zc = |c: u8| c != opcode::SendZc::CODE;
+        let e = lacks_op(Mode::A3, no_zc).expect("A3 needs SEND_ZC");
+        assert!(
+            e.contains("send_zc") && e.contains("never falls back"),
+            "{e}"
+        );
+        assert_eq!(lacks_op(Mode::A1, no_zc), None);
+        assert!(lacks_op(Mode::A2, |_| false).unwrap().contains("sendmsg"));
+    }
+
+    #[test]
+    fn a_short_coalesced_send_resumes_inside_its_run() {
+        // One link carrying 4 messages of 64 B sent 100 bytes: the rest goes out again from
+        // byte 100 of the same run.
+        let mut f = flow(&[100]);
+        f.chain[0].len = 256;
+        f.settle();
+        assert!(f.resubmit && f.error.is_none());
+        assert_eq!(
+            (f.chain[0].buf, f.chain[0].done, f.chain[0].len),
+            (0, 100, 256)
+        );
+        f.chain[0].res = Some(156);
+        f.resubmit = false;
+        f.settle();
+        assert!(f.chain.is_empty() && f.error.is_none());
+    }
+
+    #[test]
+    fn a3_coalesces_consecutive_slots_and_never_wraps() {
+        let mut s = A3UringSendZc::new(32, 8, true, true);
+        // 5 of 8 slots in one buffer, then the 3 left before the end of the pool.
+        assert_eq!(s.prepare(0, 100, 7, 5), Some((0, 5)));
+        let e = s.sqe(types::Fixed(0), 0, 0, 1);
+        assert_eq!(e.get_user_data(), 0);
+        assert_eq!(
+            s.prepare(0, 105, 7, 5),
+            Some((5, 3)),
+            "stops at the pool's end"
+        );
+        let _ = s.sqe(types::Fixed(0), 5, 0, 1);
+        for i in 0..8u64 {
+            let slot = s.pool.slot(i as usize);
+            assert_eq!(crate::wire::get_header(slot), (100 + i, 7), "slot {i}");
+            assert!(crate::wire::check_payload(&slot[HEADER_LEN..], 100 + i).is_none());
+        }
+        // The first buffer's rest is resent after a short send: one more reference on each.
+        let _ = s.sqe(types::Fixed(0), 0, 100, 2);
+        assert_eq!(s.owed(), 3);
+        assert_eq!(s.prepare(0, 108, 0, 5), None, "every slot is owed");
+        s.on_notif(0, 0, 10).unwrap();
+        assert_eq!(
+            s.prepare(0, 108, 0, 5),
+            None,
+            "slot 0 still owed the resend"
+        );
+        s.on_notif(0, 0, 12).unwrap();
+        assert_eq!(
+            s.prepare(0, 108, 0, 8),
+            Some((0, 5)),
+            "free up to the busy slot 5"
+        );
+        let z = s.zerocopy().unwrap();
+        assert_eq!((z.sends, z.completions, z.messages), (3, 2, 13));
+        assert_eq!(z.max_outstanding, 8);
+        let hold = z.slot_hold.summary();
+        assert_eq!((hold.count, hold.min, hold.max), (5, 11, 11));
     }
 }
