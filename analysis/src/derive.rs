@@ -44,14 +44,14 @@ impl CellKey {
 }
 
 /// The engine, with the io_uring ordering where it is not the mode's default (bundles for A1
-/// and A2, linked chains for A3), so that cells measured both ways stay apart. Records from
-/// before the ordering existed say `link`: their A1/A2 uring cells read `uring+link`. rr and
+/// and A2, coalesced sends for A3), so that cells measured both ways stay apart. Records from
+/// before an ordering existed say `link`: their uring stream cells read `uring+link`. rr and
 /// rate keep one send in flight whatever the ordering, so they are plain `uring`.
 pub fn engine_label(r: &Record) -> String {
     match &r.spec.uring {
         Some(u) if r.spec.pattern == "stream" => {
             let default = if r.spec.mode == "a3" {
-                "link"
+                "coalesce"
             } else {
                 "bundle"
             };
@@ -497,7 +497,8 @@ mod tests {
             ("a1", "bundle", "uring"),
             ("a1", "link", "uring+link"),
             ("a2", "link", "uring+link"),
-            ("a3", "link", "uring"),
+            ("a3", "link", "uring+link"),
+            ("a3", "coalesce", "uring"),
         ] {
             r.spec.mode = mode.into();
             r.spec.uring = Some(uring(ordering));

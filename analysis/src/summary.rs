@@ -159,14 +159,71 @@ pub struct ZeroCopySummary {
     pub topologies: BTreeSet<String>,
     /// ENOBUFS retries.
     pub enobufs: u64,
+    /// How many messages one zero-copy send carried, per engine and size (streams; records
+    /// from before the field was recorded are left out).
+    pub batching: Vec<Batching>,
+    /// Smallest and largest send-bundle depth (most messages per send) of the A1/A2 io_uring
+    /// stream records, the copying paths' batching to compare with.
+    pub bundle_depths: Option<(u64, u64)>,
+}
+
+/// Messages per zero-copy send of one engine at one message size (median over records).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Batching {
+    /// Engine label (see [`crate::derive::engine_label`]).
+    pub engine: String,
+    /// Bytes per message.
+    pub msg_size_bytes: u64,
+    /// Median of the records' `zerocopy.messages_per_send`.
+    pub messages_per_send: f64,
+}
+
+impl ZeroCopySummary {
+    /// The range of messages per send of `engine` (smallest, largest over sizes).
+    pub fn batching_range(&self, engine: &str) -> Option<(f64, f64)> {
+        let v: Vec<f64> = self
+            .batching
+            .iter()
+            .filter(|b| b.engine == engine)
+            .map(|b| b.messages_per_send)
+            .collect();
+        (!v.is_empty()).then(|| {
+            (
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        })
+    }
+
+    /// Engines whose zero-copy sends carried more than one message on average somewhere.
+    pub fn coalescing_engines(&self) -> BTreeSet<String> {
+        self.batching
+            .iter()
+            .filter(|b| b.messages_per_send >= 1.5)
+            .map(|b| b.engine.clone())
+            .collect()
+    }
 }
 
 /// Sums the zero-copy accounting of the ok records.
 pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
     let mut s = ZeroCopySummary::default();
     let mut fracs = Vec::new();
+    let mut per_send: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Ok) {
+        if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
+            if u.ordering == "bundle" {
+                let (lo, hi) = s.bundle_depths.unwrap_or((u.depth, u.depth));
+                s.bundle_depths = Some((lo.min(u.depth), hi.max(u.depth)));
+            }
+        }
         let Some(z) = &r.zerocopy else { continue };
+        if let (Some(m), "stream") = (z.messages_per_send, r.spec.pattern.as_str()) {
+            per_send
+                .entry((crate::derive::engine_label(r), r.spec.msg_size_bytes))
+                .or_default()
+                .push(m);
+        }
         s.records += 1;
         s.sends += z.sends;
         s.completions += z.completions;
@@ -179,6 +236,17 @@ pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
         }
     }
     s.copied_fraction = (s.completions > 0).then(|| s.copied as f64 / s.completions as f64);
+    s.batching = per_send
+        .into_iter()
+        .map(|((engine, msg_size_bytes), mut v)| {
+            v.sort_by(f64::total_cmp);
+            Batching {
+                engine,
+                msg_size_bytes,
+                messages_per_send: v[v.len() / 2],
+            }
+        })
+        .collect();
     if !fracs.is_empty() {
         let lo = fracs.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = fracs.iter().copied().fold(f64::NEG_INFINITY, f64::max);

@@ -507,13 +507,18 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
 #[test]
 fn uring_orderings_are_named_and_kept_apart() {
     // The fixture's stream records as io_uring cells with the default orderings (bundle for
-    // A1/A2, link for A3), plus A1 once more sent as linked chains: a separate cell.
+    // A1/A2, coalesce for A3, carrying 512 messages per zero-copy send), plus A1 once more
+    // sent as linked chains: a separate cell.
     let text = read("loopback_threads.jsonl");
     let mut lines = Vec::new();
     for l in text.lines() {
         let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
         let mode = v["spec"]["mode"].as_str().unwrap().to_string();
-        let ordering = if mode == "a3" { "link" } else { "bundle" };
+        let ordering = if mode == "a3" { "coalesce" } else { "bundle" };
+        if mode == "a3" {
+            v["zerocopy"]["messages"] = 51200.into();
+            v["zerocopy"]["messages_per_send"] = 512.0.into();
+        }
         v["spec"]["engine"] = "uring".into();
         v["spec"]["uring"] = serde_json::json!({
             "depth": 32, "batch": 32, "ordering": ordering,
@@ -538,8 +543,31 @@ fn uring_orderings_are_named_and_kept_apart() {
     assert_eq!(engines, ["uring", "uring+link"].into_iter().collect());
     let md = std::fs::read_to_string(&s.report_md).unwrap();
     assert!(
-        md.contains("kept each flow in order by: A1 bundle, A1 link, A2 bundle, A3 link."),
+        md.contains("kept each flow in order by: A1 bundle, A1 link, A2 bundle, A3 coalesce."),
         "{md}"
+    );
+    // Beside the crossovers and the zero-copy verdict: A3's batching, and A1's to compare.
+    assert!(
+        md.contains("A3 coalesces: 512 to 512 messages per send on uring")
+            && md.contains("the kernel copied every one of them")
+            && md.contains("up to 32 messages per send bundle"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Messages per zero-copy send (median per size): uring: 512 at 64 B"),
+        "{md}"
+    );
+    assert_eq!(a.zerocopy.coalescing_engines().len(), 1);
+}
+
+#[test]
+fn a3_on_threads_has_no_batching_note() {
+    let recs = parse_records(&read("loopback_threads.jsonl")).unwrap();
+    let a = analyze(&recs.records, &[]);
+    assert!(a.zerocopy.coalescing_engines().is_empty());
+    assert!(
+        a.zerocopy.batching.is_empty(),
+        "old records carry no messages_per_send"
     );
 }
 
