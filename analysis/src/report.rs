@@ -161,8 +161,10 @@ pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> 
         b.push(Block::Para(format!(
             "io_uring streams kept each flow in order by: {}. `bundle`: one send bundle per flow \
              in flight, the messages as entries of a provided-buffer ring, sent in one `sendmsg` \
-             (syscalls batched); `link`: one SQE per message, linked into one chain per flow \
-             (one `sendmsg` per message).",
+             (syscalls batched); `coalesce` (A3): messages written back to back into \
+             registered memory, one `SEND_ZC` in flight per flow carrying many of them (syscalls \
+             and notifications batched); `link`: one SQE per message, linked into one chain per \
+             flow (one `sendmsg` per message).",
             join(&h.uring_orderings)
         )));
     }
