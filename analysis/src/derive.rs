@@ -6,7 +6,8 @@
 //! repetition on a shared machine should not move the figure. The spread is the relative range
 //! (max - min) / median, which with few repetitions is more honest than an IQR.
 
-use sendpath_core::report::v1::{Record, Status};
+use sendpath_record::v1::{Record, Status};
+use sendpath_record::Pattern;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,37 +39,32 @@ impl CellKey {
             flows: r.spec.flows,
             msg_size_bytes: r.spec.msg_size_bytes,
             engine: engine_label(r),
-            mode: r.spec.mode.clone(),
+            mode: r.spec.mode.to_string(),
         }
     }
 }
 
-/// The engine, with the io_uring ordering where it is not the mode's default (bundles for A1
-/// and A2, coalesced sends for A3), so that cells measured both ways stay apart. Records from
-/// before an ordering existed say `link`: their uring stream cells read `uring+link`. rr and
-/// rate keep one send in flight whatever the ordering, so they are plain `uring`.
+/// The engine, with the io_uring ordering where it is not the mode's default (the mode
+/// table's: bundles for A1 and A2, coalesced sends for A3), so that cells measured both ways
+/// stay apart. Records from before an ordering existed say `link`: their uring stream cells
+/// read `uring+link`. rr and rate keep one send in flight whatever the ordering, so they are
+/// plain `uring`.
 pub fn engine_label(r: &Record) -> String {
     match &r.spec.uring {
-        Some(u) if r.spec.pattern == "stream" => {
-            let default = if r.spec.mode == "a3" {
-                "coalesce"
-            } else {
-                "bundle"
-            };
-            if u.ordering == default {
-                r.spec.engine.clone()
-            } else {
-                format!("{}+{}", r.spec.engine, u.ordering)
-            }
+        Some(u)
+            if r.spec.pattern == Pattern::Stream
+                && u.ordering != r.spec.mode.facts().default_ordering =>
+        {
+            format!("{}+{}", r.spec.engine, u.ordering)
         }
-        _ => r.spec.engine.clone(),
+        _ => r.spec.engine.to_string(),
     }
 }
 
 /// The pattern with the variants that change what it measures, so cells measured both ways
 /// stay apart (and the report shows both): `rr+busy-poll`, `rate@50%`.
 pub fn pattern_label(r: &Record) -> String {
-    let mut p = r.spec.pattern.clone();
+    let mut p = r.spec.pattern.to_string();
     if let Some(f) = r.spec.rate_fraction_of_stream {
         p += &format!("@{:.0}%", f * 100.0);
     }
@@ -369,7 +365,7 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
         }
         let setups: BTreeSet<(String, String)> = ok
             .iter()
-            .map(|r| (r.spec.topology.clone(), r.spec.rx.clone()))
+            .map(|r| (r.spec.topology.clone(), r.spec.rx.to_string()))
             .collect();
         if setups.len() > 1 {
             let list: Vec<String> = setups
@@ -484,12 +480,12 @@ mod tests {
             .unwrap();
         let mut r: Record = serde_json::from_str(line).unwrap();
         assert_eq!(engine_label(&r), "threads");
-        r.spec.engine = "uring".into();
-        r.spec.pattern = "stream".into();
-        let uring = |ordering: &str| sendpath_core::report::v1::UringSpec {
+        r.spec.engine = "uring".parse().unwrap();
+        r.spec.pattern = "stream".parse().unwrap();
+        let uring = |ordering: &str| sendpath_record::v1::UringSpec {
             depth: 32,
             batch: 32,
-            ordering: ordering.into(),
+            ordering: ordering.parse().unwrap(),
             setup_flags: vec![],
             registered_ring_fd: true,
         };
@@ -500,12 +496,12 @@ mod tests {
             ("a3", "link", "uring+link"),
             ("a3", "coalesce", "uring"),
         ] {
-            r.spec.mode = mode.into();
+            r.spec.mode = mode.parse().unwrap();
             r.spec.uring = Some(uring(ordering));
             assert_eq!(engine_label(&r), want, "{mode} {ordering}");
         }
-        r.spec.mode = "a1".into();
-        r.spec.pattern = "rr".into();
+        r.spec.mode = "a1".parse().unwrap();
+        r.spec.pattern = "rr".parse().unwrap();
         assert_eq!(engine_label(&r), "uring", "rr ignores the ordering");
     }
 

@@ -17,7 +17,7 @@ pub mod summary;
 pub use derive::{derive_table, CellKey, DerivedRow, DerivedTable, Metric, Stat};
 pub use summary::{analyze, crossover_table, Analysis, Crossover};
 
-use sendpath_core::report::v1::{Record, SCHEMA};
+use sendpath_record::v1::{Record, SCHEMA};
 use std::path::{Path, PathBuf};
 
 /// A records file that cannot be read as v1.

@@ -11,6 +11,7 @@ use crate::derive::{DerivedTable, Metric};
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use sendpath_record::{Mode, MODES};
 use std::collections::BTreeMap;
 use std::sync::Once;
 
@@ -233,13 +234,11 @@ pub fn render_png(spec: &PlotSpec) -> Result<Vec<u8>, PlotError> {
     Ok(out)
 }
 
-/// `A1 copy+send` for `a1`, and so on; unknown modes upper-cased.
+/// The mode table's label (`A1 copy+send` for `a1`, ...); unknown modes upper-cased.
 pub fn mode_label(mode: &str) -> String {
-    match mode {
-        "a1" => "A1 copy+send".into(),
-        "a2" => "A2 sendmsg".into(),
-        "a3" => "A3 zero-copy".into(),
-        m => m.to_uppercase(),
+    match mode.parse::<Mode>() {
+        Ok(m) => m.facts().label.into(),
+        Err(_) => mode.to_uppercase(),
     }
 }
 
@@ -250,10 +249,14 @@ fn color(mode: &str, i: usize) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
     ];
-    match mode {
-        "a1" => RGBColor(31, 119, 180),
-        "a2" => RGBColor(255, 127, 14),
-        "a3" => RGBColor(44, 160, 44),
+    // One colour per row of the mode table, in order.
+    const MODE: [RGBColor; 3] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    match MODES.iter().position(|f| f.mode == mode) {
+        Some(k) if k < MODE.len() => MODE[k],
         _ => OTHER[i % OTHER.len()],
     }
 }

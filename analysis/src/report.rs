@@ -6,6 +6,7 @@
 use crate::derive::{CellKey, Metric, NOISY_REL_RANGE};
 use crate::plot::{mode_label, num_label};
 use crate::summary::{Analysis, Crossover};
+use sendpath_record::MODES;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -222,28 +223,31 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
          falls back to or below A1 afterwards are named. Sizes compared: {}.",
         list_u64(&sizes.into_iter().collect::<Vec<_>>(), " B")
     )));
-    let mut rows: BTreeMap<(String, String, u64), [String; 2]> = BTreeMap::new();
+    // One column per challenger: every mode of the table after the baseline (A1).
+    let challengers: Vec<&str> = MODES[1..].iter().map(|f| f.mode.as_str()).collect();
+    let mut rows: BTreeMap<(String, String, u64), Vec<String>> = BTreeMap::new();
     for c in &a.crossovers {
         let e = rows
             .entry((c.pattern.clone(), c.engine.clone(), c.flows))
-            .or_insert_with(|| ["not measured".into(), "not measured".into()]);
-        let i = if c.challenger == "a2" { 0 } else { 1 };
-        e[i] = crossover_text(c);
+            .or_insert_with(|| vec!["not measured".into(); challengers.len()]);
+        if let Some(i) = challengers.iter().position(|ch| *ch == c.challenger) {
+            e[i] = crossover_text(c);
+        }
     }
+    let mut header: Vec<String> = vec!["pattern".into(), "engine".into(), "flows".into()];
+    header.extend(
+        challengers
+            .iter()
+            .map(|ch| format!("{} beats A1 from", ch.to_uppercase())),
+    );
     b.push(Block::Table(
-        vec![
-            "pattern".into(),
-            "engine".into(),
-            "flows".into(),
-            "A2 beats A1 from".into(),
-            "A3 beats A1 from".into(),
-        ],
+        header,
         rows.into_iter()
-            .map(|((p, e, f), [a2, a3])| vec![p, e, f.to_string(), a2, a3])
+            .map(|((p, e, f), cols)| [vec![p, e, f.to_string()], cols].concat())
             .collect(),
     ));
     let mut lines = Vec::new();
-    for ch in ["a2", "a3"] {
+    for ch in challengers {
         let of: Vec<&Crossover> = a.crossovers.iter().filter(|c| c.challenger == ch).collect();
         if of.is_empty() {
             continue;

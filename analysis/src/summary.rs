@@ -4,7 +4,8 @@
 //! behind it.
 
 use crate::derive::{derive_table, CellKey, DerivedTable, Metric};
-use sendpath_core::report::v1::{Record, Status};
+use sendpath_record::v1::{Record, Status};
+use sendpath_record::MODES;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,8 +53,11 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
     }
     let mut out = Vec::new();
     for ((pattern, engine, flows), modes) in by {
-        let Some(a1) = modes.get("a1") else { continue };
-        for challenger in ["a2", "a3"] {
+        // The first row of the mode table is the baseline the others are compared with.
+        let Some(a1) = modes.get(MODES[0].mode.as_str()) else {
+            continue;
+        };
+        for challenger in MODES[1..].iter().map(|f| f.mode.as_str()) {
             let Some(c) = modes.get(challenger) else {
                 continue;
             };
@@ -359,10 +363,13 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
         h.cores.insert(r.host.cores);
         h.virtualized |= r.host.virtualized;
         h.topologies.insert(r.spec.topology.clone());
-        h.receivers.insert(r.spec.rx.clone());
+        h.receivers.insert(r.spec.rx.to_string());
         if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
-            h.uring_orderings
-                .insert(format!("{} {}", r.spec.mode.to_uppercase(), u.ordering));
+            h.uring_orderings.insert(format!(
+                "{} {}",
+                r.spec.mode.as_str().to_uppercase(),
+                u.ordering
+            ));
         }
         let c = &r.tool.git_commit;
         h.tools

@@ -590,7 +590,7 @@ fn placement_is_counted_and_compared_from_the_records() {
     assert_eq!(p.shared, recs.iter().filter(|r| r.spec.rep == 0).count());
     assert_eq!(p.mixed.len(), 18, "every cell has one rep each way");
     let (cell, shared, apart) = &p.mixed[0];
-    let reps: Vec<&sendpath_core::report::v1::Record> = recs
+    let reps: Vec<&sendpath_record::v1::Record> = recs
         .iter()
         .filter(|r| sendpath_analysis::derive::CellKey::of(r).to_string() == *cell)
         .collect();

@@ -74,7 +74,8 @@ pub struct SendArgs {
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse()
+        .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
 /// Options of the receiving side.
@@ -92,7 +93,8 @@ pub struct RecvArgs {
 }
 
 fn parse_rx(s: &str) -> Result<RxMode, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse()
+        .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
 impl RecvArgs {
@@ -157,11 +159,13 @@ impl SendArgs {
 }
 
 fn parse_ordering(s: &str) -> Result<UringOrdering, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse()
+        .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
 fn parse_pattern(s: &str) -> Result<Pattern, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse()
+        .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
 fn parse_stall(s: &str) -> crate::Result<RxStall> {

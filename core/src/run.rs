@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::host;
 use crate::netns::{self, Veth};
 use crate::recv::{run_receiver, FlowResult, RecvOptions};
-use crate::report::v1::{Context, Record};
+use crate::report::v1::Record;
+use crate::report::{from_flows, Context};
 use crate::send::{run_senders, FlowResults, SenderOutcome};
 use crate::sock;
 use crate::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
@@ -74,7 +75,7 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
     let (flows, error) = run_flows(spec, &listener, addr, client_ns);
-    let mut record = Record::from_flows(spec, &ctx, host::facts(), &flows);
+    let mut record = from_flows(spec, &ctx, host::facts(), &flows);
     if let Some(e) = error {
         record.status = crate::report::v1::Status::Failed;
         record.error = Some(match record.error.take() {
@@ -355,7 +356,7 @@ pub fn client(
         threads: setup.map_or(hello.flows as u64, |u| u.threads as u64),
         started_at,
     };
-    Ok(Record::from_flows(&spec, &ctx, host::facts(), &[flow]))
+    Ok(from_flows(&spec, &ctx, host::facts(), &[flow]))
 }
 
 #[cfg(test)]
@@ -406,7 +407,7 @@ mod tests {
         assert!(s1.error.as_ref().unwrap().contains("no completion"));
         assert!(flows[2].sender.is_none());
         assert!(orphan.unwrap().contains("never connected"));
-        let r = Record::from_flows(
+        let r = from_flows(
             &RunSpec {
                 flows: 2,
                 ..RunSpec::default()

@@ -3,8 +3,6 @@
 use crate::error::{Error, Result};
 use crate::wire::HEADER_LEN;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
 /// Largest message the tool accepts (16 MiB). A message must fit the receiver's read buffer
 /// and a zero-copy slot pool of `zc_slots` messages; beyond this size per-message effects are
@@ -33,113 +31,9 @@ pub const MAX_URING_BATCH: usize = 65536;
 /// Most bytes of send buffers one io_uring flow may keep in flight (A1 stages each message).
 pub const MAX_URING_FLOW_BUFFERS: usize = 1 << 30;
 
-/// The copy discipline of the sender.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Two-copy baseline: header and payload assembled in a staging buffer, then `send()`.
-    A1,
-    /// One-copy: `sendmsg()` with an iovec over stable, reused buffers.
-    A2,
-    /// Zero-copy: as A2 plus `MSG_ZEROCOPY` (threads) or `SEND_ZC` (io_uring).
-    A3,
-}
-
-/// Who drives the send syscalls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// One blocking thread per flow.
-    Threads,
-    /// io_uring submission and completion rings.
-    Uring,
-}
-
-/// The traffic pattern.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pattern {
-    /// The sender sends as fast as it can; latency is one-way and includes queueing.
-    Stream,
-    /// Request/response (netperf TCP_RR): one transaction in flight per flow; the client
-    /// times each round trip.
-    Rr,
-    /// Open loop at a fixed message rate per flow; latency from the intended send time
-    /// (corrected for coordinated omission), the uncorrected figure beside it.
-    Rate,
-}
-
-/// How the io_uring engine keeps one flow's bytes in order while several messages are in
-/// flight (several plain sends in flight on one TCP socket may run out of order).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UringOrdering {
-    /// One SQE per message (`Send`, `SendMsg`, `SendZc`), linked with `IOSQE_IO_LINK` and
-    /// `MSG_WAITALL` into one chain per flow in flight. Every mode can do it.
-    #[default]
-    Link,
-    /// One `Send` bundle per flow in flight over a provided-buffer ring (Linux 6.10): the
-    /// messages are ring entries (A1: the staged message; A2: header and payload), and the
-    /// kernel sends as many as the socket takes in one `sendmsg`. `SEND_ZC` has no bundle
-    /// form, so A3 cannot.
-    Bundle,
-    /// A3 only (the zero-copy counterpart of bundles): consecutive messages are written back to
-    /// back into the flow's registered slot memory and one `SEND_ZC` (`MSG_WAITALL`) sends up
-    /// to `depth` of them, one send in flight per flow; one notification then releases every
-    /// slot of that send. The record's `zerocopy.messages_per_send` says how many one send
-    /// carried, so nobody mistakes coalescing for zero-copy.
-    Coalesce,
-}
-
-/// How the receiver reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RxMode {
-    /// `recv()` into a large buffer, every message parsed and checked (the default).
-    Copy,
-    /// `recv(MSG_TRUNC)`: the kernel discards the bytes without copying them, isolating the
-    /// send path. No sequence check and no latency then.
-    Discard,
-    /// io_uring multishot `Recv` into a provided-buffer ring, every message parsed and
-    /// checked in place as with `copy` (stream and rate; rr keeps its own loop).
-    Uring,
-}
-
-macro_rules! enum_str {
-    ($t:ty, $what:literal, $($v:ident => $s:literal),+) => {
-        impl $t {
-            /// The name used on the command line and in JSON.
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$t>::$v => $s),+ }
-            }
-            /// Every value, in order.
-            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $t {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                match s.to_ascii_lowercase().as_str() {
-                    $($s => Ok(<$t>::$v),)+
-                    _ => Err(Error::InvalidSpec(format!(
-                        concat!("unknown ", $what, " '{}' (expected one of: {})"),
-                        s,
-                        [$($s),+].join(", ")
-                    ))),
-                }
-            }
-        }
-    };
-}
-enum_str!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
-enum_str!(Engine, "engine", Threads => "threads", Uring => "uring");
-enum_str!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
-enum_str!(RxMode, "receiver", Copy => "copy", Discard => "discard", Uring => "uring");
-enum_str!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle", Coalesce => "coalesce");
+pub use sendpath_record::axes::{
+    Engine, Mode, ModeFacts, Pattern, RxMode, UnknownName, UringOrdering, MODES,
+};
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -273,18 +167,12 @@ impl UringOpts {
     /// coalesced sends for A3 (`SEND_ZC` cannot take provided buffers, but messages laid out
     /// back to back in registered memory go out as one send).
     pub fn auto_ordering(mode: Mode) -> UringOrdering {
-        match mode {
-            Mode::A1 | Mode::A2 => UringOrdering::Bundle,
-            Mode::A3 => UringOrdering::Coalesce,
-        }
+        mode.facts().default_ordering
     }
 
-    /// The orderings `mode` can use on io_uring.
+    /// The orderings `mode` can use on io_uring (the mode table's row).
     pub fn orderings_for(mode: Mode) -> &'static [UringOrdering] {
-        match mode {
-            Mode::A1 | Mode::A2 => &[UringOrdering::Bundle, UringOrdering::Link],
-            Mode::A3 => &[UringOrdering::Coalesce, UringOrdering::Link],
-        }
+        mode.facts().orderings
     }
 
     /// SQEs per chain and messages per SQE: a linked chain has `depth` SQEs of one message
@@ -326,7 +214,9 @@ impl UringOpts {
     /// the ones before it are still coming), within [`MAX_ZC_SLOTS`] and
     /// [`MAX_ZC_POOL_BYTES`].
     pub fn auto_zc_slots(engine: Engine, mode: Mode, uring: &UringOpts, msg_size: usize) -> usize {
-        if engine == Engine::Uring && mode == Mode::A3 && uring.ordering == UringOrdering::Coalesce
+        if engine == Engine::Uring
+            && mode.facts().zero_copy
+            && uring.ordering == UringOrdering::Coalesce
         {
             let by_bytes = (MAX_ZC_POOL_BYTES / msg_size.max(1)).max(1);
             (4 * uring.depth)
@@ -565,7 +455,7 @@ impl RunSpec {
                 u.batch
             ));
         }
-        if self.engine == Engine::Uring && self.mode != Mode::A3 {
+        if self.engine == Engine::Uring && !self.mode.facts().zero_copy {
             // A1 stages every message in flight; A2 with --verify needs a payload per message.
             let per_msg = if self.mode == Mode::A1 || self.verify {
                 self.msg_size
@@ -591,7 +481,8 @@ impl RunSpec {
                 ),
             });
         }
-        if self.mode == Mode::A3 && self.zc_slots.saturating_mul(self.msg_size) > MAX_ZC_POOL_BYTES
+        if self.mode.facts().zero_copy
+            && self.zc_slots.saturating_mul(self.msg_size) > MAX_ZC_POOL_BYTES
         {
             return bad(format!(
                 "--zc-slots {} x --msg-size {} = {} bytes of zero-copy slots per flow, above {} MiB: use fewer slots",

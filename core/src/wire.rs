@@ -88,11 +88,7 @@ impl Hello {
         let mut b = [0u8; HELLO_LEN];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&VERSION.to_le_bytes());
-        b[10] = match self.mode {
-            Mode::A1 => 1,
-            Mode::A2 => 2,
-            Mode::A3 => 3,
-        };
+        b[10] = self.mode.facts().wire_code;
         b[11] = match self.engine {
             Engine::Threads => 0,
             Engine::Uring => 1,
@@ -131,12 +127,8 @@ impl Hello {
                 "the peer speaks sendpath wire version {version}, this build speaks {VERSION}"
             )));
         }
-        let mode = match b[10] {
-            1 => Mode::A1,
-            2 => Mode::A2,
-            3 => Mode::A3,
-            m => return Err(Error::Protocol(format!("unknown mode {m} in hello"))),
-        };
+        let mode = Mode::from_wire(b[10])
+            .ok_or_else(|| Error::Protocol(format!("unknown mode {} in hello", b[10])))?;
         let engine = match b[11] {
             0 => Engine::Threads,
             1 => Engine::Uring,

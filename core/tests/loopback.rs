@@ -4,7 +4,8 @@ mod common;
 
 use common::{assert_good_stream, fake_sender, pair, short};
 use sendpath_core::recv::{run_receiver, RecvOptions};
-use sendpath_core::report::v1::{Context, Record, Status};
+use sendpath_core::report::v1::{Record, Status};
+use sendpath_core::report::{from_flows, Context};
 use sendpath_core::run::run_loopback;
 use sendpath_core::send::run_sender;
 use sendpath_core::spec::{Mode, RunSpec, RxMode};
@@ -136,7 +137,7 @@ fn record_of(spec: &RunSpec, flows: &[sendpath_core::recv::FlowResult]) -> Recor
         threads: 1,
         started_at: host::utc_now_rfc3339(),
     };
-    Record::from_flows(spec, &ctx, host::facts(), flows)
+    from_flows(spec, &ctx, host::facts(), flows)
 }
 
 #[test]

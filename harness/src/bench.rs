@@ -98,7 +98,7 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
     match suite {
         Suite::Paths => {
             for &size in &sizes {
-                for mode in [Mode::A1, Mode::A2, Mode::A3] {
+                for &mode in Mode::ALL {
                     out.push(Cell {
                         label: format!("{mode} {size}"),
                         spec: RunSpec {
@@ -345,7 +345,7 @@ pub fn run(
                 "vs A1"
             );
             for (i, c) in cells.iter().enumerate() {
-                let a1 = med_m[i - i % 3];
+                let a1 = med_m[i - i % Mode::ALL.len()];
                 let (mode, size) = (c.spec.mode, c.spec.msg_size);
                 sendpath_core::say!(
                     "{size:<8} {mode:>5} {:>12.0} {:>9.3} {:>8.2}x",

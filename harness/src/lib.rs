@@ -222,7 +222,8 @@ struct RunArgs {
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    s.parse().map_err(|e: sendpath_core::Error| e.to_string())
+    s.parse()
+        .map_err(|e: sendpath_core::spec::UnknownName| e.to_string())
 }
 
 /// Entry point of `sendpath`: 0 ok, 1 the measurement failed (its record says why), 2 bad

@@ -10,7 +10,8 @@ use crate::append_line;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
-use sendpath_core::report::v1::{Context, Record, Status};
+use sendpath_core::report::v1::{Record, Status};
+use sendpath_core::report::{failed, Context};
 use sendpath_core::run::{run_cell, Topology};
 use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
 use std::collections::{BTreeMap, HashSet};
@@ -63,7 +64,7 @@ pub struct Grid {
 impl Grid {
     /// The grid of a preset.
     pub fn preset(p: Preset) -> Grid {
-        let all_modes = vec![Mode::A1, Mode::A2, Mode::A3];
+        let all_modes = Mode::ALL.to_vec();
         let engines = vec![Engine::Threads, Engine::Uring];
         match p {
             Preset::Quick => Grid {
@@ -303,7 +304,8 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<(HashSet<String>, Capacity)
     let recs = sendpath_analysis::parse_records(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     for r in recs.records {
-        if let Some(spec) = r.spec.to_run_spec() {
+        {
+            let spec = RunSpec::from_record(&r.spec);
             done.insert(key(&spec, r.spec.rep));
             if r.status == Status::Ok && spec.pattern == Pattern::Stream {
                 capacity
@@ -338,7 +340,7 @@ fn measure(
                 spec.rate = Some((per_flow * f).max(1.0));
             }
             _ => {
-                return Record::failed(
+                return failed(
                     &spec,
                     &ctx(),
                     host::facts(),
@@ -350,8 +352,8 @@ fn measure(
     let spec = &spec;
     match std::panic::catch_unwind(|| run_cell(spec, rep, topology)) {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => Record::failed(spec, &ctx(), host::facts(), e.to_string()),
-        Err(_) => Record::failed(spec, &ctx(), host::facts(), "the cell panicked".into()),
+        Ok(Err(e)) => failed(spec, &ctx(), host::facts(), e.to_string()),
+        Err(_) => failed(spec, &ctx(), host::facts(), "the cell panicked".into()),
     }
 }
 

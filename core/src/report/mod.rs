@@ -1,5 +1,9 @@
-//! Output types: the versioned JSON record, apart from the domain types so that internals can
-//! change without breaking users. [`v1`] is the current schema (`sendpath/v1`).
+//! Output: the versioned JSON record (its types live in sendpath-record, re-exported here as
+//! [`v1`]), how a record is built from measurements ([`build`]), and the human summary
+//! ([`text`]).
 
+pub mod build;
 pub mod text;
-pub mod v1;
+
+pub use build::{failed, from_flows, Context};
+pub use sendpath_record::v1;

@@ -150,7 +150,7 @@ fn lacks_op(mode: Mode, supported: impl Fn(u8) -> bool) -> Option<String> {
     (!supported(code)).then(|| {
         format!(
             "this kernel's io_uring lacks the {name} opcode that {mode} needs{}",
-            if mode == Mode::A3 {
+            if mode.facts().zero_copy {
                 " (SEND_ZC: Linux >= 6.0); A3 never falls back to a copying send"
             } else {
                 ""
@@ -1271,7 +1271,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     let sq = ((n * per_flow) as u32)
         .clamp(per_flow as u32, MAX_SQ_ENTRIES)
         .next_power_of_two();
-    let zc = if spec.mode == Mode::A3 {
+    let zc = if spec.mode.facts().zero_copy {
         n * spec.zc_slots
     } else {
         0
@@ -1484,7 +1484,7 @@ impl UringOneShot {
             ..spec.clone()
         };
         let mut strategy = for_mode(&one);
-        let zc = if spec.mode == Mode::A3 {
+        let zc = if spec.mode.facts().zero_copy {
             spec.zc_slots
         } else {
             0

@@ -1,0 +1,264 @@
+//! The axes of a cell as named values (mode, engine, pattern, receiver, io_uring ordering), and
+//! the one table of what each send-path mode is ([`MODES`]).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The copy discipline of the sender.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Two-copy baseline: header and payload assembled in a staging buffer, then `send()`.
+    A1,
+    /// One-copy: `sendmsg()` with an iovec over stable, reused buffers.
+    A2,
+    /// Zero-copy: as A2 plus `MSG_ZEROCOPY` (threads) or `SEND_ZC` (io_uring).
+    A3,
+}
+
+/// Who drives the send syscalls.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// One blocking thread per flow.
+    Threads,
+    /// io_uring submission and completion rings.
+    Uring,
+}
+
+/// The traffic pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// The sender sends as fast as it can; latency is one-way and includes queueing.
+    Stream,
+    /// Request/response (netperf TCP_RR): one transaction in flight per flow; the client
+    /// times each round trip.
+    Rr,
+    /// Open loop at a fixed message rate per flow; latency from the intended send time
+    /// (corrected for coordinated omission), the uncorrected figure beside it.
+    Rate,
+}
+
+/// How the io_uring engine keeps one flow's bytes in order while several messages are in
+/// flight (several plain sends in flight on one TCP socket may run out of order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UringOrdering {
+    /// One SQE per message (`Send`, `SendMsg`, `SendZc`), linked with `IOSQE_IO_LINK` and
+    /// `MSG_WAITALL` into one chain per flow in flight. Every mode can do it. Records from
+    /// before the ordering was recorded read `link`.
+    #[default]
+    Link,
+    /// One `Send` bundle per flow in flight over a provided-buffer ring (Linux 6.10): the
+    /// messages are ring entries (A1: the staged message; A2: header and payload), and the
+    /// kernel sends as many as the socket takes in one `sendmsg`. `SEND_ZC` has no bundle
+    /// form, so A3 cannot.
+    Bundle,
+    /// Zero-copy modes only (their counterpart of bundles): consecutive messages are written
+    /// back to back into the flow's registered slot memory and one `SEND_ZC` (`MSG_WAITALL`)
+    /// sends up to `depth` of them, one send in flight per flow; one notification then
+    /// releases every slot of that send. The record's `zerocopy.messages_per_send` says how
+    /// many one send carried, so nobody mistakes coalescing for zero-copy.
+    Coalesce,
+}
+
+/// How the receiver reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RxMode {
+    /// `recv()` into a large buffer, every message parsed and checked (the default).
+    Copy,
+    /// `recv(MSG_TRUNC)`: the kernel discards the bytes without copying them, isolating the
+    /// send path. No sequence check and no latency then.
+    Discard,
+    /// io_uring multishot `Recv` into a provided-buffer ring, every message parsed and
+    /// checked in place as with `copy` (stream and rate; rr keeps its own loop).
+    Uring,
+}
+
+/// A name that is none of an axis's values: what was given, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownName {
+    /// The axis (`mode`, `engine`, ...).
+    pub what: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The names it may take.
+    pub expected: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown {} '{}' (expected one of: {})",
+            self.what,
+            self.given,
+            self.expected.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+macro_rules! named {
+    ($t:ty, $what:literal, $($v:ident => $s:literal),+) => {
+        impl $t {
+            /// The name used on the command line and in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),+ }
+            }
+            /// Every value, in order.
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),+];
+            /// Every value's name, in order.
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($s => Ok(<$t>::$v),)+
+                    _ => Err(UnknownName { what: $what, given: s.into(), expected: Self::NAMES }),
+                }
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+    };
+}
+named!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
+named!(Engine, "engine", Threads => "threads", Uring => "uring");
+named!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
+named!(RxMode, "receiver", Copy => "copy", Discard => "discard", Uring => "uring");
+named!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle", Coalesce => "coalesce");
+
+/// What a send-path mode is: the one place each fact about a mode lives. Code that needs a
+/// fact reads the row (`mode.facts()`); nobody matches on mode names elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeFacts {
+    /// The mode.
+    pub mode: Mode,
+    /// Its byte in the hello frame.
+    pub wire_code: u8,
+    /// How reports and plots name it.
+    pub label: &'static str,
+    /// Whether it sends zero-copy (and so reports zero-copy accounting).
+    pub zero_copy: bool,
+    /// Whether it has a send-bundle form on io_uring (plain `Send` of ring entries).
+    pub bundle_form: bool,
+    /// Its io_uring ordering unless asked otherwise.
+    pub default_ordering: UringOrdering,
+    /// Every io_uring ordering it can run (the first is the default).
+    pub orderings: &'static [UringOrdering],
+}
+
+/// The table of modes, in order. Adding a send path adds a row here (and one strategy type
+/// per engine in sendpath-core; a test there fails until each exists).
+pub const MODES: &[ModeFacts] = &[
+    ModeFacts {
+        mode: Mode::A1,
+        wire_code: 1,
+        label: "A1 copy+send",
+        zero_copy: false,
+        bundle_form: true,
+        default_ordering: UringOrdering::Bundle,
+        orderings: &[UringOrdering::Bundle, UringOrdering::Link],
+    },
+    ModeFacts {
+        mode: Mode::A2,
+        wire_code: 2,
+        label: "A2 sendmsg",
+        zero_copy: false,
+        bundle_form: true,
+        default_ordering: UringOrdering::Bundle,
+        orderings: &[UringOrdering::Bundle, UringOrdering::Link],
+    },
+    ModeFacts {
+        mode: Mode::A3,
+        wire_code: 3,
+        label: "A3 zero-copy",
+        zero_copy: true,
+        bundle_form: false,
+        default_ordering: UringOrdering::Coalesce,
+        orderings: &[UringOrdering::Coalesce, UringOrdering::Link],
+    },
+];
+
+impl Mode {
+    /// This mode's row of [`MODES`].
+    pub fn facts(self) -> &'static ModeFacts {
+        MODES
+            .iter()
+            .find(|f| f.mode == self)
+            .expect("every mode has a row in MODES (checked by a test)")
+    }
+
+    /// The mode whose hello byte is `code`.
+    pub fn from_wire(code: u8) -> Option<Mode> {
+        MODES.iter().find(|f| f.wire_code == code).map(|f| f.mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_has_one_row_with_a_distinct_wire_code_and_label() {
+        for m in Mode::ALL {
+            assert_eq!(MODES.iter().filter(|f| f.mode == *m).count(), 1, "{m}");
+            let f = m.facts();
+            assert_eq!(Mode::from_wire(f.wire_code), Some(*m));
+            assert!(!f.label.is_empty());
+            assert_eq!(f.orderings.first(), Some(&f.default_ordering), "{m}");
+            assert_eq!(
+                f.orderings.contains(&UringOrdering::Bundle),
+                f.bundle_form,
+                "{m}: bundles need a bundle form"
+            );
+            assert!(
+                !f.orderings.contains(&UringOrdering::Coalesce) || f.zero_copy,
+                "{m}: only zero-copy modes coalesce"
+            );
+        }
+        assert_eq!(MODES.len(), Mode::ALL.len());
+        let labels: std::collections::BTreeSet<_> = MODES.iter().map(|f| f.label).collect();
+        assert_eq!(labels.len(), MODES.len());
+        assert_eq!(Mode::from_wire(0), None);
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_say_what_is_expected() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), *m);
+            assert_eq!(serde_json::to_string(m).unwrap(), format!("\"{m}\""));
+        }
+        assert_eq!("URING".parse::<Engine>().unwrap(), Engine::Uring);
+        let e = "a4".parse::<Mode>().unwrap_err().to_string();
+        assert_eq!(e, "unknown mode 'a4' (expected one of: a1, a2, a3)");
+        assert!(Engine::Uring == "uring" && Pattern::Rr != "rate");
+        for o in UringOrdering::ALL {
+            assert_eq!(o.as_str().parse::<UringOrdering>().unwrap(), *o);
+        }
+    }
+}

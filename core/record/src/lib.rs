@@ -1,0 +1,14 @@
+//! sendpath's record: what the tool writes (one JSON object per measured cell, schema
+//! `sendpath/v1`, in [`v1`]) and the named axes of a cell with the one table of send-path modes
+//! ([`axes`]).
+//!
+//! This crate holds output types and facts, nothing that measures: readers of results (the
+//! analysis, `jq`-like tools, other programs) depend on it alone, without io_uring, perf
+//! events or sockets. sendpath-core builds the records from its measurements and reads the
+//! mode table to pick strategies.
+#![deny(missing_docs)]
+
+pub mod axes;
+pub mod v1;
+
+pub use axes::{Engine, Mode, ModeFacts, Pattern, RxMode, UnknownName, UringOrdering, MODES};

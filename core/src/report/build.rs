@@ -1,0 +1,375 @@
+//! Building a v1 record from what the flows measured: aggregation over flows, the rules that
+//! make a record `failed`, derived metrics and the zero-copy verdict. The record types
+//! themselves live in sendpath-record.
+
+use crate::cpu::SideCounters;
+use crate::host::{HostCpu, HostFacts};
+use crate::latency::LatencyHistogram;
+use crate::recv::FlowResult;
+use crate::spec::{Engine, Pattern, RunSpec, UringOpts};
+use crate::zerocopy::ZeroCopyStats;
+use sendpath_record::v1::*;
+
+fn side(c: Option<&SideCounters>) -> Side {
+    let zero = SideCounters::zero();
+    let c0 = c.unwrap_or(&zero);
+    Side {
+        reported: c.is_some(),
+        cpu: Cpu {
+            user_ns: c0.user_ns,
+            sys_ns: c0.sys_ns,
+        },
+        counters: Counters {
+            task_clock_ns: c0.task_clock_ns,
+            context_switches: c0.context_switches,
+            cpu_migrations: c0.cpu_migrations,
+            page_faults: c0.page_faults,
+            cycles: c0.cycles,
+            instructions: c0.instructions,
+            cache_misses: c0.cache_misses,
+            l1d_load_misses: c0.l1d_load_misses,
+            llc_load_misses: c0.llc_load_misses,
+        },
+        unsupported: c0.unsupported.clone(),
+        cpus: c0.cpus.iter().map(|&c| c as u64).collect(),
+    }
+}
+
+/// Where the flows ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// `loopback` or `veth`.
+    pub topology: String,
+    /// Repetition index.
+    pub rep: u64,
+    /// Sender worker threads.
+    pub threads: u64,
+    /// When the cell started (RFC 3339).
+    pub started_at: String,
+}
+
+/// Builds the record of a cell from its flows. A flow error, a missing side or a failed
+/// integrity check makes the record `failed`, keeping every figure that was measured.
+pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[FlowResult]) -> Record {
+    let secs = spec.duration_s;
+    let mut errors: Vec<String> = Vec::new();
+    let mut hist = LatencyHistogram::new();
+    let mut rx: Option<SideCounters> = Some(SideCounters::zero());
+    let mut tx: Option<SideCounters> = Some(SideCounters::zero());
+    let mut zc: Option<ZeroCopyStats> = None;
+    let mut per_flow = Vec::new();
+    let (mut bytes, mut messages) = (0u64, 0u64);
+    let mut integrity = Integrity {
+        seq_checked: !flows.is_empty(),
+        seq_errors: 0,
+        verified_bytes: 0,
+        verify_errors: 0,
+    };
+    let mut host_cpu: Option<HostCpu> = None;
+    for (i, f) in flows.iter().enumerate() {
+        let flow = f.hello.as_ref().map_or(i as u64, |h| h.flow as u64);
+        bytes += f.bytes;
+        messages += f.messages;
+        per_flow.push(FlowThroughput {
+            flow,
+            bytes: f.bytes,
+            messages: f.messages,
+            gbps: f.bytes as f64 * 8.0 / secs / 1e9,
+        });
+        hist.merge(&f.latency);
+        integrity.seq_checked &= f.seq_checked;
+        integrity.seq_errors += f.seq_errors;
+        integrity.verified_bytes += f.verified_bytes;
+        integrity.verify_errors += f.verify_errors;
+        match (&mut rx, &f.counters) {
+            (Some(sum), Some(c)) => sum.merge(c),
+            _ => rx = None,
+        }
+        match (&mut tx, &f.sender) {
+            (Some(sum), Some(s)) => sum.merge(&s.counters),
+            _ => tx = None,
+        }
+        if let Some(z) = f.sender.as_ref().and_then(|s| s.zerocopy.as_ref()) {
+            zc.get_or_insert_with(ZeroCopyStats::default).merge(z);
+        }
+        if host_cpu.is_none() {
+            host_cpu = f.host_cpu.clone();
+        }
+        if let Some(e) = &f.error {
+            errors.push(format!("flow {flow}: {e}"));
+        }
+        if let Some(e) = f.sender.as_ref().and_then(|s| s.error.as_ref()) {
+            errors.push(format!("flow {flow} sender: {e}"));
+        }
+    }
+    per_flow.sort_by_key(|f| f.flow);
+    if errors.is_empty() && spec.pattern == Pattern::Stream {
+        // A stream that delivered nothing in a whole window did not measure anything.
+        for f in per_flow.iter().filter(|f| f.messages == 0) {
+            errors.push(format!(
+                "flow {}: no message arrived in the measured window",
+                f.flow
+            ));
+        }
+    }
+    if integrity.seq_errors > 0 {
+        errors.push(format!("{} sequence errors", integrity.seq_errors));
+    }
+    if integrity.verify_errors > 0 {
+        errors.push(format!(
+            "{} messages with a wrong payload (a buffer rewritten before the kernel was done with it?)",
+            integrity.verify_errors
+        ));
+    }
+    if spec.mode.facts().zero_copy && zc.is_none() && errors.is_empty() {
+        errors.push("zero-copy accounting missing from the sender's report".into());
+    }
+    let latency_recorded = spec.records_latency();
+    let kind = match spec.pattern {
+        Pattern::Stream => "one_way",
+        Pattern::Rr => "round_trip",
+        Pattern::Rate => "one_way_from_intended",
+    };
+    let latency_ns = latency_recorded.then(|| latency_of(&hist, kind));
+    let latency_uncorrected_ns = (spec.pattern == Pattern::Rate && latency_recorded).then(|| {
+        let mut u = LatencyHistogram::new();
+        for f in flows {
+            if let Some(h) = &f.latency_uncorrected {
+                u.merge(h);
+            }
+        }
+        latency_of(&u, "one_way")
+    });
+    let rate = spec
+        .rate
+        .filter(|_| spec.pattern == Pattern::Rate)
+        .map(|req| {
+            let achieved = messages as f64 / secs / spec.flows.max(1) as f64;
+            RateV1 {
+                requested_per_flow_per_s: req,
+                achieved_per_flow_per_s: achieved,
+                kept: achieved >= 0.95 * req,
+            }
+        });
+    let sender = side(tx.as_ref());
+    let receiver = side(rx.as_ref());
+    let per_byte = |ns: u64| (bytes > 0).then(|| ns as f64 / bytes as f64);
+    let per_gb = |a: Option<u64>, b: Option<u64>| {
+        let t = a? + b?;
+        (bytes > 0).then(|| t as f64 / (bytes as f64 / 1e9))
+    };
+    let both = tx.is_some() && rx.is_some();
+    let derived = Derived {
+        sender_cpu_ns_per_byte: tx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
+        receiver_cpu_ns_per_byte: rx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
+        sender_cycles_per_byte: tx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
+        receiver_cycles_per_byte: rx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
+        cache_misses_per_gb: per_gb(sender.counters.cache_misses, receiver.counters.cache_misses)
+            .filter(|_| both),
+        l1d_misses_per_gb: per_gb(
+            sender.counters.l1d_load_misses,
+            receiver.counters.l1d_load_misses,
+        )
+        .filter(|_| both),
+        llc_misses_per_gb: per_gb(
+            sender.counters.llc_load_misses,
+            receiver.counters.llc_load_misses,
+        )
+        .filter(|_| both),
+        context_switches_per_s: match (
+            both,
+            sender.counters.context_switches,
+            receiver.counters.context_switches,
+        ) {
+            (true, Some(a), Some(b)) => Some((a + b) as f64 / secs),
+            _ => None,
+        },
+    };
+    let zerocopy = zc.map(|z| {
+        let fraction = z.copied_fraction();
+        ZeroCopy {
+            sends: z.sends,
+            completions: z.completions,
+            copied: z.copied,
+            copied_fraction: fraction,
+            max_outstanding: z.max_outstanding,
+            enobufs: z.enobufs,
+            messages: z.messages,
+            messages_per_send: z.messages_per_send(),
+            slot_waits: z.slot_waits,
+            slot_hold_ns: (z.slot_hold.count() > 0).then(|| latency_of(&z.slot_hold, "slot_hold")),
+            verdict: match fraction {
+                None => "unknown",
+                Some(0.0) => "achieved",
+                Some(f) if f >= 1.0 => "not_achieved",
+                Some(_) => "partial",
+            }
+            .into(),
+        }
+    });
+    Record {
+        schema: SCHEMA.into(),
+        status: if errors.is_empty() {
+            Status::Ok
+        } else {
+            Status::Failed
+        },
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        started_at: ctx.started_at.clone(),
+        tool: Tool {
+            version: crate::TOOL_VERSION.into(),
+            git_commit: crate::GIT_COMMIT.into(),
+        },
+        host: host_v1(host),
+        spec: spec_v1(spec, ctx, flows),
+        throughput: Throughput {
+            bytes,
+            messages,
+            seconds: secs,
+            gbps: bytes as f64 * 8.0 / secs / 1e9,
+            msgs_per_s: messages as f64 / secs,
+            transactions_per_s: (spec.pattern == Pattern::Rr).then(|| messages as f64 / secs),
+            per_flow,
+        },
+        latency_ns,
+        latency_uncorrected_ns,
+        rate,
+        sender,
+        receiver,
+        host_cpu: host_cpu.map(|h| HostCpuV1 {
+            user_ns: h.user_ns,
+            system_ns: h.system_ns,
+            softirq_ns: h.softirq_ns,
+            irq_ns: h.irq_ns,
+            idle_ns: h.idle_ns,
+        }),
+        zerocopy,
+        integrity,
+        derived,
+    }
+}
+
+/// A record for a cell that failed before anything was measured.
+pub fn failed(spec: &RunSpec, ctx: &Context, host: &HostFacts, error: String) -> Record {
+    let mut r = from_flows(spec, ctx, host, &[]);
+    r.status = Status::Failed;
+    r.error = Some(error);
+    r.latency_ns = None;
+    r.latency_uncorrected_ns = None;
+    r.rate = None;
+    r.zerocopy = None;
+    r
+}
+
+fn latency_of(hist: &LatencyHistogram, kind: &str) -> Latency {
+    let s = hist.summary();
+    Latency {
+        kind: kind.into(),
+        count: s.count,
+        min: s.min,
+        p50: s.p50,
+        p90: s.p90,
+        p99: s.p99,
+        p999: s.p999,
+        p9999: s.p9999,
+        max: s.max,
+        mean: s.mean,
+        hdr_v2_deflate_b64: hist.to_base64(),
+    }
+}
+
+fn host_v1(h: &HostFacts) -> Host {
+    Host {
+        kernel: h.kernel.clone(),
+        cpu_model: h.cpu_model.clone(),
+        cores: h.cores as u64,
+        virtualized: h.virtualized,
+        counters_supported: h.counters_supported.clone(),
+        io_uring_ops: h.io_uring_ops.clone(),
+        io_uring_error: h.io_uring_error.clone(),
+        so_zerocopy: h.so_zerocopy,
+    }
+}
+
+fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
+    let setup = flows
+        .iter()
+        .find_map(|f| f.sender.as_ref().and_then(|r| r.uring.as_ref()));
+    let uring = (s.engine == Engine::Uring).then(|| UringSpec {
+        depth: s.uring.depth as u64,
+        batch: s.uring.batch as u64,
+        ordering: s.uring.ordering,
+        setup_flags: setup.map(|u| u.setup_flags.clone()).unwrap_or_default(),
+        registered_ring_fd: setup.is_some_and(|u| u.registered_ring_fd),
+    });
+    Spec {
+        mode: s.mode,
+        engine: s.engine,
+        pattern: s.pattern,
+        msg_size_bytes: s.msg_size as u64,
+        flows: s.flows as u64,
+        threads: ctx.threads,
+        duration_s: s.duration_s,
+        warmup_s: s.warmup_s,
+        rep: ctx.rep,
+        topology: ctx.topology.clone(),
+        rx: s.rx,
+        verify: s.verify,
+        latency: s.records_latency(),
+        zc_slots: s.zc_slots as u64,
+        uring,
+        resp_size_bytes: (s.pattern == Pattern::Rr).then_some(s.response_size() as u64),
+        rate_per_flow_per_s: s.rate,
+        rate_fraction_of_stream: s.rate_fraction,
+        busy_poll: s.busy_poll,
+        tcp_nodelay: s.tcp_nodelay(),
+        pin: s.pin.as_ref().map(|p| PinV1 {
+            sender: p.sender.iter().map(|&c| c as u64).collect(),
+            receiver: p.receiver.iter().map(|&c| c as u64).collect(),
+        }),
+        rx_stall: s.rx_stall.map(|x| RxStallV1 {
+            after_s: x.after_s,
+            for_s: x.for_s,
+        }),
+    }
+}
+
+impl RunSpec {
+    /// The domain spec a record describes (for resume and re-runs).
+    pub fn from_record(s: &Spec) -> RunSpec {
+        RunSpec {
+            mode: s.mode,
+            engine: s.engine,
+            pattern: s.pattern,
+            msg_size: s.msg_size_bytes as usize,
+            flows: s.flows as usize,
+            duration_s: s.duration_s,
+            warmup_s: s.warmup_s,
+            zc_slots: s.zc_slots as usize,
+            verify: s.verify,
+            latency: s.latency,
+            rx: s.rx,
+            threads: (s.engine == Engine::Uring).then_some(s.threads as usize),
+            uring: s
+                .uring
+                .as_ref()
+                .map_or_else(UringOpts::default, |u| UringOpts {
+                    depth: u.depth as usize,
+                    batch: u.batch as usize,
+                    ordering: u.ordering,
+                }),
+            resp_size: s.resp_size_bytes.map(|r| r as usize),
+            rate: s.rate_per_flow_per_s,
+            rate_fraction: s.rate_fraction_of_stream,
+            busy_poll: s.busy_poll,
+            pin: s.pin.as_ref().map(|p| crate::affinity::Pin {
+                sender: p.sender.iter().map(|&c| c as usize).collect(),
+                receiver: p.receiver.iter().map(|&c| c as usize).collect(),
+            }),
+            rx_stall: s.rx_stall.as_ref().map(|x| crate::spec::RxStall {
+                after_s: x.after_s,
+                for_s: x.for_s,
+            }),
+        }
+    }
+}
