@@ -43,7 +43,7 @@ fn probe() -> HostFacts {
     let virtualized = cpuinfo
         .lines()
         .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
-    let (io_uring_ops, io_uring_error) = match crate::send::uring::probe_ops() {
+    let (io_uring_ops, io_uring_error) = match crate::uring_sys::probe::probe_ops() {
         Ok(ops) => (ops, None),
         Err(e) => (Vec::new(), Some(e)),
     };

@@ -4,10 +4,12 @@
 use crate::error::{Error, Result};
 use crate::host;
 use crate::netns::{self, Veth};
-use crate::recv::{run_receiver, FlowResult, RecvOptions};
+use crate::pattern::{run_receiver, run_senders};
+use crate::recv::RecvOptions;
 use crate::report::v1::Record;
 use crate::report::{from_flows, Context};
-use crate::send::{run_senders, FlowResults, SenderOutcome};
+use crate::results::FlowResult;
+use crate::send::{FlowResults, SenderOutcome};
 use crate::sock;
 use crate::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
 use crate::wire::SenderReport;
@@ -334,7 +336,7 @@ pub fn client(
     };
     let spec = RunSpec {
         busy_poll: hello.busy_poll || busy_poll,
-        ..hello.to_spec(rx)
+        ..RunSpec::from_hello(&hello, rx)
     };
     // The io_uring tunables travel in the end frame (the hello predates them).
     let setup = flow.sender.as_ref().and_then(|s| s.uring.clone());

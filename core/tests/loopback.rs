@@ -3,11 +3,12 @@
 mod common;
 
 use common::{assert_good_stream, fake_sender, pair, short};
-use sendpath_core::recv::{run_receiver, RecvOptions};
+use sendpath_core::pattern::run_receiver;
+use sendpath_core::pattern::run_sender;
+use sendpath_core::recv::RecvOptions;
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::report::{from_flows, Context};
 use sendpath_core::run::run_loopback;
-use sendpath_core::send::run_sender;
 use sendpath_core::spec::{Mode, RunSpec, RxMode};
 use sendpath_core::{host, Error};
 use std::io::Write;
@@ -130,7 +131,7 @@ fn opts() -> RecvOptions {
     RecvOptions::new(RxMode::Copy)
 }
 
-fn record_of(spec: &RunSpec, flows: &[sendpath_core::recv::FlowResult]) -> Record {
+fn record_of(spec: &RunSpec, flows: &[sendpath_core::results::FlowResult]) -> Record {
     let ctx = Context {
         topology: "loopback".into(),
         rep: 0,

@@ -4,9 +4,11 @@
 mod common;
 
 use common::{assert_good_stream, fake_sender, pair, short};
-use sendpath_core::recv::{run_receiver, FlowResult, RecvOptions};
+use sendpath_core::pattern::run_receiver;
+use sendpath_core::pattern::run_sender;
+use sendpath_core::recv::RecvOptions;
+use sendpath_core::results::FlowResult;
 use sendpath_core::run::run_loopback;
-use sendpath_core::send::run_sender;
 use sendpath_core::send::uring::missing_for;
 use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode};
 use std::thread;

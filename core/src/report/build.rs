@@ -5,7 +5,7 @@
 use crate::cpu::SideCounters;
 use crate::host::{HostCpu, HostFacts};
 use crate::latency::LatencyHistogram;
-use crate::recv::FlowResult;
+use crate::results::FlowResult;
 use crate::spec::{Engine, Pattern, RunSpec, UringOpts};
 use crate::zerocopy::ZeroCopyStats;
 use sendpath_record::v1::*;

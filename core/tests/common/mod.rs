@@ -92,11 +92,11 @@ pub fn late_receiver(
     spec: RunSpec,
     rx: sendpath_core::spec::RxMode,
     delay: std::time::Duration,
-) -> sendpath_core::recv::FlowResult {
+) -> sendpath_core::results::FlowResult {
     let (s, c) = pair();
-    let sender = std::thread::spawn(move || sendpath_core::send::run_sender(s, &spec, 0));
+    let sender = std::thread::spawn(move || sendpath_core::pattern::run_sender(s, &spec, 0));
     std::thread::sleep(delay);
-    let f = sendpath_core::recv::run_receiver(c, sendpath_core::recv::RecvOptions::new(rx));
+    let f = sendpath_core::pattern::run_receiver(c, sendpath_core::recv::RecvOptions::new(rx));
     let sent = sender.join().unwrap();
     assert!(sent.is_ok(), "sender: {:?}", sent.err());
     f

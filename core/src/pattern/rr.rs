@@ -10,21 +10,30 @@
 //! side of the record, as in the stream pattern.
 
 use crate::error::{Error, Result};
-use crate::recv::{FlowResult, WindowTracker};
-use crate::send::threads::BlockingSend;
-use crate::send::Window;
+use crate::recv::tally::{Origin, Tally};
+use crate::results::FlowResult;
+use crate::send::threads::strategy::BlockingSend;
 use crate::sock;
 use crate::time::now_ns;
-use crate::wire::{
-    check_payload, get_header, put_header, Hello, SenderReport, END_SEQ, HEADER_LEN, MAX_END_LEN,
-};
+use crate::window::{Window, WindowTracker};
+use crate::wire::end::{SenderReport, MAX_END_LEN};
+use crate::wire::hello::Hello;
+use crate::wire::message::{get_header, put_header, END_SEQ, HEADER_LEN};
+use crate::wire::parse::{Parsed, Parser};
 use std::os::fd::RawFd;
 
-/// Reads one request (or the client's end frame) into `buf`; returns its (seq, ts), or None
-/// at the end frame. One `recv` in the common case: the client has exactly one request (or
-/// the 16-byte end frame) in flight, so nothing beyond it can arrive.
-fn read_request(fd: RawFd, buf: &mut [u8], msg: usize, spin: bool) -> Result<Option<(u64, u64)>> {
+/// Reads one request (or the client's end frame) into `buf` and parses it; returns its
+/// (seq, ts), or None at the end frame. One `recv` in the common case: the client has exactly
+/// one request (or the 16-byte end frame) in flight, so nothing beyond it can arrive.
+fn read_request(
+    fd: RawFd,
+    buf: &mut [u8],
+    parser: &mut Parser,
+    msg: usize,
+    spin: bool,
+) -> Result<Option<(u64, u64)>> {
     let mut got = 0;
+    let mut req = None;
     while got < msg {
         let n = sock::recv_wait(fd, &mut buf[got..msg], 0, spin)?;
         if n == 0 {
@@ -32,12 +41,15 @@ fn read_request(fd: RawFd, buf: &mut [u8], msg: usize, spin: bool) -> Result<Opt
                 "mid-request ({got} of {msg} bytes) without the client's end frame"
             )));
         }
-        got += n;
-        if got >= HEADER_LEN && get_header(buf).0 == END_SEQ {
+        if let Parsed::End(_) =
+            parser.feed(&buf[got..got + n], |seq, ts, _| req = Some((seq, ts)))?
+        {
             return Ok(None);
         }
+        got += n;
     }
-    Ok(Some(get_header(buf)))
+    req.map(Some)
+        .ok_or_else(|| Error::Protocol("a whole request that did not parse as one".into()))
 }
 
 /// The server side: answers requests until the client's end frame. `strategy` sends
@@ -51,10 +63,12 @@ pub fn serve(
     window: Window,
 ) -> (SenderReport, Result<()>) {
     let mut buf = vec![0u8; msg_size.max(HEADER_LEN)];
+    // Requests are not checked here: the client checks the responses, which echo them.
+    let mut parser = Parser::new(msg_size, false);
     let mut w = WindowTracker::new(window, false);
     let mut answered_in_window = 0u64;
     let result = loop {
-        let req = match read_request(fd, &mut buf, msg_size, spin) {
+        let req = match read_request(fd, &mut buf, &mut parser, msg_size, spin) {
             Ok(Some(r)) => r,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -83,7 +97,8 @@ pub fn serve(
 }
 
 /// The client side: one transaction at a time until the window ends, then the end exchange.
-/// `strategy` sends `msg_size`-byte requests.
+/// `strategy` sends `msg_size`-byte requests; each response echoes its request's sequence
+/// number and timestamp, so the common parser and tally measure the round trip.
 pub fn request(
     strategy: &mut dyn BlockingSend,
     fd: RawFd,
@@ -95,6 +110,13 @@ pub fn request(
     let msg = hello.msg_size as usize;
     let resp = hello.resp_size as usize;
     let mut buf = vec![0u8; resp.max(HEADER_LEN + MAX_END_LEN)];
+    let mut parser = Parser::new(resp, hello.verify);
+    let mut tally = Tally::new(
+        (msg + resp) as u64,
+        (resp - HEADER_LEN) as u64,
+        hello.verify,
+        Origin::SendStamp,
+    );
     let mut seq = 0u64;
     let result = loop {
         let t0 = now_ns();
@@ -109,20 +131,19 @@ pub fn request(
             break Err(e);
         }
         let t1 = now_ns();
-        let (rseq, _) = get_header(&buf);
-        if rseq != seq {
-            r.seq_errors += 1;
-        }
-        if hello.verify {
-            if check_payload(&buf[HEADER_LEN..resp], seq).is_some() {
-                r.verify_errors += 1;
+        let mut whole = 0;
+        let parsed = parser.feed(&buf[..resp], |rseq, ts, ok| {
+            whole += 1;
+            tally.message(r, rseq, ts, ok, t1, in_window);
+        });
+        match parsed {
+            Ok(Parsed::More) if whole == 1 => {}
+            Ok(_) => {
+                break Err(Error::Protocol(format!(
+                    "expected the response to request {seq}"
+                )))
             }
-            r.verified_bytes += (resp - HEADER_LEN) as u64;
-        }
-        if in_window {
-            r.messages += 1;
-            r.bytes += (msg + resp) as u64;
-            r.latency.record(t1 - t0);
+            Err(e) => break Err(e),
         }
         seq += 1;
     };
@@ -135,7 +156,7 @@ pub fn request(
     let mut end = [0u8; HEADER_LEN];
     put_header(&mut end, END_SEQ, 0);
     sock::send_all(fd, &end)?;
-    // The server's end frame: header, then its JSON report.
+    // The server's end frame: header, then its JSON report, read exactly (nothing follows).
     sock::recv_exact_wait(fd, &mut buf[..HEADER_LEN], false, "server's end frame")?;
     let (seq, len) = get_header(&buf);
     let len = len as usize;
@@ -144,9 +165,17 @@ pub fn request(
             "expected the server's end frame, got seq {seq} length {len}"
         )));
     }
-    sock::recv_exact_wait(fd, &mut buf[..len], false, "server's end frame")?;
-    let report: SenderReport = serde_json::from_slice(&buf[..len])
-        .map_err(|e| Error::Protocol(format!("unreadable end frame: {e}")))?;
-    r.sender = Some(report);
-    Ok(())
+    sock::recv_exact_wait(
+        fd,
+        &mut buf[HEADER_LEN..HEADER_LEN + len],
+        false,
+        "server's end frame",
+    )?;
+    match parser.feed(&buf[..HEADER_LEN + len], |_, _, _| {})? {
+        Parsed::End(report) => {
+            r.sender = report.map(|b| *b);
+            Ok(())
+        }
+        Parsed::More => Err(Error::Protocol("a short end frame from the server".into())),
+    }
 }

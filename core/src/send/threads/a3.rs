@@ -1,0 +1,151 @@
+//! A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a slot pool, completions reaped from the socket
+//! error queue.
+
+use super::strategy::BlockingSend;
+use crate::error::{Error, Result};
+use crate::kmem::Lent;
+use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
+use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY, SO_ZEROCOPY};
+use crate::time::now_ns;
+use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
+use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap};
+use crate::zerocopy::pool::SlotPool;
+use crate::zerocopy::stats::ZeroCopyStats;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+/// Environment variable that makes A3 act as on a kernel without SO_ZEROCOPY (tests only).
+pub const NO_SO_ZEROCOPY_ENV: &str = "SENDPATH_TEST_NO_SO_ZEROCOPY";
+
+/// A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a pool of slots; completions reaped from the
+/// socket error queue. Invariant: slot `i` is written only when the pool says no send that
+/// referenced it is still owed a completion.
+pub struct A3ZeroCopy {
+    pool: Lent<SlotPool>,
+    ids: CallIdMap,
+    next: usize,
+    verify: bool,
+}
+
+impl A3ZeroCopy {
+    /// Enables SO_ZEROCOPY on `fd` (an error if the kernel cannot: A3 never falls back to a
+    /// copying send) and allocates `slots` message buffers.
+    pub fn new(fd: RawFd, msg_size: usize, slots: usize, verify: bool) -> Result<Self> {
+        // Test hook: behave as a kernel without SO_ZEROCOPY, so the user-facing error path
+        // can be exercised through the real binaries on a kernel that has it.
+        let refused = if std::env::var_os(NO_SO_ZEROCOPY_ENV).is_some() {
+            Err(std::io::Error::from_raw_os_error(libc::ENOPROTOOPT))
+        } else {
+            sock::setsockopt_int(fd, libc::SOL_SOCKET, SO_ZEROCOPY, 1)
+        };
+        refused.map_err(|e| {
+            Error::Unsupported(format!(
+                "A3 needs SO_ZEROCOPY (Linux >= 4.14) and this kernel refused it: {e}"
+            ))
+        })?;
+        Ok(A3ZeroCopy {
+            pool: Lent::new(SlotPool::separate(slots, msg_size)),
+            ids: CallIdMap::default(),
+            next: 0,
+            verify,
+        })
+    }
+
+    /// Applies every notification waiting in the error queue.
+    fn reap(&mut self, fd: RawFd) -> Result<()> {
+        let mut now = None;
+        while let Some(c) = read_errqueue(fd)? {
+            let t = *now.get_or_insert_with(now_ns);
+            self.ids.complete(c.lo, c.hi, c.copied, t, &mut self.pool)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks (bounded) until slot `i` is released by the kernel.
+    fn wait_for_slot(&mut self, fd: RawFd, i: usize) -> Result<()> {
+        let deadline = Instant::now() + sock::IO_TIMEOUT;
+        let mut waited = false;
+        loop {
+            self.reap(fd)?;
+            if !self.pool.busy(i) {
+                return Ok(());
+            }
+            if !waited {
+                // Completions already queued do not count: the sender waits from here on.
+                waited = true;
+                self.pool.stats.slot_waits += 1;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "zero-copy slot {i} not released by the kernel within {} s",
+                    sock::IO_TIMEOUT.as_secs()
+                )));
+            }
+            wait_errqueue(fd, 100)?;
+        }
+    }
+}
+
+impl BlockingSend for A3ZeroCopy {
+    fn send(&mut self, fd: RawFd, seq: u64, ts: u64) -> Result<()> {
+        let i = self.next;
+        self.next = (self.next + 1) % self.pool.len();
+        if self.pool.busy(i) {
+            self.wait_for_slot(fd, i)?;
+        }
+        self.pool.claim(i, 1);
+        let slot = self.pool.slot_mut(i);
+        put_header(slot, seq, ts);
+        if self.verify {
+            fill_payload(&mut slot[HEADER_LEN..], seq);
+        }
+        self.pool.stats.messages += 1;
+        let mut iov = self.pool.iovecs(i);
+        let mut first = 0;
+        while first < iov.len() {
+            match sendmsg_once(fd, &mut iov[first..], MSG_ZEROCOPY) {
+                Ok(n) => {
+                    // Every successful zero-copy call takes the next id and owes a completion.
+                    self.pool.on_send(i, if ts != 0 { ts } else { now_ns() });
+                    self.ids.on_send(i);
+                    first = advance_iovecs(&mut iov, n, first);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    // Notification memory (optmem) exhausted: release some, then retry.
+                    self.pool.stats.enobufs += 1;
+                    self.reap(fd)?;
+                    wait_errqueue(fd, 1)?;
+                }
+                Err(e) => return Err(sock::classify(e, "sendmsg(MSG_ZEROCOPY)")),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, fd: RawFd) -> Result<Option<ZeroCopyStats>> {
+        let deadline = Instant::now() + ZC_DRAIN_TIMEOUT;
+        loop {
+            self.reap(fd)?;
+            if self.pool.outstanding() == 0 {
+                return Ok(Some(self.pool.stats.clone()));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "{} zero-copy completions still outstanding {} s after the last send",
+                    self.pool.outstanding(),
+                    ZC_DRAIN_TIMEOUT.as_secs()
+                )));
+            }
+            wait_errqueue(fd, 50)?;
+        }
+    }
+}
+
+impl Drop for A3ZeroCopy {
+    fn drop(&mut self) {
+        // Completions still owed (a drain that timed out, a flow that failed): the kernel may
+        // still read the slots, so the pool is leaked rather than freed (see kmem).
+        let owed = self.pool.outstanding() > 0;
+        self.pool.hold(owed);
+    }
+}

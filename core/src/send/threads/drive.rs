@@ -1,0 +1,118 @@
+//! The one loop that drives any blocking strategy through the measured window and on until
+//! the receiver asks for the end frame.
+
+use super::strategy::BlockingSend;
+use crate::cpu::{SideCounters, ThreadCounters};
+use crate::error::Result;
+use crate::send::lifecycle::end_requested;
+use crate::sock;
+use crate::spec::RunSpec;
+use crate::time::{now_ns, wait_until};
+use crate::window::Window;
+use crate::wire::end::SenderReport;
+use std::os::fd::RawFd;
+
+/// Without latency the clock is read once per this many messages (to find the window's end).
+const CLOCK_EVERY: u64 = 32;
+
+/// When each message is meant to be sent.
+pub trait Pace {
+    /// The intended send time of message `seq` on CLOCK_MONOTONIC, or None: as soon as
+    /// possible.
+    fn intended_ns(&self, seq: u64) -> Option<u64>;
+}
+
+/// As fast as the strategy goes (the stream pattern).
+pub struct Unpaced;
+
+impl Pace for Unpaced {
+    fn intended_ns(&self, _seq: u64) -> Option<u64> {
+        None
+    }
+}
+
+/// Drives `strategy` through the window and on until the receiver asks for the end frame
+/// ([`crate::wire::END_REQUEST`], bounded by [`sock::IO_TIMEOUT`] after the window); returns
+/// the report and the error that ended the flow early, if any. Counters and the message count
+/// cover the window only. Message `seq` is not sent before `pace` intends it (the `rate`
+/// pattern's schedule; [`Unpaced`] for a stream); a sender that falls behind sends at once and
+/// never skips (open loop), so the lateness shows in the latency measured from the intended
+/// time.
+pub fn run_flow(
+    strategy: &mut dyn BlockingSend,
+    fd: RawFd,
+    spec: &RunSpec,
+    window: Window,
+    pace: &dyn Pace,
+) -> (SenderReport, Result<()>) {
+    let latency = spec.records_latency();
+    let mut seq: u64 = 0;
+    let mut first_in_window: Option<u64> = None;
+    let mut end_of_window: Option<u64> = None;
+    let mut counters: Option<ThreadCounters> = None;
+    let mut side: Option<SideCounters> = None;
+    let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
+    let mut now = now_ns();
+    let mut result = Ok(());
+    loop {
+        if now >= window.end {
+            if end_of_window.is_none() {
+                end_of_window = Some(seq);
+                side = counters.take().map(|c| c.stop());
+            }
+            // After the window: one non-blocking read per message for the receiver's request.
+            match end_requested(fd, now >= end_deadline) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Some(intended) = pace.intended_ns(seq) {
+            if now < intended {
+                wait_until(intended.min(end_deadline));
+                now = now_ns();
+                continue;
+            }
+        }
+        if first_in_window.is_none() && now >= window.start && now < window.end {
+            first_in_window = Some(seq);
+            counters = Some(ThreadCounters::start());
+        }
+        // The timestamp is the clock read just before this send call (the loop's only read).
+        let ts = if latency { now } else { 0 };
+        if let Err(e) = strategy.send(fd, seq, ts) {
+            result = Err(e);
+            break;
+        }
+        seq += 1;
+        if latency || seq % CLOCK_EVERY == 0 || end_of_window.is_some() {
+            now = now_ns();
+        }
+    }
+    if let Some(c) = counters.take() {
+        side = Some(c.stop());
+    }
+    let messages = first_in_window.map_or(0, |f| end_of_window.unwrap_or(seq).saturating_sub(f));
+    let zerocopy = match strategy.finish(fd) {
+        Ok(z) => z,
+        Err(e) => {
+            if result.is_ok() {
+                result = Err(e);
+            }
+            None
+        }
+    };
+    let report = SenderReport {
+        messages,
+        bytes: messages * spec.msg_size as u64,
+        counters: side.unwrap_or_else(SideCounters::zero),
+        zerocopy,
+        send_errors: 0,
+        error: None,
+        uring: None,
+    };
+    (report, result)
+}

@@ -1,0 +1,43 @@
+//! The blocking strategy of each mode: the one place a new send path is added on this engine
+//! (with its row in the mode table).
+
+use super::a1::A1Copy;
+use super::a2::A2Sendmsg;
+use super::a3::A3ZeroCopy;
+use super::strategy::BlockingSend;
+use crate::error::Result;
+use crate::spec::{Mode, RunSpec};
+use std::os::fd::RawFd;
+
+/// Builds the blocking strategy for `spec.mode` on socket `fd`.
+pub fn for_mode(spec: &RunSpec, fd: RawFd) -> Result<Box<dyn BlockingSend>> {
+    Ok(match spec.mode {
+        Mode::A1 => Box::new(A1Copy::new(spec.msg_size, spec.verify)),
+        Mode::A2 => Box::new(A2Sendmsg::new(spec.msg_size, spec.verify)),
+        Mode::A3 => Box::new(A3ZeroCopy::new(
+            fd,
+            spec.msg_size,
+            spec.zc_slots,
+            spec.verify,
+        )?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn every_mode_has_a_blocking_strategy() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        for m in Mode::ALL {
+            let spec = RunSpec {
+                mode: *m,
+                ..RunSpec::default()
+            };
+            assert!(for_mode(&spec, c.as_raw_fd()).is_ok(), "{m}");
+        }
+    }
+}

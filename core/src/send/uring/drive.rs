@@ -1,0 +1,277 @@
+//! The loop of one thread's ring: refill idle flows, enter, reap, until every flow is done.
+
+use super::flow::{user_data, Flow, Link, CANCEL_POS, END_POS, LOOSE_POS};
+use crate::cpu::SideCounters;
+use crate::error::Error;
+use crate::kmem::Lent;
+use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
+use crate::sock::IO_TIMEOUT;
+use crate::spec::RunSpec;
+use crate::time::now_ns;
+use crate::uring_sys::ring::{enter, Ring, WAIT_SLICE};
+use crate::window::{Window, WindowTracker};
+use io_uring::{cqueue, opcode, squeue, types};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+/// The loop of one thread: refill idle flows with a chain, enter, reap. Returns the thread's
+/// counters over the window.
+pub(super) fn drive(
+    r: &mut Ring,
+    spec: &RunSpec,
+    window: Window,
+    flows: &mut [Lent<Flow>],
+) -> SideCounters {
+    // Field by field access below needs plain references (a Lent derefs as a whole).
+    let mut flows: Vec<&mut Flow> = flows.iter_mut().map(|f| &mut **f).collect();
+    let latency = spec.records_latency();
+    let depth = spec.uring.depth;
+    let batch = spec.uring.batch;
+    let msg_len = spec.msg_size as u32;
+    // A linked chain: `links` SQEs of one message; a coalesced flow: one SQE of up to `per_link`.
+    let (links, per_link) = spec.uring.chain_shape();
+    let ring_fd = r.ring.as_raw_fd();
+    let (mut submitter, mut sq, mut cq) = r.ring.split();
+    r.registered_ring_fd = submitter.register_ring_fd().is_ok();
+    let end_deadline = window.end + IO_TIMEOUT.as_nanos() as u64;
+    for (li, f) in flows.iter_mut().enumerate().filter(|(_, f)| !f.stopped) {
+        let e = opcode::Recv::new(types::Fixed(li as u32), f.end_buf.as_mut_ptr(), 1)
+            .build()
+            .user_data(user_data(li, END_POS, 0));
+        // SAFETY: the byte belongs to the flow and stays allocated until the receive
+        // completes (or is leaked, see run_group).
+        if unsafe { sq.push(&e) }.is_ok() {
+            f.end_recv_pending = true;
+        }
+    }
+    let mut w = WindowTracker::new(window, false);
+    let mut last_progress = Instant::now();
+    let slice = types::Timespec::from(WAIT_SLICE);
+    let args = types::SubmitArgs::new().timespec(&slice);
+    loop {
+        let now = now_ns();
+        w.at(now);
+        let ts = if latency { now } else { 0 };
+        let mut expect = 0usize;
+        let mut all_done = true;
+        for (li, f) in flows.iter_mut().enumerate() {
+            if now >= window.end {
+                f.past_window(now, end_deadline);
+            }
+            if f.idle() && f.bundle.is_some() {
+                f.submit_bundle(li, depth, now, &window, ts, &mut sq);
+            } else if f.idle() {
+                if f.resubmit {
+                    // The unfinished tail of the last chain goes first, as a chain of its own.
+                    f.resubmit = false;
+                } else if !f.stopped && sq.capacity() - sq.len() >= links {
+                    if f.first_in_window.is_none() && now >= window.start && now < window.end {
+                        f.first_in_window = Some(f.seq);
+                    }
+                    f.chain.clear();
+                    for pos in 0..links {
+                        match f.strategy.prepare(pos, f.seq, ts, per_link) {
+                            Some((buf, n)) => {
+                                f.chain.push(Link {
+                                    buf,
+                                    len: n as u32 * msg_len,
+                                    done: 0,
+                                    res: None,
+                                });
+                                f.seq += n as u64;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                if !f.chain.is_empty()
+                    && f.pending == 0
+                    && sq.capacity() - sq.len() >= f.chain.len()
+                {
+                    let last = f.chain.len() - 1;
+                    for (pos, l) in f.chain.iter().enumerate() {
+                        let mut e = f
+                            .strategy
+                            .sqe(types::Fixed(li as u32), l.buf, l.done, now)
+                            .user_data(user_data(li, pos, l.buf));
+                        if pos < last {
+                            e = e.flags(squeue::Flags::IO_LINK);
+                        }
+                        // SAFETY: every buffer the entry names is owned by the flow's strategy
+                        // and is not handed out again before this send's CQE (and, for
+                        // zero-copy, its notification) arrives.
+                        unsafe { sq.push(&e) }.expect("room checked above");
+                    }
+                    f.pending = f.chain.len();
+                }
+            }
+            if f.idle() && f.drained() && f.stopped && f.owed() > 0 {
+                f.drain_since.get_or_insert_with(Instant::now);
+            }
+            // Wait for the chain's results; a flow waits for zero-copy notifications only when
+            // it has nothing else in flight (its slots are all owed, or it is draining), so a
+            // late notification never holds back the next chain.
+            expect += if f.pending > 0 {
+                f.pending
+            } else {
+                f.owed() as usize
+            };
+            all_done &= f.finished();
+        }
+        if all_done && sq.is_empty() {
+            break;
+        }
+        sq.sync();
+        let want = batch.min(expect);
+        if let Err(e) = enter(&submitter, want, &args) {
+            let msg = format!("io_uring_enter: {e}");
+            for f in flows.iter_mut() {
+                f.fail(Error::Protocol(msg.clone()));
+            }
+            break;
+        }
+        cq.sync();
+        let mut got = false;
+        // One clock read per batch of completions (zero-copy slot hold times).
+        let reaped_at = if cq.is_empty() { 0 } else { now_ns() };
+        for cqe in &mut cq {
+            got = true;
+            let ud = cqe.user_data();
+            let li = (ud >> 32) as usize;
+            let pos = ((ud >> 16) & 0xffff) as usize;
+            let buf = (ud & 0xffff) as u16;
+            let flags = cqe.flags();
+            let Some(f) = flows.get_mut(li) else {
+                continue;
+            };
+            if pos == END_POS {
+                f.on_end_request(cqe.result());
+                continue;
+            }
+            if cqueue::notif(flags) {
+                let res = match f.strategy.zero_copy() {
+                    Some(z) => z.on_notif(buf, cqe.result(), reaped_at),
+                    None => Err(Error::Protocol(format!(
+                        "a notification CQE for buffer {buf} of flow {}, which does not send zero-copy",
+                        f.flow
+                    ))),
+                };
+                if let Err(e) = res {
+                    f.fail(e);
+                }
+                continue;
+            }
+            if let (Some(b), true) = (f.bundle.as_mut(), pos >= LOOSE_POS) {
+                let res = cqe.result();
+                if pos == LOOSE_POS {
+                    b.loose_res = Some(res);
+                } else {
+                    let mut consumed = if res > 0 {
+                        b.consume(res as u32)
+                    } else {
+                        Ok(())
+                    };
+                    let more = cqueue::more(flags);
+                    if more && b.front_sent != 0 && consumed.is_ok() {
+                        // The kernel goes on with a bundle only after sending all it selected.
+                        consumed = Err(Error::Integrity(format!(
+                            "a send bundle went on after sending part of an entry ({} bytes)",
+                            b.front_sent
+                        )));
+                    }
+                    if !more {
+                        b.bundle_res = Some(res);
+                    }
+                    if let Err(e) = consumed {
+                        f.fail(e);
+                    }
+                    if more {
+                        // The bundle goes on with the entries left: more CQEs follow.
+                        continue;
+                    }
+                }
+                f.pending = f.pending.saturating_sub(1);
+                if f.pending == 0 {
+                    f.settle_bundle(ring_fd);
+                }
+                continue;
+            }
+            if let Some(z) = f.strategy.zero_copy() {
+                z.on_result(buf, flags, reaped_at);
+            }
+            if let Some(l) = f.chain.get_mut(pos) {
+                l.res = Some(cqe.result());
+            }
+            f.pending = f.pending.saturating_sub(1);
+            if f.pending == 0 {
+                f.settle();
+            }
+        }
+        cq.sync();
+        let t = Instant::now();
+        if got {
+            last_progress = t;
+        } else if t.duration_since(last_progress) >= IO_TIMEOUT {
+            for f in flows.iter_mut().filter(|f| !f.finished()) {
+                f.fail(Error::Timeout(format!(
+                    "no io_uring completion for {} s on flow {} (the peer stopped reading?)",
+                    IO_TIMEOUT.as_secs(),
+                    f.flow
+                )));
+            }
+            break;
+        }
+        let mut drain_expired = false;
+        for f in flows.iter_mut() {
+            if let Some(since) = f.drain_since {
+                if f.owed() > 0 && t.duration_since(since) >= ZC_DRAIN_TIMEOUT {
+                    let owed = f.owed();
+                    f.fail(Error::Timeout(format!(
+                        "{owed} SEND_ZC notifications still outstanding {} s after the last send on flow {}",
+                        ZC_DRAIN_TIMEOUT.as_secs(),
+                        f.flow
+                    )));
+                    drain_expired = true;
+                }
+            }
+        }
+        if drain_expired
+            && flows
+                .iter()
+                .all(|f| f.pending == 0 && (f.owed() == 0 || f.error.is_some()))
+        {
+            break;
+        }
+    }
+    // An end request that never came (a flow that failed): cancel its receive, so that the
+    // byte it would write can be freed. Bounded; what does not end is leaked in run_group.
+    let mut cancels = 0;
+    for (li, _) in flows.iter().enumerate().filter(|(_, f)| f.end_recv_pending) {
+        let e = opcode::AsyncCancel::new(user_data(li, END_POS, 0))
+            .build()
+            .user_data(user_data(li, CANCEL_POS, 0));
+        // SAFETY: a cancellation names no memory.
+        cancels += usize::from(unsafe { sq.push(&e) }.is_ok());
+    }
+    let give_up = Instant::now() + 2 * WAIT_SLICE;
+    while cancels > 0 && flows.iter().any(|f| f.end_recv_pending) && Instant::now() < give_up {
+        sq.sync();
+        if enter(&submitter, 1, &args).is_err() {
+            break;
+        }
+        cq.sync();
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            if ((ud >> 16) & 0xffff) as usize == END_POS {
+                if let Some(f) = flows.get_mut((ud >> 32) as usize) {
+                    f.end_recv_pending = false;
+                }
+            }
+        }
+    }
+    if r.registered_ring_fd {
+        // The registration holds a reference to the ring: drop it, or the ring outlives us.
+        let _ = submitter.unregister_ring_fd();
+    }
+    w.side_counters()
+}

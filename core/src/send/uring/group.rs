@@ -1,0 +1,242 @@
+//! The flows of one worker thread on one ring: set up the ring and register the sockets and
+//! buffers, send the hellos, drive the flows, and end each with its end frame.
+
+use super::drive::drive;
+use super::flow::Flow;
+use super::modes::{for_mode, lacks_op};
+use super::strategy::UringSend;
+use crate::cpu::SideCounters;
+use crate::error::{Error, Result};
+use crate::kmem::Lent;
+use crate::send::lifecycle::{
+    finish, hello_for, prepare_socket, send_hello, FlowResults, SenderOutcome,
+};
+use crate::spec::{RunSpec, UringOrdering};
+use crate::time::{now_ns, secs_to_ns};
+use crate::uring_sys::ring::{make_ring, Ring};
+use crate::window::Window;
+use crate::wire::end::{SenderReport, UringSetup};
+use io_uring::Probe;
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// Most SQEs in one ring's submission queue (a chain always fits: depth <= 1024).
+const MAX_SQ_ENTRIES: u32 = 4096;
+
+/// Runs the sending side of `streams` (each with its flow index) on one ring in this thread;
+/// returns each flow's outcome (after its end frame was attempted so the receiver learns how
+/// it ended).
+pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults {
+    for (s, _) in &streams {
+        if let Err(e) = prepare_socket(s, spec) {
+            return streams
+                .iter()
+                .map(|(_, f)| SenderOutcome::new(*f, SenderReport::default(), Err(copy_err(&e))))
+                .collect();
+        }
+    }
+    let fds: Vec<RawFd> = streams.iter().map(|(s, _)| s.as_raw_fd()).collect();
+    let n = streams.len();
+    let depth = spec.uring.depth;
+    // The ring and every strategy are built before the hellos, so that a kernel that cannot
+    // do it is reported to each receiver through the end frame.
+    // A flow's SQEs at once: a chain (of `depth` links, or one coalesced send), or a loose
+    // send and a bundle.
+    let per_flow = if spec.uring.ordering == UringOrdering::Bundle {
+        2
+    } else {
+        spec.uring.chain_shape().0
+    };
+    let sq = ((n * per_flow) as u32)
+        .clamp(per_flow as u32, MAX_SQ_ENTRIES)
+        .next_power_of_two();
+    let zc = if spec.mode.facts().zero_copy {
+        n * spec.zc_slots
+    } else {
+        0
+    };
+    let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
+    // Each flow owns memory the kernel reads (and a byte it writes) while its requests are in
+    // flight: it stays in a Lent, leaked if the ring goes away with requests in flight.
+    let flows: Result<Vec<Lent<Flow>>> = streams
+        .iter()
+        .map(|(_, f)| Flow::new(*f, for_mode(spec), depth, spec.uring.ordering).map(Lent::new))
+        .collect();
+    let mut flows = match flows {
+        Ok(flows) => flows,
+        // (Options that validate never get here: no hello has gone out.)
+        Err(e) => {
+            return streams
+                .iter()
+                .map(|(s, f)| finish(s, *f, SenderReport::default(), Err(copy_err(&e)), false))
+                .collect()
+        }
+    };
+    let setup = make_ring(sq, cq).and_then(|mut r| {
+        prepare_ring(&mut r, spec, &fds, &mut flows)?;
+        Ok(r)
+    });
+    let mut hellos_ok = vec![true; n];
+    for (i, (s, f)) in streams.iter().enumerate() {
+        if let Err(e) = send_hello(s.as_raw_fd(), &hello_for(spec, *f)) {
+            hellos_ok[i] = false;
+            flows[i].fail(e);
+        }
+    }
+    let mut setup_report = None;
+    let mut side = None;
+    match setup {
+        Ok(mut ring) => {
+            let window = Window::after(
+                now_ns(),
+                secs_to_ns(spec.warmup_s),
+                secs_to_ns(spec.duration_s),
+            );
+            for (f, ok) in flows.iter_mut().zip(&hellos_ok) {
+                f.stopped |= !ok;
+            }
+            side = Some(drive(&mut ring, spec, window, &mut flows));
+            setup_report = Some(UringSetup {
+                threads: spec.sender_threads() as u32,
+                depth: depth as u32,
+                batch: spec.uring.batch as u32,
+                ordering: spec.uring.ordering.to_string(),
+                setup_flags: ring.flags.clone(),
+                registered_ring_fd: ring.registered_ring_fd,
+            });
+            let in_flight = flows.iter().any(|f| f.pending > 0 || f.owed() > 0);
+            // Unregisters files and buffers; the ring's exit cancels what is left.
+            drop(ring);
+            for f in flows.iter_mut() {
+                let held = in_flight || f.end_recv_pending;
+                f.hold(held);
+            }
+        }
+        Err(e) => {
+            for f in flows.iter_mut() {
+                f.fail(copy_err(&e));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, ((s, _), f)) in streams.iter().zip(flows.iter_mut()).enumerate() {
+        let messages = f.first_in_window.map_or(0, |first| {
+            f.end_of_window.unwrap_or(f.seq).saturating_sub(first)
+        });
+        let counters = match (&side, i) {
+            (Some(c), 0) => c.clone(),
+            // The thread's counters go with its first flow, so the side's sum counts them once.
+            _ => SideCounters::zero(),
+        };
+        let mut report = SenderReport {
+            messages,
+            bytes: messages * spec.msg_size as u64,
+            counters,
+            zerocopy: f.zerocopy(),
+            send_errors: f.retries,
+            error: None,
+            uring: setup_report.clone(),
+        };
+        if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
+            report.zerocopy = None;
+        }
+        let result = match f.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        out.push(finish(s, f.flow, report, result, hellos_ok[i]));
+    }
+    out
+}
+
+/// The same error again, for each flow of a ring that could not be set up.
+fn copy_err(e: &Error) -> Error {
+    match e {
+        Error::Unsupported(m) => Error::Unsupported(m.clone()),
+        Error::InvalidSpec(m) => Error::InvalidSpec(m.clone()),
+        Error::Io { context, source } => Error::io(
+            context.clone(),
+            source.raw_os_error().map_or_else(
+                || io::Error::from(source.kind()),
+                io::Error::from_raw_os_error,
+            ),
+        ),
+        e => Error::Unsupported(e.to_string()),
+    }
+}
+
+/// Registers the flows' sockets (and A3's slots) with the ring, and each bundle flow's
+/// provided-buffer ring; checks the opcode the mode needs.
+fn prepare_ring(
+    r: &mut Ring,
+    spec: &RunSpec,
+    fds: &[RawFd],
+    flows: &mut [Lent<Flow>],
+) -> Result<()> {
+    register(
+        r,
+        spec,
+        fds,
+        flows.iter_mut().map(|f| f.strategy.as_mut()).collect(),
+    )?;
+    if flows.iter().any(|f| f.bundle.is_some()) && !r.ring.params().is_feature_recvsend_bundle() {
+        return Err(Error::Unsupported(
+            "this kernel's io_uring has no send bundles (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10): use --uring-ordering link".into(),
+        ));
+    }
+    for (li, f) in flows.iter_mut().enumerate() {
+        if let Some(b) = &mut f.bundle {
+            b.bgid = li as u16;
+            // The ring memory belongs to the flow, which the Lent keeps (or leaks) past the
+            // ring.
+            b.ring
+                .register(&r.ring, li as u16)
+                .map_err(|e| Error::io("register a provided-buffer ring for send bundles", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the opcode, registers the sockets and every zero-copy strategy's slots (one fixed
+/// buffer each).
+pub(super) fn register(
+    r: &mut Ring,
+    spec: &RunSpec,
+    fds: &[RawFd],
+    strategies: Vec<&mut (dyn UringSend + 'static)>,
+) -> Result<()> {
+    let mut probe = Probe::new();
+    r.ring
+        .submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| Error::io("io_uring probe", e))?;
+    if let Some(why) = lacks_op(spec.mode, |c| probe.is_supported(c)) {
+        return Err(Error::Unsupported(why));
+    }
+    r.ring
+        .submitter()
+        .register_files(fds)
+        .map_err(|e| Error::io("register the sockets with io_uring", e))?;
+    let mut iovs = Vec::new();
+    for st in strategies {
+        if let Some(z) = st.zero_copy() {
+            z.set_fixed_index(iovs.len() as u16);
+            iovs.push(z.fixed_buffer());
+        }
+    }
+    if !iovs.is_empty() {
+        // SAFETY: the buffers belong to the strategies, which outlive the ring (their owners
+        // keep them in a Lent that leaks them if sends may still be in flight).
+        unsafe { r.ring.submitter().register_buffers(&iovs) }.map_err(|e| {
+            Error::io(
+                format!(
+                    "register the zero-copy slots of {} flows as io_uring fixed buffers (raise `ulimit -l` or use fewer --zc-slots)",
+                    iovs.len()
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}

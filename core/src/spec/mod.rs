@@ -1,0 +1,14 @@
+//! What to measure: the resolved options of one run (one grid cell and repetition), their
+//! limits and defaults, and the checks that reject what cannot run.
+
+pub mod limits;
+pub mod run_spec;
+pub mod uring_opts;
+pub mod validate;
+
+pub use limits::*;
+pub use run_spec::{RunSpec, RxStall, MAX_RATE, STALL_SOCKET_BUFFER};
+pub use sendpath_record::axes::{
+    Engine, Mode, ModeFacts, Pattern, RxMode, UnknownName, UringOrdering, MODES,
+};
+pub use uring_opts::UringOpts;

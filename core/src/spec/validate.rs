@@ -1,0 +1,361 @@
+//! Every option against its documented range: the error names the option.
+
+use super::limits::*;
+use super::run_spec::{RunSpec, MAX_RATE};
+use super::uring_opts::UringOpts;
+use crate::error::{Error, Result};
+use crate::wire::message::HEADER_LEN;
+use sendpath_record::{Engine, Mode, Pattern, RxMode, UringOrdering};
+
+impl RunSpec {
+    /// Checks every option against its documented range; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
+        match self.pattern {
+            Pattern::Rr => {
+                let r = self.response_size();
+                if !(HEADER_LEN..=MAX_MSG_SIZE).contains(&r) {
+                    return bad(format!(
+                        "--resp-size {r} must be between {HEADER_LEN} and {MAX_MSG_SIZE} bytes"
+                    ));
+                }
+                if self.rx == RxMode::Discard {
+                    return bad("--pattern rr reads every response; drop --rx-discard".into());
+                }
+                if self.rx == RxMode::Uring {
+                    return bad(
+                        "--rx uring receives streams; rr keeps one transaction in flight with its own loop: drop --rx uring".into(),
+                    );
+                }
+                if !self.latency {
+                    return bad("--pattern rr measures round trips; drop --no-latency".into());
+                }
+            }
+            Pattern::Rate => match self.rate {
+                None => {
+                    return bad(
+                        "--pattern rate needs --rate N (messages per second per flow)".into(),
+                    )
+                }
+                Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => {
+                    return bad(format!(
+                        "--rate {r} must be > 0 and <= {MAX_RATE} messages per second"
+                    ))
+                }
+                Some(_) if !self.records_latency() => {
+                    return bad(
+                        "--pattern rate measures latency: drop --no-latency and --rx-discard"
+                            .into(),
+                    )
+                }
+                Some(_) => {}
+            },
+            Pattern::Stream => {}
+        }
+        if self.pattern != Pattern::Stream && self.threads.is_some_and(|t| t != self.flows) {
+            return bad(
+                "--threads multiplexes io_uring stream flows; rr and rate run one thread per flow"
+                    .into(),
+            );
+        }
+        if self.pattern != Pattern::Rate && self.rate.is_some() {
+            return bad("--rate needs --pattern rate".into());
+        }
+        if self.pattern != Pattern::Rr && self.resp_size.is_some() {
+            return bad("--resp-size needs --pattern rr".into());
+        }
+        if let Some(st) = self.rx_stall {
+            if !(st.after_s >= 0.0 && st.for_s > 0.0 && st.for_s <= 60.0)
+                || self.pattern == Pattern::Rr
+            {
+                return bad("--rx-stall AFTER:FOR needs AFTER >= 0, 0 < FOR <= 60 and a stream or rate pattern".into());
+            }
+        }
+        if self.msg_size < HEADER_LEN {
+            return bad(format!(
+                "--msg-size {} is below the {HEADER_LEN}-byte message header (seq + send timestamp)",
+                self.msg_size
+            ));
+        }
+        if self.msg_size > MAX_MSG_SIZE {
+            return bad(format!(
+                "--msg-size {} exceeds the limit of {MAX_MSG_SIZE} bytes (16 MiB)",
+                self.msg_size
+            ));
+        }
+        if self.flows == 0 || self.flows > MAX_FLOWS {
+            return bad(format!(
+                "--flows {} must be between 1 and {MAX_FLOWS}",
+                self.flows
+            ));
+        }
+        if !(self.duration_s.is_finite()
+            && self.duration_s > 0.0
+            && self.duration_s <= MAX_DURATION_S)
+        {
+            return bad(format!(
+                "--duration {} must be > 0 and <= {MAX_DURATION_S} seconds",
+                self.duration_s
+            ));
+        }
+        if !(self.warmup_s.is_finite() && self.warmup_s >= 0.0 && self.warmup_s <= MAX_DURATION_S) {
+            return bad(format!(
+                "--warmup {} must be >= 0 and <= {MAX_DURATION_S} seconds",
+                self.warmup_s
+            ));
+        }
+        if self.zc_slots == 0 || self.zc_slots > MAX_ZC_SLOTS {
+            return bad(format!(
+                "--zc-slots {} must be between 1 and {MAX_ZC_SLOTS}",
+                self.zc_slots
+            ));
+        }
+        if self.rx == RxMode::Discard && self.verify {
+            return bad("--verify needs the payload, which --rx-discard throws away".into());
+        }
+        if let Some(t) = self.threads {
+            if self.engine == Engine::Threads && t != self.flows {
+                return bad(format!(
+                    "--threads {t} needs --engine uring: the threads engine runs one thread per flow ({})",
+                    self.flows
+                ));
+            }
+            if t == 0 || t > self.flows {
+                return bad(format!(
+                    "--threads {t} must be between 1 and --flows ({})",
+                    self.flows
+                ));
+            }
+        }
+        let u = self.uring;
+        if u.ordering == UringOrdering::Coalesce {
+            // (The threads engine ignores the io_uring tunables.)
+            if self.engine == Engine::Uring
+                && (u.depth == 0 || u.depth > MAX_COALESCE_DEPTH.min(self.zc_slots))
+            {
+                return bad(format!(
+                    "--uring-depth {} must be between 1 and {} (messages per coalesced send: at most {MAX_COALESCE_DEPTH}, and at most --zc-slots {})",
+                    u.depth,
+                    MAX_COALESCE_DEPTH.min(self.zc_slots),
+                    self.zc_slots
+                ));
+            }
+        } else if u.depth == 0 || u.depth > MAX_URING_DEPTH {
+            return bad(format!(
+                "--uring-depth {} must be between 1 and {MAX_URING_DEPTH} (sends in flight per flow)",
+                u.depth
+            ));
+        }
+        if u.batch == 0 || u.batch > MAX_URING_BATCH {
+            return bad(format!(
+                "--uring-batch {} must be between 1 and {MAX_URING_BATCH} (completions per io_uring_enter)",
+                u.batch
+            ));
+        }
+        if self.engine == Engine::Uring && !self.mode.facts().zero_copy {
+            // A1 stages every message in flight; A2 with --verify needs a payload per message.
+            let per_msg = if self.mode == Mode::A1 || self.verify {
+                self.msg_size
+            } else {
+                HEADER_LEN
+            };
+            let bytes = u.depth * per_msg;
+            if bytes > MAX_URING_FLOW_BUFFERS {
+                return bad(format!(
+                    "--uring-depth {} x {per_msg}-byte buffers = {bytes} bytes per flow, above {} MiB: lower --uring-depth",
+                    u.depth,
+                    MAX_URING_FLOW_BUFFERS >> 20
+                ));
+            }
+        }
+        if self.engine == Engine::Uring
+            && !UringOpts::orderings_for(self.mode).contains(&u.ordering)
+        {
+            return bad(match u.ordering {
+                UringOrdering::Bundle => "--uring-ordering bundle needs a1 or a2: SEND_ZC has no bundle form (a3 coalesces its messages instead: --uring-ordering coalesce)".into(),
+                o => format!(
+                    "--uring-ordering {o} needs a3: it coalesces zero-copy sends (a1 and a2 batch with bundle)"
+                ),
+            });
+        }
+        if self.mode.facts().zero_copy
+            && self.zc_slots.saturating_mul(self.msg_size) > MAX_ZC_POOL_BYTES
+        {
+            return bad(format!(
+                "--zc-slots {} x --msg-size {} = {} bytes of zero-copy slots per flow, above {} MiB: use fewer slots",
+                self.zc_slots,
+                self.msg_size,
+                self.zc_slots.saturating_mul(self.msg_size),
+                MAX_ZC_POOL_BYTES >> 20
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_rejects_each_bad_option() {
+        let ok = RunSpec::default();
+        ok.validate().unwrap();
+        for (spec, needle) in [
+            (
+                RunSpec {
+                    msg_size: 15,
+                    ..ok.clone()
+                },
+                "--msg-size 15",
+            ),
+            (
+                RunSpec {
+                    msg_size: MAX_MSG_SIZE + 1,
+                    ..ok.clone()
+                },
+                "16 MiB",
+            ),
+            (
+                RunSpec {
+                    flows: 0,
+                    ..ok.clone()
+                },
+                "--flows 0",
+            ),
+            (
+                RunSpec {
+                    duration_s: 0.0,
+                    ..ok.clone()
+                },
+                "--duration",
+            ),
+            (
+                RunSpec {
+                    duration_s: f64::NAN,
+                    ..ok.clone()
+                },
+                "--duration",
+            ),
+            (
+                RunSpec {
+                    warmup_s: -1.0,
+                    ..ok.clone()
+                },
+                "--warmup",
+            ),
+            (
+                RunSpec {
+                    zc_slots: 0,
+                    ..ok.clone()
+                },
+                "--zc-slots",
+            ),
+            (
+                RunSpec {
+                    rx: RxMode::Discard,
+                    verify: true,
+                    ..ok.clone()
+                },
+                "--rx-discard",
+            ),
+            (
+                RunSpec {
+                    rx: RxMode::Uring,
+                    pattern: Pattern::Rr,
+                    ..ok.clone()
+                },
+                "--rx uring",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    uring: UringOpts {
+                        depth: 0,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-depth 0",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    uring: UringOpts {
+                        batch: 0,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-batch 0",
+            ),
+            (
+                RunSpec {
+                    threads: Some(2),
+                    flows: 4,
+                    ..ok.clone()
+                },
+                "needs --engine uring",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    threads: Some(3),
+                    flows: 2,
+                    ..ok.clone()
+                },
+                "--threads 3",
+            ),
+            (
+                RunSpec {
+                    mode: Mode::A3,
+                    zc_slots: 4096,
+                    msg_size: 1 << 20,
+                    ..ok.clone()
+                },
+                "bytes of zero-copy slots",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A3,
+                    zc_slots: 16,
+                    uring: UringOpts {
+                        depth: 17,
+                        batch: 1,
+                        ordering: UringOrdering::Coalesce,
+                    },
+                    ..ok.clone()
+                },
+                "at most --zc-slots 16",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A1,
+                    uring: UringOpts {
+                        ordering: UringOrdering::Coalesce,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "--uring-ordering coalesce needs a3",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    mode: Mode::A3,
+                    uring: UringOpts {
+                        ordering: UringOrdering::Bundle,
+                        ..UringOpts::default()
+                    },
+                    ..ok.clone()
+                },
+                "SEND_ZC has no bundle form",
+            ),
+        ] {
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        }
+    }
+}
