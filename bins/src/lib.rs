@@ -55,7 +55,8 @@ enum Cmd {
     },
 }
 
-/// Runs the binary for `mode`; returns its exit code (0 ok, 1 the run failed, 2 bad input).
+/// Runs the binary for `mode`; returns its exit code: 0 ok, 1 the run started and failed, 2
+/// refused before it started (bad input, a port in use, no server, a peer of another mode).
 pub fn main(mode: Mode) -> ExitCode {
     let cli = Cli::parse();
     match execute(mode, cli.cmd) {
@@ -82,7 +83,7 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
                 );
             }
             let spec = send.to_spec(mode, clients, sendpath_core::spec::RxMode::Copy)?;
-            let reports = run::serve(
+            let served = run::serve(
                 &spec,
                 SocketAddr::new(bind, port),
                 clients,
@@ -93,14 +94,21 @@ fn execute(mode: Mode, cmd: Cmd) -> anyhow::Result<ExitCode> {
                     )
                 },
             )?;
-            let msgs: u64 = reports.iter().map(|r| r.messages).sum();
-            let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+            let msgs: u64 = served.reports.iter().map(|r| r.messages).sum();
+            let bytes: u64 = served.reports.iter().map(|r| r.bytes).sum();
             sendpath_core::say!(
                 "SERVER mode={mode} engine={} clients={clients} sent_msgs={msgs} sent_bytes={bytes} gbps={:.3}",
                 spec.engine,
                 bytes as f64 * 8.0 / spec.duration_s / 1e9
             );
-            Ok(ExitCode::SUCCESS)
+            match served.failure {
+                // The run started and failed: exit 1 (2 is for input refused before it).
+                Some(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         Cmd::Client {
             connect,

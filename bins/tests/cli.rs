@@ -273,7 +273,7 @@ fn client_dying_mid_run_ends_the_server_with_an_error() {
     c.wait().unwrap();
     let s = wait_bounded(server, Duration::from_secs(15));
     let (_, err) = text(&s);
-    assert!(!s.status.success());
+    assert_eq!(s.status.code(), Some(1), "a run that failed exits 1: {err}");
     assert!(err.contains("peer closed"), "{err}");
 }
 

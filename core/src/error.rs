@@ -38,6 +38,13 @@ pub enum Error {
     /// The data that arrived is not the data that was sent.
     #[error("integrity error: {0}")]
     Integrity(String),
+    /// The kernel answered something its interface does not allow (a completion for a send
+    /// never made, a ring that is out of step): reported, never worked around.
+    #[error("unexpected answer from the kernel: {0}")]
+    Kernel(String),
+    /// A bug in sendpath (a thread that panicked, a queue sized too small): the run stops.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -121,7 +121,7 @@ impl ProcStat {
         let line = s
             .lines()
             .find(|l| l.starts_with("cpu "))
-            .ok_or_else(|| Error::Protocol("/proc/stat has no aggregate cpu line".into()))?;
+            .ok_or_else(|| Error::Setup("/proc/stat has no aggregate cpu line".into()))?;
         let v: Vec<u64> = line
             .split_whitespace()
             .skip(1)

@@ -172,13 +172,11 @@ impl Veth {
             &self.server_if,
         ])?;
         let v: serde_json::Value = serde_json::from_str(&out)
-            .map_err(|e| Error::Protocol(format!("ip -j output: {e}")))?;
+            .map_err(|e| Error::Setup(format!("unreadable `ip -j` output: {e}")))?;
         let s = &v[0]["stats64"];
         match (s["tx"]["bytes"].as_u64(), s["rx"]["bytes"].as_u64()) {
             (Some(tx), Some(rx)) => Ok((tx, rx)),
-            _ => Err(Error::Protocol(
-                "ip -s -j link gave no byte counters".into(),
-            )),
+            _ => Err(Error::Setup("ip -s -j link gave no byte counters".into())),
         }
     }
 }
@@ -201,7 +199,7 @@ fn ip(args: &[&str]) -> Result<String> {
         )
     })?;
     if !out.status.success() {
-        return Err(Error::Protocol(format!(
+        return Err(Error::Setup(format!(
             "`ip {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -250,7 +248,7 @@ pub fn run_in<T: Send + 'static>(
         f()
     })
     .join()
-    .map_err(|_| Error::Protocol("a namespace worker thread panicked".into()))?
+    .map_err(|_| Error::Internal("a namespace worker thread panicked".into()))?
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults {
             Err(_) => all.push(SenderOutcome::new(
                 u32::MAX,
                 SenderReport::default(),
-                Err(Error::Protocol("a sender thread panicked".into())),
+                Err(Error::Internal("a sender thread panicked".into())),
             )),
         }
     }
@@ -255,15 +255,16 @@ fn attach_sender_sides(flows: &mut [FlowResult], senders: FlowResults) -> Option
 }
 
 /// The server half (per-mode binaries): listens on `bind`, accepts `clients` connections
-/// (waiting at most `accept_timeout` in all), then streams to each for the run. Returns each
-/// flow's sender report.
+/// (waiting at most `accept_timeout` in all), then streams to each for the run. An error
+/// before the flows start (options, listening, accepting) is an `Err`; how the flows went is
+/// in [`Served`].
 pub fn serve(
     spec: &RunSpec,
     bind: SocketAddr,
     clients: usize,
     accept_timeout: Duration,
     on_listen: impl FnOnce(SocketAddr),
-) -> Result<Vec<SenderReport>> {
+) -> Result<Served> {
     let spec = RunSpec {
         flows: clients,
         ..spec.clone()
@@ -291,20 +292,27 @@ pub fn serve(
         );
     }
     // All clients are connected: start every flow at once so they overlap fully.
-    let mut reports = Vec::new();
-    let mut first_err = None;
+    let mut served = Served {
+        reports: Vec::new(),
+        failure: None,
+    };
     for o in join_senders(spawn_senders(&spec, streams)) {
-        match o.result {
-            Ok(()) => reports.push(o.report),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+        if let Err(e) = o.result {
+            served.failure.get_or_insert(e);
         }
+        served.reports.push(o.report);
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(reports),
-    }
+    Ok(served)
+}
+
+/// What a server's run did, once its flows started: each flow's report, and the first error
+/// that ended one early (the run failed then; errors before the flows start are `Err`).
+#[derive(Debug)]
+pub struct Served {
+    /// Each flow's side of the record, as sent in its end frame.
+    pub reports: Vec<SenderReport>,
+    /// The first flow error, if a flow failed.
+    pub failure: Option<Error>,
 }
 
 /// The client half (per-mode binaries): connects to `addr` (retrying a refused connection for

@@ -37,7 +37,7 @@ pub fn run_sender(stream: TcpStream, spec: &RunSpec, flow: u32) -> Result<Sender
     let mut out = run_senders(vec![(stream, flow)], spec);
     match out.pop() {
         Some(o) => o.result.map(|_| o.report),
-        None => Err(Error::Protocol("the sender returned no flow".into())),
+        None => Err(Error::Internal("the sender returned no flow".into())),
     }
 }
 

@@ -149,7 +149,7 @@ fn run(
             if res > 0 {
                 data = true;
                 let bid = cqueue::buffer_select(flags).ok_or_else(|| {
-                    Error::Protocol("a multishot recv completion without a buffer".into())
+                    Error::Kernel("a multishot recv completion without a buffer".into())
                 })? as usize;
                 let now = arrival_time(&mut stall, &w.window);
                 let in_window = w.at(now);

@@ -42,7 +42,7 @@ impl CallIdMap {
         let n = hi.wrapping_sub(lo) as usize + 1;
         let start = lo.wrapping_sub(self.base) as usize;
         if start + n > self.pending.len() {
-            return Err(Error::Protocol(format!(
+            return Err(Error::Kernel(format!(
                 "zero-copy completion [{lo}, {hi}] for send calls never issued (next id {})",
                 self.base.wrapping_add(self.pending.len() as u32)
             )));
@@ -51,7 +51,7 @@ impl CallIdMap {
             match e.take() {
                 Some(slot) => pool.on_complete(slot as usize, copied, now),
                 None => {
-                    return Err(Error::Protocol(format!(
+                    return Err(Error::Kernel(format!(
                         "zero-copy completion [{lo}, {hi}] repeats a completed send"
                     )))
                 }
@@ -109,7 +109,7 @@ pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
             let ee: libc::sock_extended_err =
                 unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cm) as *const _) };
             if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0 {
-                return Err(Error::Protocol(format!(
+                return Err(Error::Kernel(format!(
                     "unexpected error-queue entry: origin {} errno {} ({})",
                     ee.ee_origin,
                     ee.ee_errno,
@@ -125,7 +125,7 @@ pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
         // SAFETY: as above.
         cm = unsafe { libc::CMSG_NXTHDR(&msg, cm) };
     }
-    Err(Error::Protocol(
+    Err(Error::Kernel(
         "error-queue message without IP_RECVERR data".into(),
     ))
 }

@@ -125,7 +125,7 @@ impl ZeroCopyUring for A3UringSendZc {
     fn on_notif(&mut self, buf: u16, res: i32, now: u64) -> Result<()> {
         let i = buf as usize;
         if !self.pool.owes(i) {
-            return Err(Error::Protocol(format!(
+            return Err(Error::Kernel(format!(
                 "SEND_ZC notification for slot {i}, which no send is waiting on"
             )));
         }

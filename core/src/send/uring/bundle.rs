@@ -107,7 +107,7 @@ impl Bundle {
         self.bundle_sent += n as u64;
         while n > 0 {
             let Some(&(_, len)) = self.queued.front() else {
-                return Err(Error::Protocol(format!(
+                return Err(Error::Kernel(format!(
                     "a send bundle reported {n} bytes more than its buffer ring held"
                 )));
             };
@@ -133,7 +133,7 @@ impl Bundle {
             .checked_sub(self.popped)
             .filter(|&u| u <= self.queued.len());
         let Some(unsent) = unsent else {
-            return Err(Error::Protocol(format!(
+            return Err(Error::Kernel(format!(
                 "send bundle ring out of step: the kernel consumed {consumed} entries, {} were sent whole and {} were queued",
                 self.popped,
                 self.queued.len()

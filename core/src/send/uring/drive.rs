@@ -124,9 +124,12 @@ pub(super) fn drive(
         sq.sync();
         let want = batch.min(expect);
         if let Err(e) = enter(&submitter, want, &args) {
-            let msg = format!("io_uring_enter: {e}");
             for f in flows.iter_mut() {
-                f.fail(Error::Protocol(msg.clone()));
+                let e = e.raw_os_error().map_or_else(
+                    || std::io::Error::from(e.kind()),
+                    std::io::Error::from_raw_os_error,
+                );
+                f.fail(Error::io("io_uring_enter", e));
             }
             break;
         }
@@ -151,7 +154,7 @@ pub(super) fn drive(
             if cqueue::notif(flags) {
                 let res = match f.strategy.zero_copy() {
                     Some(z) => z.on_notif(buf, cqe.result(), reaped_at),
-                    None => Err(Error::Protocol(format!(
+                    None => Err(Error::Kernel(format!(
                         "a notification CQE for buffer {buf} of flow {}, which does not send zero-copy",
                         f.flow
                     ))),

@@ -155,7 +155,7 @@ impl Flow {
                 r if r > 0 => {
                     progress = true;
                     if !drop_front(&mut b.loose, r as u32) {
-                        error = Some(Error::Protocol(format!(
+                        error = Some(Error::Kernel(format!(
                             "io_uring sendmsg on flow {} reported more bytes than it was given",
                             self.flow
                         )));

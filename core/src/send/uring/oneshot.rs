@@ -76,7 +76,7 @@ impl UringOneShot {
                 match self.strategy.zero_copy() {
                     Some(z) => z.on_notif(buf, cqe.result(), now)?,
                     None => {
-                        return Err(Error::Protocol(format!(
+                        return Err(Error::Kernel(format!(
                             "a notification CQE for buffer {buf} of a strategy that does not send zero-copy"
                         )))
                     }
@@ -116,8 +116,9 @@ impl BlockingSend for UringOneShot {
                 .user_data(buf as u64);
             // SAFETY: the buffer belongs to the strategy and is not handed out again before
             // this send's CQE (and, for zero-copy, its notification) arrives.
-            unsafe { self.ring.ring.submission().push(&e) }
-                .map_err(|_| Error::Protocol("io_uring submission queue full".into()))?;
+            unsafe { self.ring.ring.submission().push(&e) }.map_err(|_| {
+                Error::Internal("the io_uring submission queue of a one-send ring was full".into())
+            })?;
             let res = loop {
                 if let Some((res, _)) = self.reap(true)? {
                     break res;
