@@ -67,8 +67,10 @@ pub struct SendArgs {
     /// SENDER_CPUS:RECEIVER_CPUS, e.g. 0:1 or 0:0 (same CPU) or 0-1:0-1.
     #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
     pub pin: Option<String>,
-    /// Test hook: the receiver stops reading AFTER seconds into the window for FOR seconds,
-    /// with tiny socket buffers (shows the coordinated-omission correction at work).
+    /// Test hook (builds with the `test-hooks` feature only): the receiver stops reading
+    /// AFTER seconds into the window for FOR seconds, with tiny socket buffers (shows the
+    /// coordinated-omission correction at work).
+    #[cfg(feature = "test-hooks")]
     #[arg(long, value_name = "AFTER:FOR", hide = true)]
     pub rx_stall: Option<String>,
 }
@@ -153,7 +155,7 @@ impl SendArgs {
             rate_fraction: None,
             busy_poll: self.busy_poll,
             pin: self.pin.as_deref().map(Pin::parse).transpose()?,
-            rx_stall: self.rx_stall.as_deref().map(parse_stall).transpose()?,
+            rx_stall: self.rx_stall()?,
         })
     }
 }
@@ -168,6 +170,17 @@ fn parse_pattern(s: &str) -> Result<Pattern, String> {
         .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
+impl SendArgs {
+    /// The receiver stall the test hook asks for (never, in builds without the hook).
+    fn rx_stall(&self) -> crate::Result<Option<RxStall>> {
+        #[cfg(feature = "test-hooks")]
+        return self.rx_stall.as_deref().map(parse_stall).transpose();
+        #[cfg(not(feature = "test-hooks"))]
+        Ok(None)
+    }
+}
+
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 fn parse_stall(s: &str) -> crate::Result<RxStall> {
     let bad = || crate::Error::InvalidSpec(format!("--rx-stall {s}: expected AFTER:FOR seconds"));
     let (a, f) = s.split_once(':').ok_or_else(bad)?;

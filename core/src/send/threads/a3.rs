@@ -14,8 +14,14 @@ use crate::zerocopy::stats::ZeroCopyStats;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-/// Environment variable that makes A3 act as on a kernel without SO_ZEROCOPY (tests only).
+/// Environment variable that makes A3 act as on a kernel without SO_ZEROCOPY, in builds with
+/// the `test-hooks` feature (the tests turn it on; release builds ignore the variable).
 pub const NO_SO_ZEROCOPY_ENV: &str = "SENDPATH_TEST_NO_SO_ZEROCOPY";
+
+/// Whether the test hook asks A3 to behave as on a kernel without SO_ZEROCOPY.
+fn so_zerocopy_refused_by_test_hook() -> bool {
+    cfg!(feature = "test-hooks") && std::env::var_os(NO_SO_ZEROCOPY_ENV).is_some()
+}
 
 /// A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a pool of slots; completions reaped from the
 /// socket error queue. Invariant: slot `i` is written only when the pool says no send that
@@ -33,7 +39,7 @@ impl A3ZeroCopy {
     pub fn new(fd: RawFd, msg_size: usize, slots: usize, verify: bool) -> Result<Self> {
         // Test hook: behave as a kernel without SO_ZEROCOPY, so the user-facing error path
         // can be exercised through the real binaries on a kernel that has it.
-        let refused = if std::env::var_os(NO_SO_ZEROCOPY_ENV).is_some() {
+        let refused = if so_zerocopy_refused_by_test_hook() {
             Err(std::io::Error::from_raw_os_error(libc::ENOPROTOOPT))
         } else {
             sock::setsockopt_int(fd, libc::SOL_SOCKET, SO_ZEROCOPY, 1)
