@@ -5,6 +5,8 @@
 //! is recorded in the record because it changes the numbers a lot on a 2-core machine.
 
 use crate::error::{Error, Result};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 /// Which CPUs each side's threads may run on. Threads of a side are spread round-robin over
@@ -83,16 +85,10 @@ fn parse_list(s: &str) -> Result<Vec<usize>> {
 
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 = calling thread; the size matches the set.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
-        return Err(Error::last_os("sched_getaffinity"));
-    }
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: i < CPU_SETSIZE.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+    let set = sched_getaffinity(Pid::from_raw(0))
+        .map_err(|e| Error::io("sched_getaffinity", e.into()))?;
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
         .collect();
     if cpus.is_empty() {
         return Err(Error::Setup("no CPU available to this process".into()));
@@ -102,16 +98,10 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
 
 /// Pins the calling thread to `cpu`.
 pub fn pin_current(cpu: usize) -> Result<()> {
-    // SAFETY: as above.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE is checked by CPU_SET's callers via allowed_cpus.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 = calling thread.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r != 0 {
-        return Err(Error::last_os(format!("pin a thread to CPU {cpu}")));
-    }
-    Ok(())
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .and_then(|_| sched_setaffinity(Pid::from_raw(0), &set))
+        .map_err(|e| Error::io(format!("pin a thread to CPU {cpu}"), e.into()))
 }
 
 /// The CPU of the `i`-th thread of a side whose list is `cpus`.
@@ -149,8 +139,7 @@ mod tests {
         let last = *cpus.last().unwrap();
         std::thread::spawn(move || {
             pin_current(last).unwrap();
-            // SAFETY: sched_getcpu has no preconditions.
-            assert_eq!(unsafe { libc::sched_getcpu() } as usize, last);
+            assert_eq!(nix::sched::sched_getcpu().unwrap(), last);
         })
         .join()
         .unwrap();

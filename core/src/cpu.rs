@@ -14,6 +14,9 @@
 //! the machine cannot count is `None` and named in `unsupported`, never 0. Which hardware
 //! events open is probed once per process.
 
+use nix::sys::resource::{getrusage, Usage, UsageWho};
+use nix::sys::time::TimeVal;
+use nix::time::{clock_gettime, ClockId};
 use serde::{Deserialize, Serialize};
 
 use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
@@ -241,27 +244,23 @@ struct Snapshot {
     migrations: Option<u64>,
 }
 
-fn tv_ns(tv: libc::timeval) -> u64 {
-    tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000
+fn tv_ns(tv: TimeVal) -> u64 {
+    tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1000
 }
 
 fn snapshot() -> Snapshot {
-    // SAFETY: rusage is plain data, zeroed is a valid value; getrusage only writes it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_THREAD is valid on Linux; &mut ru is writable.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is writable; the calling thread's CPU clock always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // Both exist for the calling thread on every Linux; a failure would read as zero time.
+    let ru = getrusage(UsageWho::RUSAGE_THREAD).ok();
+    let ts = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok();
+    let ru_or = |f: fn(&Usage) -> u64| ru.as_ref().map_or(0, f);
     Snapshot {
-        user_ns: tv_ns(ru.ru_utime),
-        sys_ns: tv_ns(ru.ru_stime),
-        task_clock_ns: ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-        csw: (ru.ru_nvcsw + ru.ru_nivcsw) as u64,
-        faults: (ru.ru_minflt + ru.ru_majflt) as u64,
+        user_ns: ru_or(|u| tv_ns(u.user_time())),
+        sys_ns: ru_or(|u| tv_ns(u.system_time())),
+        task_clock_ns: ts.map_or(0, |t| {
+            t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+        }),
+        csw: ru_or(|u| (u.voluntary_context_switches() + u.involuntary_context_switches()) as u64),
+        faults: ru_or(|u| (u.minor_page_faults() + u.major_page_faults()) as u64),
         migrations: thread_migrations(),
     }
 }
@@ -320,12 +319,11 @@ impl ThreadCounters {
     pub fn stop(&self) -> SideCounters {
         let end = snapshot();
         let s = self.start;
-        // SAFETY: sched_getcpu has no preconditions.
-        let cpu = unsafe { libc::sched_getcpu() };
+        let cpu = nix::sched::sched_getcpu();
         let mut out = SideCounters {
             user_ns: end.user_ns.saturating_sub(s.user_ns),
             sys_ns: end.sys_ns.saturating_sub(s.sys_ns),
-            cpus: u32::try_from(cpu).map(|c| vec![c]).unwrap_or_default(),
+            cpus: cpu.map(|c| vec![c as u32]).unwrap_or_default(),
             ..Default::default()
         };
         for (k, c, v0) in self.perf.borrow_mut().iter_mut() {

@@ -60,16 +60,18 @@ fn probe() -> HostFacts {
 }
 
 fn kernel_release() -> String {
-    // SAFETY: utsname is plain data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: &mut u is writable.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return "unknown".into();
-    }
-    // SAFETY: uname NUL-terminates release.
-    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
+    nix::sys::utsname::uname().map_or_else(
+        |_| "unknown".into(),
+        |u| u.release().to_string_lossy().into_owned(),
+    )
+}
+
+/// The clock tick /proc/stat counts in (USER_HZ).
+fn clock_ticks_per_s() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |t| t.max(1) as u64)
 }
 
 fn so_zerocopy_works() -> bool {
@@ -77,8 +79,7 @@ fn so_zerocopy_works() -> bool {
     let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
         return false;
     };
-    crate::sock::setsockopt_int(l.as_raw_fd(), libc::SOL_SOCKET, crate::sock::SO_ZEROCOPY, 1)
-        .is_ok()
+    crate::sock::enable_so_zerocopy(l.as_raw_fd()).is_ok()
 }
 
 /// Machine-wide CPU time by category over an interval (from /proc/stat), as neper -S does:
@@ -128,8 +129,7 @@ impl ProcStat {
             .map(|x| x.parse().unwrap_or(0))
             .collect();
         let get = |i: usize| v.get(i).copied().unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let hz = clock_ticks_per_s();
         let ns = |t: u64| t * (1_000_000_000 / hz);
         // user nice system idle iowait irq softirq steal ...
         Ok(ProcStat {
@@ -199,7 +199,7 @@ mod tests {
         let a = ProcStat::parse("cpu  10 1 5 100 2 3 4 0 0 0\ncpu0 1 1 1 1\n").unwrap();
         let b = ProcStat::parse("cpu  20 1 9 150 2 3 10 0 0 0\n").unwrap();
         let d = b.since(&a);
-        let tick = 1_000_000_000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        let tick = 1_000_000_000 / clock_ticks_per_s();
         assert_eq!(d.user_ns, 10 * tick);
         assert_eq!(d.system_ns, 4 * tick);
         assert_eq!(d.softirq_ns, 6 * tick);

@@ -9,7 +9,6 @@
 
 use crate::error::{Error, Result};
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 
 /// A topology: namespace and interface names and the addresses of both ends.
@@ -182,8 +181,7 @@ impl Veth {
 }
 
 fn require_root() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err(Error::Setup(
             "network namespaces need root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run as root".into(),
         ));
@@ -220,13 +218,13 @@ pub fn enter(ns: &str) -> Result<()> {
             e,
         )
     })?;
-    // SAFETY: f is an open namespace file; setns affects only the calling thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(Error::last_os(format!(
-            "enter network namespace {ns} (needs root)"
-        )));
-    }
-    Ok(())
+    // setns affects only the calling thread.
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        Error::io(
+            format!("enter network namespace {ns} (needs root)"),
+            e.into(),
+        )
+    })
 }
 
 /// The calling thread's network namespace id (`net:[inode]`).

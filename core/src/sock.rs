@@ -4,9 +4,15 @@
 //! a stalled or vanished peer ends a run with an error instead of hanging it.
 
 use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    connect, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockType,
+    SockaddrIn,
+};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Longest a blocking send or receive may wait for the peer before the run fails.
@@ -44,21 +50,13 @@ pub fn accept_until(listener: &TcpListener, deadline: Instant) -> Result<TcpStre
                     .unwrap_or_default()
             )));
         }
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let ms = left.as_millis().clamp(1, 1000) as u16;
+        let mut pfd = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let r = match poll(&mut pfd, PollTimeout::from(ms)) {
+            Ok(r) => r,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io("poll on listening socket", e.into())),
         };
-        let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
-        // SAFETY: pfd is a valid pollfd array of length 1.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(Error::io("poll on listening socket", e));
-        }
         if r == 0 {
             continue;
         }
@@ -82,35 +80,17 @@ fn connect_once(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream
     let (Some(n), SocketAddr::V4(v4)) = (rcvbuf, addr) else {
         return TcpStream::connect_timeout(&addr, IO_TIMEOUT);
     };
-    // SAFETY: plain socket(2); the fd is owned by the TcpStream right after.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh socket we own.
-    let stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, n as libc::c_int)?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::RcvBuf, &n)?;
+    let stream = TcpStream::from(fd);
     // connect(2) on a blocking socket honours SO_SNDTIMEO as its timeout.
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let sa = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: v4.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(v4.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: sa is a valid sockaddr_in of the size given.
-    let r = unsafe {
-        libc::connect(
-            fd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    connect(stream.as_raw_fd(), &SockaddrIn::from(v4))?;
     Ok(stream)
 }
 
@@ -144,20 +124,16 @@ pub fn connect_retry_rcvbuf(
     ))
 }
 
-/// Sets an integer socket option.
-pub fn setsockopt_int(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    v: libc::c_int,
-) -> io::Result<()> {
+/// Turns `SO_ZEROCOPY` on (nix has no wrapper for it).
+pub fn enable_so_zerocopy(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
     // SAFETY: passes a pointer to a live c_int and its size.
     let r = unsafe {
         libc::setsockopt(
             fd,
-            level,
-            name,
-            &v as *const libc::c_int as *const libc::c_void,
+            libc::SOL_SOCKET,
+            SO_ZEROCOPY,
+            &one as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -166,6 +142,11 @@ pub fn setsockopt_int(
     } else {
         Ok(())
     }
+}
+
+/// Asks for a send buffer of `bytes` (the kernel doubles it).
+pub fn set_send_buffer(s: &impl AsFd, bytes: usize) -> io::Result<()> {
+    setsockopt(s, sockopt::SndBuf, &bytes).map_err(io::Error::from)
 }
 
 /// Applies the run's bounded send/receive timeouts to a data socket.
@@ -193,23 +174,11 @@ pub fn classify(e: io::Error, what: &str) -> Error {
 #[inline]
 pub fn send_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
-        // SAFETY: buf is a live slice; the kernel only reads it during the call.
-        let n = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr() as *const libc::c_void,
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(classify(e, "send"));
+        match send(fd, buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(classify(e.into(), "send")),
         }
-        buf = &buf[n as usize..];
     }
     Ok(())
 }
@@ -255,15 +224,11 @@ pub fn sendmsg_once(fd: RawFd, iov: &mut [libc::iovec], flags: libc::c_int) -> i
 #[inline]
 pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> Result<usize> {
     loop {
-        // SAFETY: buf is a live, writable slice of buf.len() bytes (with MSG_TRUNC the kernel
-        // does not write it at all).
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(classify(e, "recv"));
+        // (With MSG_TRUNC the kernel does not write `buf` at all.)
+        match recv(fd, buf, MsgFlags::from_bits_retain(flags)) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(classify(e.into(), "recv")),
         }
     }
 }
@@ -279,22 +244,14 @@ pub fn recv_wait(fd: RawFd, buf: &mut [u8], flags: libc::c_int, spin: bool) -> R
     let mut started: Option<Instant> = None;
     let mut spins: u32 = 0;
     loop {
-        // SAFETY: as in recv_some.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                flags | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => {}
-            _ => return Err(classify(e, "recv")),
+        match recv(
+            fd,
+            buf,
+            MsgFlags::from_bits_retain(flags) | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(classify(e.into(), "recv")),
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);

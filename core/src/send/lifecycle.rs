@@ -21,12 +21,7 @@ pub fn prepare_socket(stream: &TcpStream, spec: &RunSpec) -> Result<()> {
     sock::set_io_timeouts(stream)?;
     if spec.rx_stall.is_some() {
         // Small buffers, so the receiver's stall backs up to the sender.
-        let _ = sock::setsockopt_int(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            crate::spec::STALL_SOCKET_BUFFER as i32,
-        );
+        let _ = sock::set_send_buffer(stream, crate::spec::STALL_SOCKET_BUFFER);
     }
     if spec.tcp_nodelay() {
         stream

@@ -3,6 +3,8 @@
 
 use super::pool::SlotPool;
 use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -79,51 +81,38 @@ pub struct ErrqueueCompletion {
 /// Reads one zero-copy notification from `fd`'s error queue without blocking.
 /// `Ok(None)`: the queue is empty.
 pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
-    let mut control = [0u64; 16]; // 128 bytes, 8-aligned for cmsghdr
-                                  // SAFETY: msghdr is plain data; zeroed is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    loop {
-        // SAFETY: msg points at a live control buffer; no data iovecs.
-        let r = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-        if r >= 0 {
-            break;
+    // Room for one IP(V6)_RECVERR message: the extended error and the offender's address.
+    let mut control = [0u8; 128];
+    let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+    let msg = loop {
+        match recvmsg::<()>(fd, &mut [], Some(&mut control), flags) {
+            Ok(m) => break m,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(Error::io("read the socket error queue", e.into())),
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return Ok(None),
-            _ => return Err(Error::io("read the socket error queue", e)),
+    };
+    let cmsgs = msg
+        .cmsgs()
+        .map_err(|e| Error::Kernel(format!("unreadable error-queue message: {e}")))?;
+    for c in cmsgs {
+        let ee = match c {
+            ControlMessageOwned::Ipv4RecvErr(ee, _) | ControlMessageOwned::Ipv6RecvErr(ee, _) => ee,
+            _ => continue,
+        };
+        if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0 {
+            return Err(Error::Kernel(format!(
+                "unexpected error-queue entry: origin {} errno {} ({})",
+                ee.ee_origin,
+                ee.ee_errno,
+                io::Error::from_raw_os_error(ee.ee_errno as i32)
+            )));
         }
-    }
-    // SAFETY: the kernel filled msg_control/msg_controllen; CMSG_* walk within them.
-    let mut cm = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !cm.is_null() {
-        // SAFETY: cm points at a complete cmsghdr inside the control buffer.
-        let h = unsafe { &*cm };
-        let is_recverr = (h.cmsg_level == libc::SOL_IP && h.cmsg_type == libc::IP_RECVERR)
-            || (h.cmsg_level == libc::SOL_IPV6 && h.cmsg_type == libc::IPV6_RECVERR);
-        if is_recverr {
-            // SAFETY: IP_RECVERR data is a sock_extended_err; read unaligned to be safe.
-            let ee: libc::sock_extended_err =
-                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cm) as *const _) };
-            if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0 {
-                return Err(Error::Kernel(format!(
-                    "unexpected error-queue entry: origin {} errno {} ({})",
-                    ee.ee_origin,
-                    ee.ee_errno,
-                    io::Error::from_raw_os_error(ee.ee_errno as i32)
-                )));
-            }
-            return Ok(Some(ErrqueueCompletion {
-                lo: ee.ee_info,
-                hi: ee.ee_data,
-                copied: ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
-            }));
-        }
-        // SAFETY: as above.
-        cm = unsafe { libc::CMSG_NXTHDR(&msg, cm) };
+        return Ok(Some(ErrqueueCompletion {
+            lo: ee.ee_info,
+            hi: ee.ee_data,
+            copied: ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
+        }));
     }
     Err(Error::Kernel(
         "error-queue message without IP_RECVERR data".into(),

@@ -5,7 +5,7 @@ use super::strategy::BlockingSend;
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
-use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY, SO_ZEROCOPY};
+use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY};
 use crate::time::now_ns;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap};
@@ -42,7 +42,7 @@ impl A3ZeroCopy {
         let refused = if so_zerocopy_refused_by_test_hook() {
             Err(std::io::Error::from_raw_os_error(libc::ENOPROTOOPT))
         } else {
-            sock::setsockopt_int(fd, libc::SOL_SOCKET, SO_ZEROCOPY, 1)
+            sock::enable_so_zerocopy(fd)
         };
         refused.map_err(|e| {
             Error::Unsupported(format!(
