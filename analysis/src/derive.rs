@@ -414,47 +414,47 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
 /// `_rel_range` columns, empty where the cell has no value. Columns are the same for every
 /// input so that scripts can rely on them.
 pub fn to_csv(t: &DerivedTable) -> String {
-    let mut out =
-        String::from("pattern,flows,msg_size_bytes,engine,mode,reps,failed_reps,latency_kind");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "pattern",
+        "flows",
+        "msg_size_bytes",
+        "engine",
+        "mode",
+        "reps",
+        "failed_reps",
+        "latency_kind",
+    ]
+    .map(String::from)
+    .to_vec();
     for m in Metric::ALL {
         for s in ["median", "min", "max", "rel_range"] {
-            out.push_str(&format!(",{}_{s}", m.key()));
+            header.push(format!("{}_{s}", m.key()));
         }
     }
-    out.push('\n');
+    // Writing to memory cannot fail.
+    w.write_record(&header).expect("csv to memory");
     for r in &t.rows {
         let k = &r.key;
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}",
-            csv_field(&k.pattern),
-            k.flows,
-            k.msg_size_bytes,
-            csv_field(&k.engine),
-            csv_field(&k.mode),
-            r.reps,
-            r.failed_reps,
-            csv_field(r.latency_kind.as_deref().unwrap_or(""))
-        ));
+        let mut row: Vec<String> = vec![
+            k.pattern.clone(),
+            k.flows.to_string(),
+            k.msg_size_bytes.to_string(),
+            k.engine.clone(),
+            k.mode.clone(),
+            r.reps.to_string(),
+            r.failed_reps.to_string(),
+            r.latency_kind.clone().unwrap_or_default(),
+        ];
         for m in Metric::ALL {
             match r.get(m) {
-                Some(s) => out.push_str(&format!(
-                    ",{},{},{},{}",
-                    s.median, s.min, s.max, s.rel_range
-                )),
-                None => out.push_str(",,,,"),
+                Some(s) => row.extend([s.median, s.min, s.max, s.rel_range].map(|x| x.to_string())),
+                None => row.extend(std::iter::repeat_n(String::new(), 4)),
             }
         }
-        out.push('\n');
+        w.write_record(&row).expect("csv to memory");
     }
-    out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    String::from_utf8(w.into_inner().expect("csv to memory")).expect("csv of UTF-8 fields")
 }
 
 #[cfg(test)]
@@ -507,7 +507,17 @@ mod tests {
 
     #[test]
     fn csv_quotes_only_when_needed() {
-        assert_eq!(csv_field("a1"), "a1");
-        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+        let mut t = DerivedTable::default();
+        let line = include_str!("../tests/fixtures/loopback_threads.jsonl")
+            .lines()
+            .next()
+            .unwrap();
+        let r: Record = serde_json::from_str(line).unwrap();
+        t.rows = derive_table(&[r]).rows;
+        t.rows[0].key.pattern = "a,\"b\"".into();
+        let csv = to_csv(&t);
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.starts_with("\"a,\"\"b\"\"\",1,"), "{row}");
+        assert!(!csv.lines().next().unwrap().contains('"'));
     }
 }

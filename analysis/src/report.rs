@@ -23,7 +23,8 @@ pub struct RenderedPlot {
     pub svg: String,
 }
 
-/// A piece of the report. Text may use `code` spans; nothing else is interpreted.
+/// A piece of the report. Text is markdown (inline: `code` spans, links): report.md carries it
+/// as is, and report.html renders the same markdown.
 #[derive(Clone, Debug)]
 pub enum Block {
     /// Heading of a level (1..3).
@@ -881,20 +882,6 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Escapes text and turns `code` spans into <code>.
-fn inline(s: &str) -> String {
-    let e = esc(s);
-    let mut out = String::new();
-    for (i, part) in e.split('`').enumerate() {
-        if i % 2 == 1 {
-            out.push_str(&format!("<code>{part}</code>"));
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
-}
-
 /// Renders blocks as one self-contained HTML page (plots inlined as SVG; no external files).
 pub fn html(blocks: &[Block]) -> String {
     let mut out = String::from(
@@ -909,30 +896,6 @@ pub fn html(blocks: &[Block]) -> String {
     );
     for b in blocks {
         match b {
-            Block::Heading(l, t) => out.push_str(&format!("<h{l}>{}</h{l}>\n", inline(t))),
-            Block::Para(t) => out.push_str(&format!("<p>{}</p>\n", inline(t))),
-            Block::List(items) => {
-                out.push_str("<ul>\n");
-                for i in items {
-                    out.push_str(&format!("<li>{}</li>\n", inline(i)));
-                }
-                out.push_str("</ul>\n");
-            }
-            Block::Table(h, rows) => {
-                out.push_str("<table>\n<tr>");
-                for c in h {
-                    out.push_str(&format!("<th>{}</th>", inline(c)));
-                }
-                out.push_str("</tr>\n");
-                for r in rows {
-                    out.push_str("<tr>");
-                    for c in r {
-                        out.push_str(&format!("<td>{}</td>", inline(c)));
-                    }
-                    out.push_str("</tr>\n");
-                }
-                out.push_str("</table>\n");
-            }
             Block::Plot(p) => {
                 let svg = match p.svg.find("<svg") {
                     Some(i) => &p.svg[i..],
@@ -942,6 +905,13 @@ pub fn html(blocks: &[Block]) -> String {
                     "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
                     esc(&p.title)
                 ));
+            }
+            // Everything else is rendered from the same markdown as report.md.
+            text => {
+                let md = markdown(std::slice::from_ref(text));
+                let parser =
+                    pulldown_cmark::Parser::new_ext(&md, pulldown_cmark::Options::ENABLE_TABLES);
+                pulldown_cmark::html::push_html(&mut out, parser);
             }
         }
     }

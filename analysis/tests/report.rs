@@ -4,12 +4,13 @@
 //! x 2 reps, threads engine, loopback, this repository's harness, 0.3 s windows), with the
 //! histogram blobs blanked to keep the file small. `fixtures/hw_counters.jsonl`: the one-flow
 //! records of the same run, edited as a CPU with a PMU would report them (cycles, misses,
-//! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDEN=1` to rewrite
+//! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDENFILES=1` to rewrite
 //! `golden/*` after an intended change, and review the diff.
 
 use sendpath_analysis::derive::{to_csv, CellKey, Metric};
 use sendpath_analysis::summary::analyze;
 use sendpath_analysis::{parse_records, render_report, Crossover};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -29,31 +30,13 @@ fn out_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Compares `actual` with the committed `tests/golden/<name>` (byte for byte) when the mint
+/// goes out of scope; `UPDATE_GOLDENFILES=1` rewrites it instead.
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\nrerun with UPDATE_GOLDEN=1 if the change is intended",
-            path.display(),
-            first + 1,
-            expected.lines().nth(first),
-            actual.lines().nth(first)
-        );
-    }
+    let mut mint =
+        goldenfile::Mint::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"));
+    let mut f = mint.new_goldenfile(name).unwrap();
+    f.write_all(actual.as_bytes()).unwrap();
 }
 
 fn key(mode: &str, size: u64, flows: u64) -> CellKey {
