@@ -264,9 +264,9 @@ fn color(mode: &str, i: usize) -> RGBColor {
 /// Human size for a power-of-two tick: 64 B, 1 KiB, 16 KiB, 1 MiB.
 pub fn size_label(bytes: f64) -> String {
     let b = bytes.round() as u64;
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
-    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
         format!("{} KiB", b >> 10)
     } else {
         format!("{b} B")

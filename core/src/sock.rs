@@ -255,7 +255,7 @@ pub fn recv_wait(fd: RawFd, buf: &mut [u8], flags: libc::c_int, spin: bool) -> R
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             let t = *started.get_or_insert_with(Instant::now);
             if t.elapsed() >= IO_TIMEOUT {
                 return Err(Error::Timeout(format!(

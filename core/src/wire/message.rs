@@ -53,7 +53,7 @@ pub fn fill_payload(payload: &mut [u8], seq: u64) {
 pub fn payload_matches_at(part: &[u8], seq: u64, offset: usize) -> bool {
     let byte = |at: usize| payload_word(seq, (at / 8) as u64).to_le_bytes()[at % 8];
     let mut i = 0;
-    while i < part.len() && (offset + i) % 8 != 0 {
+    while i < part.len() && !(offset + i).is_multiple_of(8) {
         if part[i] != byte(offset + i) {
             return false;
         }

@@ -88,7 +88,7 @@ pub fn run_flow(
             break;
         }
         seq += 1;
-        if latency || seq % CLOCK_EVERY == 0 || end_of_window.is_some() {
+        if latency || seq.is_multiple_of(CLOCK_EVERY) || end_of_window.is_some() {
             now = now_ns();
         }
     }
