@@ -9,21 +9,53 @@
 //!   engine ([`send::threads::BlockingSend`], [`send::uring::UringSend`]); zero-copy completion
 //!   handling lives in the strategy that needs it, never behind an `if zerocopy` in a shared
 //!   loop, and both engines gate buffer reuse on the same [`zerocopy::SlotPool`].
-//! - **Patterns on top of the strategies**: `stream` drives a strategy as fast as it goes,
-//!   [`rr`] sends requests and responses through it one transaction at a time, `rate` paces it
-//!   on a schedule carried in the hello so latency can be measured from the intended time.
+//! - **Patterns on top of the strategies** ([`pattern`]): `stream` drives a strategy as fast as
+//!   it goes, `rr` sends requests and responses through it one transaction at a time, `rate`
+//!   paces it on a schedule carried in the hello so latency can be measured from the intended
+//!   time.
 //! - **Measurement that does not disturb**: per-message timestamps from the TSC mapped onto
 //!   CLOCK_MONOTONIC ([`time`]), software counters from the kernel's own per-thread
 //!   accounting rather than perf events ([`cpu`]).
-//! - **One receiver for every mode** ([`recv`]): large reads, frame parsing, per-flow sequence
+//! - **One receiver for every mode** ([`recv`]): large reads, one parser
+//!   ([`wire::parse::Parser`]) and one per-message tally for every receiver, per-flow sequence
 //!   checks and one HDR histogram per thread, so only the send path varies between cells.
 //! - **Self-describing wire format** ([`wire`]): a hello frame carries everything the receiver
 //!   needs; an end frame carries the sender's side of the record, so a receiver in another
 //!   process writes a complete record (iperf3 exchanges results the same way).
-//! - **Output types apart from domain types** ([`report::v1`]): the JSON contract can stay put
-//!   while internals change.
+//! - **Output types apart from domain types**: the record lives in sendpath-record
+//!   ([`report::v1`] re-exports it) so the JSON contract can stay put while internals change,
+//!   and readers of results need not build this crate.
+//! - **Memory lent to the kernel has one owner rule** ([`kmem`]).
 //! - **Measured, never assumed**: whether zero-copy happened is what the kernel's completions
 //!   say; a counter the machine lacks is `null`, never 0.
+//!
+//! ## Layers
+//!
+//! Modules import only modules below them (checked by `tests/layers.rs`, which also keeps
+//! every file under 600 lines), from the bottom:
+//! 1. leaves: [`error`], [`time`], [`latency`], [`cpu`], [`sock`], [`affinity`], [`netns`],
+//!    [`kmem`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots and
+//!    accounting ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
+//!    measured window ([`window`]), per-flow results ([`results`]), the rate schedule
+//!    ([`schedule`]);
+//! 2. the send paths per engine ([`send::threads`], [`send::uring`]) and their common
+//!    [`send::lifecycle`]; the receivers ([`recv`]);
+//! 3. the patterns ([`pattern`]), which choose the code each end of a connection runs;
+//! 4. putting ends together ([`run`]) and the record ([`report`]).
+//!
+//! ## Adding a send path
+//!
+//! 1. A row in sendpath-record's mode table (`MODES`): its wire code, label, whether it is
+//!    zero-copy, whether it has a send-bundle form, its io_uring orderings.
+//! 2. One type per engine: a [`send::threads::BlockingSend`] in `send/threads/`, and a
+//!    [`send::uring::UringSend`] in `send/uring/` (plus [`send::uring::BundleSend`] if the row
+//!    says it has a bundle form, [`send::uring::ZeroCopyUring`] if it is zero-copy).
+//! 3. An arm for it in `send/threads/modes.rs` and `send/uring/modes.rs` (the compiler asks
+//!    for both), and its io_uring opcode in `send/uring/modes.rs::op_for`.
+//!
+//! Tests fail until each is there: the table's own test (a label, a distinct wire code, the
+//! orderings its forms allow), and each engine's `modes` test (a strategy for every row, with
+//! the forms the row says).
 
 pub mod affinity;
 #[cfg(feature = "cli")]
