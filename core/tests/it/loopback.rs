@@ -1,8 +1,8 @@
 //! Every mode on the threads engine, end to end over real sockets on 127.0.0.1.
 
-mod common;
+use crate::common;
 
-use common::{assert_good_stream, fake_sender, pair, short};
+use crate::common::{assert_good_stream, fake_sender, pair, short};
 use sendpath_core::pattern::run_receiver;
 use sendpath_core::pattern::run_sender;
 use sendpath_core::recv::RecvOptions;

@@ -1,7 +1,7 @@
 //! Real records validate against the committed JSON Schema (that the schema matches the types
 //! is checked in sendpath-record, which owns them).
 
-mod common;
+use crate::common;
 
 use sendpath_core::report::v1::Record;
 use sendpath_core::run::run_loopback;

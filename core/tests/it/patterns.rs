@@ -1,6 +1,6 @@
 //! Request/response and open-loop patterns, end to end on loopback.
 
-mod common;
+use crate::common;
 
 use sendpath_core::report::v1::Status;
 use sendpath_core::run::run_loopback;

@@ -1,0 +1,5 @@
+//! sendpath-analysis's integration tests, in one binary: reports from committed records, and
+//! the jq recipes.
+
+mod jq;
+mod report;

@@ -1,0 +1,5 @@
+//! sendpath-harness's integration tests, in one binary: the real `sendpath` command.
+
+mod run_cli;
+mod sweep_cli;
+mod topology;
