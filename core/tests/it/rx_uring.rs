@@ -1,7 +1,6 @@
 //! `--rx uring`: the io_uring multishot receiver, end to end over real sockets on 127.0.0.1.
 //! Skipped, with the reason printed, where io_uring is unusable.
 
-
 use crate::common::{assert_good_stream, fake_sender, pair, short};
 use sendpath_core::pattern::run_receiver;
 use sendpath_core::pattern::run_sender;

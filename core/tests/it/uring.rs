@@ -3,7 +3,6 @@
 //! A test whose opcode this kernel's io_uring lacks (or where io_uring is disabled) is skipped
 //! with the reason printed, as io-uring's own tests do, rather than failing.
 
-
 use crate::common::{assert_good_stream, short};
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
