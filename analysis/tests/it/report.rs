@@ -4,13 +4,12 @@
 //! x 2 reps, threads engine, loopback, this repository's harness, 0.3 s windows), with the
 //! histogram blobs blanked to keep the file small. `fixtures/hw_counters.jsonl`: the one-flow
 //! records of the same run, edited as a CPU with a PMU would report them (cycles, misses,
-//! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDENFILES=1` to rewrite
+//! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDEN=1` to rewrite
 //! `golden/*` after an intended change, and review the diff.
 
 use sendpath_analysis::derive::{to_csv, CellKey, Metric};
 use sendpath_analysis::summary::analyze;
 use sendpath_analysis::{parse_records, render_report, Crossover};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -30,13 +29,32 @@ fn out_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Compares `actual` with the committed `tests/golden/<name>` (byte for byte) when the mint
-/// goes out of scope; `UPDATE_GOLDENFILES=1` rewrites it instead.
+/// Compares `actual` with the committed `tests/golden/<name>`, byte for byte, naming the first
+/// line that differs; `UPDATE_GOLDEN=1` rewrites it instead. (Hand-written: a golden-file crate
+/// would do the same for ~10 s more of CI build.)
 fn golden(name: &str, actual: &str) {
-    let mut mint =
-        goldenfile::Mint::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"));
-    let mut f = mint.new_goldenfile(name).unwrap();
-    f.write_all(actual.as_bytes()).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+    if let Some((i, (e, a))) = expected
+        .lines()
+        .zip(actual.lines())
+        .enumerate()
+        .find(|(_, (e, a))| e != a)
+    {
+        panic!(
+            "{} differs at line {}:\n expected: {e}\n   actual: {a}\n(UPDATE_GOLDEN=1 rewrites it if the change is intended)",
+            path.display(),
+            i + 1
+        );
+    }
+    assert_eq!(expected, actual, "{} differs in length", path.display());
 }
 
 fn key(mode: &str, size: u64, flows: u64) -> CellKey {
