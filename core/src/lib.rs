@@ -31,7 +31,7 @@
 //!
 //! ## Layers
 //!
-//! Modules import only modules below them (checked by `tests/layers.rs`, which also keeps
+//! Modules import only modules below them (checked by `tests/it/layers.rs`, which also keeps
 //! every file under 600 lines), from the bottom:
 //! 1. leaves: [`error`], [`time`], [`latency`], [`cpu`], [`sock`], [`affinity`], [`netns`],
 //!    [`kmem`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots and

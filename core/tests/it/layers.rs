@@ -1,5 +1,5 @@
 //! The shape of core's source: its modules import each other without cycles, and no source
-//! file outgrows a reader's head. Run alone with `cargo test -p sendpath-core --test layers`;
+//! file outgrows a reader's head. Run alone with `cargo test -p sendpath-core --test it layers`;
 //! a failure names the cycle (or the file) to fix.
 //!
 //! Every source file is a node (`send/uring/ring.rs` is `send::uring::ring`). Its edges are the
