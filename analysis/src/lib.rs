@@ -97,20 +97,20 @@ pub fn parse_records(text: &str) -> Result<Records, ReadError> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Input {
         /// The input file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line of the input is not a v1 record.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         /// The input file.
         path: PathBuf,
         /// Which line and why.
-        source: ReadError,
+        error: ReadError,
     },
     /// The input has no record at all.
     #[error("{path}: no records to report on")]
@@ -119,12 +119,12 @@ pub enum Error {
         path: PathBuf,
     },
     /// An output file could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Output {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A plot could not be drawn.
     #[error(transparent)]
@@ -161,13 +161,13 @@ pub struct ReportSummary {
 /// `report.html`. A truncated last line is skipped with a warning; any other bad line is an
 /// error naming it.
 pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Error> {
-    let text = std::fs::read_to_string(input).map_err(|source| Error::Input {
+    let text = std::fs::read_to_string(input).map_err(|error| Error::Input {
         path: input.to_path_buf(),
-        source,
+        error,
     })?;
-    let recs = parse_records(&text).map_err(|source| Error::Parse {
+    let recs = parse_records(&text).map_err(|error| Error::Parse {
         path: input.to_path_buf(),
-        source,
+        error,
     })?;
     if recs.records.is_empty() {
         return Err(Error::Empty {
@@ -178,9 +178,9 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
     let plots_dir = out_dir.join("plots");
     mkdir(&plots_dir)?;
     let write = |path: PathBuf, bytes: &[u8]| -> Result<PathBuf, Error> {
-        std::fs::write(&path, bytes).map_err(|source| Error::Output {
+        std::fs::write(&path, bytes).map_err(|error| Error::Output {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(path)
     };
@@ -234,8 +234,8 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
 }
 
 fn mkdir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+    std::fs::create_dir_all(dir).map_err(|error| Error::Output {
         path: dir.to_path_buf(),
-        source,
+        error,
     })
 }

@@ -349,6 +349,21 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     .transpose()?,
                 ..RunSpec::default()
             };
+            // Every cell's options are checked before any runs: a bad value is one line, not a
+            // failed record per cell.
+            for (spec, _) in grid.cells() {
+                // (A rate cell's rate comes from its stream cell's capacity, measured later.)
+                let rate = spec.rate.or(spec.rate_fraction.map(|_| 1.0));
+                RunSpec { rate, ..spec }.validate()?;
+            }
+            if let Some(d) = &a.resume {
+                if !d.join("results.jsonl").is_file() {
+                    anyhow::bail!(
+                        "--resume {}: no results.jsonl there to resume (a new sweep takes --out)",
+                        d.display()
+                    );
+                }
+            }
             let dir = a.resume.or(a.out).unwrap_or_else(sweep::default_out_dir);
             let topology = a.place.resolve()?;
             if let Topology::Veth(v) = &topology {

@@ -372,6 +372,47 @@ fn cell_label(s: &RunSpec) -> String {
     )
 }
 
+/// An exclusive claim on a results file: one sweep at a time appends to it. Held (an
+/// advisory `flock` on `results.jsonl.lock`, which names the holder's pid) until dropped; the
+/// kernel releases it if the process dies.
+pub struct ResultsLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl ResultsLock {
+    /// Claims `results`, or says which process holds it.
+    pub fn claim(results: &Path) -> anyhow::Result<ResultsLock> {
+        use std::io::{Read, Seek, Write};
+        let path = results.with_extension("jsonl.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(mut lock) => {
+                lock.set_len(0)
+                    .and_then(|_| lock.rewind())
+                    .and_then(|_| write!(lock, "{}", std::process::id()))
+                    .with_context(|| format!("write {}", path.display()))?;
+                Ok(ResultsLock { _lock: lock })
+            }
+            Err((mut f, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = f.read_to_string(&mut pid);
+                anyhow::bail!(
+                    "another sweep (pid {}) is writing {}: wait for it to end or stop it",
+                    pid.trim(),
+                    results.display()
+                )
+            }
+            Err((_, e)) => Err(anyhow::anyhow!("lock {}: {e}", path.display())),
+        }
+    }
+}
+
 /// Runs every cell of `grid` not yet in `out_dir/results.jsonl`.
 pub fn run(
     grid: &Grid,
@@ -381,6 +422,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let results = out_dir.join("results.jsonl");
+    let _claim = ResultsLock::claim(&results)?;
     let (done, mut capacity) = recorded_cells(&results)?;
     let all = grid.cells();
     let todo: Vec<_> = all

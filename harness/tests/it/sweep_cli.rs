@@ -244,16 +244,19 @@ fn resume_cuts_a_torn_last_line() {
 
 #[test]
 fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
+    // The test hook makes A3 meet a kernel that refuses SO_ZEROCOPY: its cells fail when they
+    // run (bad options are refused before anything runs), A1's succeed.
     let dir = tmpdir("fail");
     let o = sendpath()
+        .env("SENDPATH_TEST_NO_SO_ZEROCOPY", "1")
         .args([
             "sweep",
             "--modes",
-            "a1",
+            "a3,a1",
             "--engines",
             "threads",
             "--sizes",
-            "8,64",
+            "64",
             "--flows",
             "1",
             "--patterns",
@@ -274,17 +277,11 @@ fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "some cells failed");
     let recs = records(&dir.join("results.jsonl"));
-    assert_eq!(recs.len(), 2);
-    let failed = recs
-        .iter()
-        .find(|r| r["spec"]["msg_size_bytes"] == 8)
-        .unwrap();
+    assert_eq!(recs.len(), 2, "the sweep went on after the failed cell");
+    let failed = recs.iter().find(|r| r["spec"]["mode"] == "a3").unwrap();
     assert_eq!(failed["status"], "failed");
-    assert!(failed["error"].as_str().unwrap().contains("--msg-size 8"));
-    let ok = recs
-        .iter()
-        .find(|r| r["spec"]["msg_size_bytes"] == 64)
-        .unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("SO_ZEROCOPY"));
+    let ok = recs.iter().find(|r| r["spec"]["mode"] == "a1").unwrap();
     assert_eq!(ok["status"], "ok");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -407,4 +404,100 @@ fn pattern_axis_sizes_rate_cells_from_the_measured_stream() {
         .contains("no stream capacity"));
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&dir2).ok();
+}
+
+/// One `error:` line naming `needle`, exit 2, no panic.
+fn assert_refused(o: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert!(errors[0].contains(needle), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_sweep_input_is_refused_up_front() {
+    let dir = tmpdir("bad-input");
+    let t = Instant::now();
+    let o = sendpath()
+        .args(["sweep", "--sizes", "0", "--no-progress", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_refused(&o, "--msg-size 0");
+    assert!(t.elapsed() < Duration::from_secs(5), "nothing was measured");
+    assert!(
+        !dir.join("results.jsonl").exists(),
+        "no failed records written"
+    );
+    let o = sendpath()
+        .args(["sweep", "--no-progress", "--resume"])
+        .arg(dir.join("typo"))
+        .output()
+        .unwrap();
+    assert_refused(&o, "no results.jsonl there to resume");
+    let o = sendpath()
+        .arg("report")
+        .arg(dir.join("missing.jsonl"))
+        .output()
+        .unwrap();
+    assert_refused(&o, "missing.jsonl");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.matches("No such file").count(),
+        1,
+        "the OS error once: {err}"
+    );
+}
+
+#[test]
+fn a_second_sweep_on_the_same_results_is_refused_naming_the_first() {
+    let dir = tmpdir("two-sweeps");
+    let args = [
+        "sweep",
+        "--modes",
+        "a1",
+        "--engines",
+        "threads",
+        "--sizes",
+        "64",
+        "--flows",
+        "1",
+        "--patterns",
+        "stream",
+        "--reps",
+        "3",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--no-progress",
+        "--no-report",
+        "--out",
+    ];
+    let mut first = sendpath()
+        .args(args)
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first sweep holds the claim from its start: wait until its lock file names it.
+    let lock = dir.join("results.jsonl.lock");
+    let t = Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim().is_empty()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the first sweep never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = sendpath().args(args).arg(&dir).output().unwrap();
+    let status = first.wait().unwrap();
+    assert_refused(&o, &format!("another sweep (pid {})", first.id()));
+    assert!(status.success());
+    let recs = records(&dir.join("results.jsonl"));
+    assert_eq!(recs.len(), 3, "each cell written once");
+    let _ = std::fs::remove_dir_all(&dir);
 }
