@@ -158,6 +158,11 @@ pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> 
         format!("topology: {}", join(&h.topologies)),
         format!("tool: {}", join(&h.tools)),
         format!("receiver: {}", join(&h.receivers)),
+        format!(
+            "placement: {} (senders:receivers CPUs; on a small machine where each side runs \
+             moves loopback results several-fold)",
+            join(&h.placements)
+        ),
     ]));
     if !h.uring_orderings.is_empty() {
         b.push(Block::Para(format!(

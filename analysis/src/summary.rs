@@ -350,6 +350,9 @@ pub struct HostSummary {
     pub uring_orderings: BTreeSet<String>,
     /// Distinct receivers (`copy`, `discard`, `uring`).
     pub receivers: BTreeSet<String>,
+    /// Distinct placements, with the CPUs where pinned (`apart (0:1)`); records from before
+    /// the placement axis say `unpinned` or `custom` from their pin.
+    pub placements: BTreeSet<String>,
     /// Earliest and latest `started_at`.
     pub span: Option<(String, String)>,
 }
@@ -364,6 +367,18 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
         h.virtualized |= r.host.virtualized;
         h.topologies.insert(r.spec.topology.clone());
         h.receivers.insert(r.spec.rx.to_string());
+        let cpus = |v: &[u64]| {
+            v.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        h.placements.insert(match (&r.spec.placement, &r.spec.pin) {
+            (Some(p), Some(pin)) => format!("{p} ({}:{})", cpus(&pin.sender), cpus(&pin.receiver)),
+            (Some(p), None) => p.to_string(),
+            (None, Some(pin)) => format!("custom ({}:{})", cpus(&pin.sender), cpus(&pin.receiver)),
+            (None, None) => "unpinned".into(),
+        });
         if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
             h.uring_orderings.insert(format!(
                 "{} {}",

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
+use sendpath_record::Placement;
 use serde::{Deserialize, Serialize};
 
 /// Which CPUs each side's threads may run on. Threads of a side are spread round-robin over
@@ -56,6 +57,22 @@ impl Pin {
             }
         }
         Ok(pin)
+    }
+}
+
+/// The CPUs a placement puts each side on (None: unpinned). `Custom` has no CPUs of its own:
+/// it comes with a [`Pin`] given by hand.
+pub fn pin_for(p: Placement) -> Result<Option<Pin>> {
+    match p {
+        Placement::Unpinned | Placement::Custom => Ok(None),
+        Placement::Apart => Pin::apart().map(Some),
+        Placement::Together => {
+            let cpu = allowed_cpus()?[0];
+            Ok(Some(Pin {
+                sender: vec![cpu],
+                receiver: vec![cpu],
+            }))
+        }
     }
 }
 

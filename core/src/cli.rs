@@ -2,7 +2,7 @@
 //! means the same thing everywhere.
 
 use crate::affinity::Pin;
-use crate::spec::{Engine, Pattern, RunSpec, RxMode, RxStall, UringOpts, UringOrdering};
+use crate::spec::{Engine, Pattern, Placement, RunSpec, RxMode, RxStall, UringOpts, UringOrdering};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
@@ -63,8 +63,13 @@ pub struct SendArgs {
     /// Receivers (and both ends of rr) spin on non-blocking sockets instead of sleeping.
     #[arg(long)]
     pub busy_poll: bool,
-    /// Pin threads: bare, the sender on one CPU and the receiver on another; or
-    /// SENDER_CPUS:RECEIVER_CPUS, e.g. 0:1 or 0:0 (same CPU) or 0-1:0-1.
+    /// Where each side runs: unpinned (the scheduler decides; the default), apart (senders on
+    /// one CPU, receivers on another) or together (both on one CPU). Recorded as
+    /// spec.placement.
+    #[arg(long, value_name = "WHERE", value_parser = parse_placement, conflicts_with = "pin")]
+    pub placement: Option<Placement>,
+    /// Pin threads by hand: SENDER_CPUS:RECEIVER_CPUS, e.g. 0:1 or 0:0 (same CPU) or 0-1:0-1
+    /// (placement `custom`); bare, as --placement apart.
     #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
     pub pin: Option<String>,
     /// Test hook (builds with the `test-hooks` feature only): the receiver stops reading
@@ -124,6 +129,8 @@ impl SendArgs {
         let depth = self
             .uring_depth
             .unwrap_or_else(|| UringOpts::auto_depth(ordering, mode, self.msg_size, self.verify));
+        let (placement, pin) =
+            placement_of(self.placement, self.pin.as_deref(), Placement::Unpinned)?;
         let mut uring = UringOpts {
             depth,
             batch: self.uring_batch.unwrap_or(depth),
@@ -154,10 +161,36 @@ impl SendArgs {
             rate: self.rate,
             rate_fraction: None,
             busy_poll: self.busy_poll,
-            pin: self.pin.as_deref().map(Pin::parse).transpose()?,
+            pin,
+            placement,
             rx_stall: self.rx_stall()?,
         })
     }
+}
+
+/// The placement and CPUs that `--placement` or `--pin` ask for (`default` when neither).
+pub fn placement_of(
+    placement: Option<Placement>,
+    pin: Option<&str>,
+    default: Placement,
+) -> crate::Result<(Placement, Option<Pin>)> {
+    match (placement, pin) {
+        (None, Some(s)) if !s.trim().is_empty() => Ok((Placement::Custom, Some(Pin::parse(s)?))),
+        (None, Some(_)) => Ok((
+            Placement::Apart,
+            crate::affinity::pin_for(Placement::Apart)?,
+        )),
+        (p, _) => {
+            let p = p.unwrap_or(default);
+            Ok((p, crate::affinity::pin_for(p)?))
+        }
+    }
+}
+
+/// clap's parser of a placement name.
+pub fn parse_placement(s: &str) -> Result<Placement, String> {
+    s.parse()
+        .map_err(|e: sendpath_record::UnknownName| e.to_string())
 }
 
 fn parse_ordering(s: &str) -> Result<UringOrdering, String> {

@@ -287,12 +287,15 @@ pub fn run(
     suite: Suite,
     rounds: usize,
     duration_s: f64,
-    pin: Option<sendpath_core::affinity::Pin>,
+    place: (
+        sendpath_core::spec::Placement,
+        Option<sendpath_core::affinity::Pin>,
+    ),
     mut on_record: impl FnMut(&Record) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut cells = cells(suite, duration_s);
     for c in &mut cells {
-        c.spec.pin = pin.clone();
+        (c.spec.placement, c.spec.pin) = place.clone();
     }
     let mut msgs: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];

@@ -128,7 +128,12 @@ struct SweepArgs {
     /// Every cell busy-polls (receivers and both ends of rr spin instead of sleeping).
     #[arg(long)]
     busy_poll: bool,
-    /// Pin every cell's threads (bare: sender and receiver apart; or SENDER:RECEIVER CPUs).
+    /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
+    /// another) or together (one CPU). Default: the preset's (quick and full: apart, so that
+    /// cells compare; seed: unpinned, as the original study ran).
+    #[arg(long, value_name = "WHERE", value_parser = sendpath_core::cli::parse_placement, conflicts_with = "pin")]
+    placement: Option<sendpath_core::spec::Placement>,
+    /// Pin every cell's threads by hand (SENDER:RECEIVER CPUs; bare: as --placement apart).
     #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
     pin: Option<String>,
     /// Flow counts, e.g. 1,2,4,8.
@@ -193,8 +198,11 @@ struct BenchArgs {
     /// Append every record to this JSON Lines file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Pin every cell (bare: sender and receiver on different CPUs; or SENDER:RECEIVER):
-    /// on a 2-CPU machine the scheduler's placement otherwise changes results several-fold.
+    /// Where every cell's sides run: unpinned (default), apart or together: on a 2-CPU machine
+    /// the scheduler's placement otherwise changes results several-fold.
+    #[arg(long, value_name = "WHERE", value_parser = sendpath_core::cli::parse_placement, conflicts_with = "pin")]
+    placement: Option<sendpath_core::spec::Placement>,
+    /// Pin every cell by hand (SENDER:RECEIVER CPUs; bare: as --placement apart).
     #[arg(long, value_name = "CPUS", num_args = 0..=1, default_missing_value = "")]
     pin: Option<String>,
 }
@@ -338,15 +346,14 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 grid.uring_orderings = v;
             }
             grid.zc_slots = a.zc_slots;
+            let (placement, pin) =
+                sendpath_core::cli::placement_of(a.placement, a.pin.as_deref(), grid.placement)?;
             grid.base = RunSpec {
                 verify: a.verify,
                 rx: sweep::rx_of(a.rx, a.rx_discard),
                 busy_poll: a.busy_poll,
-                pin: a
-                    .pin
-                    .as_deref()
-                    .map(sendpath_core::affinity::Pin::parse)
-                    .transpose()?,
+                placement,
+                pin,
                 ..RunSpec::default()
             };
             // Every cell's options are checked before any runs: a bad value is one line, not a
@@ -408,12 +415,12 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if b.rounds == 0 {
                 anyhow::bail!("--rounds must be at least 1");
             }
-            let pin = b
-                .pin
-                .as_deref()
-                .map(sendpath_core::affinity::Pin::parse)
-                .transpose()?;
-            bench::run(b.suite, b.rounds, b.duration, pin, |r| match &b.out {
+            let place = sendpath_core::cli::placement_of(
+                b.placement,
+                b.pin.as_deref(),
+                sendpath_core::spec::Placement::Unpinned,
+            )?;
+            bench::run(b.suite, b.rounds, b.duration, place, |r| match &b.out {
                 Some(p) => append_line(p, &r.to_json_line()),
                 None => Ok(()),
             })?;

@@ -13,7 +13,9 @@ use sendpath_core::host;
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::report::{failed, Context};
 use sendpath_core::run::{run_cell, Topology};
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
+use sendpath_core::spec::{
+    Engine, Mode, Pattern, Placement, RunSpec, RxMode, UringOpts, UringOrdering,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,7 +23,8 @@ use std::time::Instant;
 /// Named grids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 reps x 0.5 s.
+    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 reps x 0.3 s,
+    /// placement apart.
     Quick,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
@@ -59,6 +62,8 @@ pub struct Grid {
     pub uring_orderings: Vec<UringOrdering>,
     /// Zero-copy slots per flow; None: [`UringOpts::auto_zc_slots`] for each cell.
     pub zc_slots: Option<usize>,
+    /// Where the sides run unless asked otherwise.
+    pub placement: Placement,
 }
 
 impl Grid {
@@ -80,6 +85,7 @@ impl Grid {
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
+                placement: Placement::Apart,
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -94,6 +100,7 @@ impl Grid {
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
+                placement: Placement::Unpinned,
             },
             Preset::Full => Grid {
                 modes: all_modes,
@@ -108,6 +115,7 @@ impl Grid {
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
+                placement: Placement::Apart,
             },
         }
     }

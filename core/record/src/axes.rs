@@ -83,6 +83,22 @@ pub enum RxMode {
     Uring,
 }
 
+/// Where each side's threads run (on a small machine this alone moves loopback results
+/// several-fold, so it is an axis of its own and recorded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// The scheduler decides (as iperf3 does).
+    #[default]
+    Unpinned,
+    /// Senders pinned to one CPU, receivers to another.
+    Apart,
+    /// Senders and receivers pinned to the same CPU.
+    Together,
+    /// CPU lists given by hand (`--pin S:R`; `spec.pin` has them).
+    Custom,
+}
+
 /// A name that is none of an axis's values: what was given, and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownName {
@@ -151,6 +167,7 @@ named!(Engine, "engine", Threads => "threads", Uring => "uring");
 named!(Pattern, "pattern", Stream => "stream", Rr => "rr", Rate => "rate");
 named!(RxMode, "receiver", Copy => "copy", Discard => "discard", Uring => "uring");
 named!(UringOrdering, "io_uring ordering", Link => "link", Bundle => "bundle", Coalesce => "coalesce");
+named!(Placement, "placement", Unpinned => "unpinned", Apart => "apart", Together => "together", Custom => "custom");
 
 /// What a send-path mode is: the one place each fact about a mode lives. Code that needs a
 /// fact reads the row (`mode.facts()`); nobody matches on mode names elsewhere.

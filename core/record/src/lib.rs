@@ -11,4 +11,6 @@
 pub mod axes;
 pub mod v1;
 
-pub use axes::{Engine, Mode, ModeFacts, Pattern, RxMode, UnknownName, UringOrdering, MODES};
+pub use axes::{
+    Engine, Mode, ModeFacts, Pattern, Placement, RxMode, UnknownName, UringOrdering, MODES,
+};

@@ -6,7 +6,7 @@
 //! types and checked by a test. These are output types only: sendpath-core builds them from
 //! its measurements.
 
-use crate::axes::{Engine, Mode, Pattern, RxMode, UringOrdering};
+use crate::axes::{Engine, Mode, Pattern, Placement, RxMode, UringOrdering};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,10 @@ pub struct Spec {
     /// CPUs the sender and receiver threads were pinned to (null: not pinned).
     #[serde(default)]
     pub pin: Option<PinV1>,
+    /// How `pin` was chosen: `unpinned`, `apart`, `together` or `custom` (null in records
+    /// from before the placement axis).
+    #[serde(default)]
+    pub placement: Option<Placement>,
     /// Test hook: the receiver paused reading (null normally).
     #[serde(default)]
     pub rx_stall: Option<RxStallV1>,

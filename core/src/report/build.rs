@@ -323,6 +323,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         rate_fraction_of_stream: s.rate_fraction,
         busy_poll: s.busy_poll,
         tcp_nodelay: s.tcp_nodelay(),
+        placement: Some(s.placement),
         pin: s.pin.as_ref().map(|p| PinV1 {
             sender: p.sender.iter().map(|&c| c as u64).collect(),
             receiver: p.receiver.iter().map(|&c| c as u64).collect(),
@@ -362,6 +363,11 @@ impl RunSpec {
             rate: s.rate_per_flow_per_s,
             rate_fraction: s.rate_fraction_of_stream,
             busy_poll: s.busy_poll,
+            placement: s.placement.unwrap_or(if s.pin.is_some() {
+                crate::spec::Placement::Custom
+            } else {
+                crate::spec::Placement::Unpinned
+            }),
             pin: s.pin.as_ref().map(|p| crate::affinity::Pin {
                 sender: p.sender.iter().map(|&c| c as usize).collect(),
                 receiver: p.receiver.iter().map(|&c| c as usize).collect(),

@@ -9,6 +9,6 @@ pub mod validate;
 pub use limits::*;
 pub use run_spec::{RunSpec, RxStall, MAX_RATE, STALL_SOCKET_BUFFER};
 pub use sendpath_record::axes::{
-    Engine, Mode, ModeFacts, Pattern, RxMode, UnknownName, UringOrdering, MODES,
+    Engine, Mode, ModeFacts, Pattern, Placement, RxMode, UnknownName, UringOrdering, MODES,
 };
 pub use uring_opts::UringOpts;

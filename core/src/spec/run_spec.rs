@@ -3,7 +3,7 @@
 use super::limits::DEFAULT_ZC_SLOTS;
 use super::uring_opts::UringOpts;
 use crate::wire::hello::Hello;
-use sendpath_record::{Engine, Mode, Pattern, RxMode};
+use sendpath_record::{Engine, Mode, Pattern, Placement, RxMode};
 use serde::{Deserialize, Serialize};
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
@@ -53,6 +53,9 @@ pub struct RunSpec {
     /// CPUs of each side's threads (None: the scheduler decides).
     #[serde(default)]
     pub pin: Option<crate::affinity::Pin>,
+    /// How `pin` was chosen (recorded as `spec.placement`).
+    #[serde(default)]
+    pub placement: Placement,
     /// Test hook: the receiver stops reading for a while, with tiny socket buffers, so the
     /// sender blocks (shows what coordinated-omission correction does).
     #[serde(default)]
@@ -95,6 +98,7 @@ impl Default for RunSpec {
             rate_fraction: None,
             busy_poll: false,
             pin: None,
+            placement: Placement::Unpinned,
             rx_stall: None,
         }
     }

@@ -306,3 +306,40 @@ fn a3_on_a_socket_without_zerocopy_fails_clearly() {
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     assert!(e.to_string().contains("SO_ZEROCOPY"));
 }
+
+#[test]
+fn placement_is_recorded_and_honoured() {
+    use sendpath_core::affinity::pin_for;
+    use sendpath_core::spec::Placement;
+    for placement in [Placement::Apart, Placement::Together] {
+        let pin = pin_for(placement).unwrap().expect("pinned");
+        let spec = RunSpec {
+            placement,
+            pin: Some(pin.clone()),
+            ..short(Mode::A1, 1024, 2)
+        };
+        let r = run_loopback(&spec, 0).unwrap();
+        assert_good_stream(&r);
+        assert_eq!(r.spec.placement, Some(placement));
+        let as_u64 = |v: &[usize]| v.iter().map(|&c| c as u64).collect::<Vec<_>>();
+        assert!(!r.sender.cpus.is_empty() && !r.receiver.cpus.is_empty());
+        for c in &r.sender.cpus {
+            assert!(
+                as_u64(&pin.sender).contains(c),
+                "{placement}: sender on {c}"
+            );
+        }
+        for c in &r.receiver.cpus {
+            assert!(
+                as_u64(&pin.receiver).contains(c),
+                "{placement}: receiver on {c}"
+            );
+        }
+        if placement == Placement::Together {
+            assert_eq!(r.sender.cpus, r.receiver.cpus);
+        }
+    }
+    let r = run_loopback(&short(Mode::A1, 1024, 1), 0).unwrap();
+    assert_eq!(r.spec.placement, Some(Placement::Unpinned));
+    assert!(r.spec.pin.is_none());
+}
