@@ -11,10 +11,6 @@ use sendpath_record::Pattern;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A cell wider than this relative range (max - min over median) in throughput or sender CPU
-/// per byte is reported as noisy.
-pub const NOISY_REL_RANGE: f64 = 0.10;
-
 /// The identity of a cell: what varies in a sweep. Sorted by pattern, flows, size, engine, mode.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct CellKey {
@@ -231,6 +227,11 @@ pub struct Stat {
     pub rel_range: f64,
     /// Repetitions that had this metric.
     pub n: usize,
+    /// Half the width of the median's 90% bootstrap CI, as a fraction of the median (see
+    /// [`crate::stats`]): how sure the median is.
+    pub ci_half: f64,
+    /// The repetitions' values (for ratio intervals between cells).
+    pub values: Vec<f64>,
 }
 
 impl Stat {
@@ -259,7 +260,15 @@ impl Stat {
             max,
             rel_range,
             n,
+            ci_half: crate::stats::rel_half_width(values),
+            values: values.to_vec(),
         })
+    }
+
+    /// Whether the median is not pinned down: more than one repetition, and its CI wider than
+    /// [`crate::stats::SETTLED_REL_HALF_WIDTH`] each way.
+    pub fn is_noisy(&self) -> bool {
+        self.n >= 2 && self.ci_half > crate::stats::SETTLED_REL_HALF_WIDTH
     }
 }
 
@@ -303,7 +312,7 @@ pub struct FailedCell {
     pub error: String,
 }
 
-/// A cell whose repetitions disagree by more than [`NOISY_REL_RANGE`].
+/// A cell whose median is not pinned down ([`Stat::is_noisy`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NoisyCell {
     /// The cell.
@@ -385,10 +394,7 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
         for m in Metric::ALL {
             let vals: Vec<f64> = ok.iter().filter_map(|r| m.value(r)).collect();
             if let Some(s) = Stat::of(&vals) {
-                if matches!(m, Metric::Gbps | Metric::SenderCpuNsPerByte)
-                    && s.n >= 2
-                    && s.rel_range > NOISY_REL_RANGE
-                {
+                if matches!(m, Metric::Gbps | Metric::SenderCpuNsPerByte) && s.is_noisy() {
                     t.noisy.push(NoisyCell {
                         key: key.clone(),
                         metric: m,

@@ -12,6 +12,7 @@
 pub mod derive;
 pub mod plot;
 pub mod report;
+pub mod stats;
 pub mod summary;
 
 pub use derive::{derive_table, CellKey, DerivedRow, DerivedTable, Metric, Stat};

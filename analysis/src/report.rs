@@ -3,8 +3,9 @@
 //! assembled from numbers in the analysis; where the data cannot answer a question the report
 //! says that instead of guessing.
 
-use crate::derive::{CellKey, Metric, NOISY_REL_RANGE};
+use crate::derive::{CellKey, Metric};
 use crate::plot::{mode_label, num_label};
+use crate::stats::{LEVEL, SETTLED_REL_HALF_WIDTH};
 use crate::summary::{Analysis, Crossover};
 use sendpath_record::MODES;
 use serde::Serialize;
@@ -64,10 +65,12 @@ pub fn warnings(a: &Analysis) -> Vec<String> {
     }
     for n in &a.table.noisy {
         w.push(format!(
-            "noisy: {}: {} varies {:.0}% over {} reps ({} .. {})",
+            "noisy: {}: {} median {} ±{} ({:.0}% CI) over {} reps ({} .. {})",
             n.key,
             n.metric.key(),
-            n.stat.rel_range * 100.0,
+            num_label(n.stat.median),
+            pct(n.stat.ci_half),
+            LEVEL * 100.0,
             n.stat.n,
             num_label(n.stat.min),
             num_label(n.stat.max)
@@ -97,32 +100,30 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-/// The cell text of a crossover: `16384 B (1.41x)`, `1024 B (1.08x, within spread; not at
-/// 16384 B)` or `never (64..16384 B)`.
+/// The cell text of a crossover: `16384 B (1.41x, 90% CI 1.30-1.52)`, `1024 B (1.20x, 90% CI
+/// 1.05-1.31; not at 16384 B)`, or `no clear win (64..16384 B)`.
 pub fn crossover_text(c: &Crossover) -> String {
-    match c.first_win_bytes {
-        None => {
+    match (c.first_win_bytes, c.ratio_at_first_win) {
+        (Some(s), Some(r)) if c.loses_above.is_empty() => format!("{s} B ({})", r.text()),
+        (Some(s), Some(r)) => format!(
+            "{s} B ({}; not at {})",
+            r.text(),
+            list_u64(&c.loses_above, " B")
+        ),
+        _ => {
             let lo = c.sizes_compared.first().copied().unwrap_or(0);
             let hi = c.sizes_compared.last().copied().unwrap_or(0);
-            if lo == hi {
-                format!("never (measured at {lo} B only)")
+            let range = if lo == hi {
+                format!("measured at {lo} B only")
             } else {
-                format!("never ({lo}..{hi} B)")
-            }
-        }
-        Some(s) => {
-            let r = c.ratio_at_first_win.unwrap_or(f64::NAN);
-            let spread = if c.within_spread {
-                ", within spread"
-            } else {
-                ""
+                format!("{lo}..{hi} B")
             };
-            if c.loses_above.is_empty() {
-                format!("{s} B ({r:.2}x{spread})")
+            if c.unclear.is_empty() {
+                format!("no clear win ({range})")
             } else {
                 format!(
-                    "{s} B ({r:.2}x{spread}; not at {})",
-                    list_u64(&c.loses_above, " B")
+                    "no clear win ({range}; ahead within the noise at {})",
+                    list_u64(&c.unclear, " B")
                 )
             }
         }
@@ -223,10 +224,11 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         .flat_map(|c| c.sizes_compared.iter().copied())
         .collect();
     b.push(Block::Para(format!(
-        "Smallest measured message size at which the mode's median throughput (Gbit/s) is above \
-         A1's on the same engine, pattern and flow count, with the ratio to A1 there; \"within spread\": the mode's slowest \
-         repetition there is not above A1's fastest, so the win may be noise; sizes where it \
-         falls back to or below A1 afterwards are named. Sizes compared: {}.",
+        "Smallest measured message size at which the mode's throughput (Gbit/s) is clearly above \
+         A1's on the same engine, pattern and flow count: the 90% bootstrap confidence interval of \
+         the ratio of their medians lies above 1 (shown with the ratio). Sizes where it is not \
+         clearly above A1 afterwards are named; a median ahead inside the noise is no win. Sizes \
+         compared: {}.",
         list_u64(&sizes.into_iter().collect::<Vec<_>>(), " B")
     )));
     // One column per challenger: every mode of the table after the baseline (A1).
@@ -277,35 +279,35 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         b.push(Block::Para(note));
     }
     // Best mode per size.
-    let mut best: BTreeMap<(String, u64, u64), Vec<(f64, String)>> = BTreeMap::new();
-    for r in &t_rows(a) {
-        if let Some(g) = r.1 {
-            best.entry((r.0.pattern.clone(), r.0.flows, r.0.msg_size_bytes))
-                .or_default()
-                .push((g, format!("{} {}", r.0.mode.to_uppercase(), r.0.engine)));
-        }
-    }
-    let mut rows = Vec::new();
-    for ((p, f, s), mut v) in best {
-        v.sort_by(|x, y| y.0.total_cmp(&x.0));
-        let margin = match v.get(1) {
-            Some(second) if second.0 > 0.0 => {
-                format!("{:.2}x {}", v[0].0 / second.0, second.1)
-            }
-            _ => "only one measured".into(),
-        };
-        rows.push(vec![
-            p,
-            f.to_string(),
-            s.to_string(),
-            v[0].1.clone(),
-            num_label(v[0].0),
-            margin,
-        ]);
-    }
+    let rows = a
+        .best
+        .iter()
+        .map(|x| {
+            let margin = match (&x.runner_up, x.margin) {
+                (Some(second), Some(m)) => format!("{} {second}", m.text()),
+                _ => "only one measured".into(),
+            };
+            vec![
+                x.pattern.clone(),
+                x.flows.to_string(),
+                x.msg_size_bytes.to_string(),
+                match x.clear_winner() {
+                    Some(w) => w.to_string(),
+                    None => format!("no clear difference ({} ahead)", x.leader),
+                },
+                num_label(x.gbps),
+                margin,
+            ]
+        })
+        .collect();
     b.push(Block::Heading(
         3,
         "Best mode per size (median Gbit/s)".into(),
+    ));
+    b.push(Block::Para(
+        "The mode and engine with the highest median throughput, named only where it is clearly \
+         ahead of the next one (the 90% bootstrap CI of the ratio lies above 1)."
+            .into(),
     ));
     b.push(Block::Table(
         vec![
@@ -320,23 +322,11 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
     ));
 }
 
-fn t_rows(a: &Analysis) -> Vec<(CellKey, Option<f64>)> {
-    a.table
-        .rows
-        .iter()
-        .map(|r| (r.key.clone(), r.median(Metric::Gbps)))
-        .collect()
-}
-
 fn cell(r: &crate::derive::DerivedRow, m: Metric, scale: f64) -> String {
     match r.get(m) {
         None => "-".into(),
-        Some(s) if s.n >= 2 && s.rel_range > NOISY_REL_RANGE => {
-            format!(
-                "{} (±{})",
-                num_label(s.median * scale),
-                pct(s.rel_range / 2.0)
-            )
+        Some(s) if s.is_noisy() => {
+            format!("{} (±{})", num_label(s.median * scale), pct(s.ci_half))
         }
         Some(s) => num_label(s.median * scale),
     }
@@ -351,9 +341,11 @@ fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
         .filter_map(|r| r.latency_kind.as_deref())
         .collect();
     let mut para = format!(
-        "A value marked (±x%) has repetitions more than {} apart (half the relative range shown). \
-         CPU per byte is user + system CPU time of that side per byte received.",
-        pct(NOISY_REL_RANGE)
+        "A value marked (±x%) is a median whose {:.0}% bootstrap confidence interval is wider than \
+         ±{} (its half-width shown). CPU per byte is user + system CPU time of that side per \
+         byte received.",
+        LEVEL * 100.0,
+        pct(SETTLED_REL_HALF_WIDTH)
     );
     if !kinds.is_empty() {
         para.push_str(&format!(" Latency kind: {}", join(&kinds)));
@@ -798,22 +790,24 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
     }
     if t.noisy.is_empty() {
         b.push(Block::Para(format!(
-            "No cell's throughput or sender CPU per byte varies by more than {} over its \
-             repetitions.",
-            pct(NOISY_REL_RANGE)
+            "Every cell's median throughput and sender CPU per byte is known to ±{} ({:.0}% \
+             bootstrap confidence interval over its repetitions).",
+            pct(SETTLED_REL_HALF_WIDTH),
+            LEVEL * 100.0
         )));
     } else {
         let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
         b.push(Block::Para(format!(
-            "Noisy: {} of {} cells vary by more than {} (max - min over median) in throughput or \
-             sender CPU per byte; read their medians with care, or measure longer or with more \
-             repetitions.",
+            "Noisy: {} of {} cells have a median throughput or sender CPU per byte known only to \
+             worse than ±{} ({:.0}% bootstrap confidence interval); read them with care, or \
+             measure longer or with more repetitions.",
             cells.len(),
             t.rows.len(),
-            pct(NOISY_REL_RANGE)
+            pct(SETTLED_REL_HALF_WIDTH),
+            LEVEL * 100.0
         )));
         b.push(Block::Table(
-            ["cell", "metric", "median", "min", "max", "range", "reps"]
+            ["cell", "metric", "median", "min", "max", "± (CI)", "reps"]
                 .map(String::from)
                 .to_vec(),
             t.noisy
@@ -825,7 +819,7 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
                         num_label(n.stat.median),
                         num_label(n.stat.min),
                         num_label(n.stat.max),
-                        pct(n.stat.rel_range),
+                        pct(n.stat.ci_half),
                         n.stat.n.to_string(),
                     ]
                 })

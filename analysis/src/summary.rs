@@ -23,16 +23,15 @@ pub struct Crossover {
     pub challenger: String,
     /// Sizes where both A1 and the challenger have a median throughput.
     pub sizes_compared: Vec<u64>,
-    /// Smallest size at which the challenger's median throughput is above A1's; None: never
-    /// in the measured range.
+    /// Smallest size at which the challenger's throughput is clearly above A1's (the 90% CI
+    /// of the ratio of medians lies above 1, see [`crate::stats`]); None: at no measured size.
     pub first_win_bytes: Option<u64>,
-    /// challenger / A1 median throughput at `first_win_bytes`.
-    pub ratio_at_first_win: Option<f64>,
-    /// Sizes above `first_win_bytes` where the challenger is not above A1 again.
+    /// challenger / A1 median throughput at `first_win_bytes`, with its CI.
+    pub ratio_at_first_win: Option<crate::stats::Ratio>,
+    /// Sizes above `first_win_bytes` where the challenger is not clearly above A1.
     pub loses_above: Vec<u64>,
-    /// At `first_win_bytes`, the challenger's slowest repetition is not above A1's fastest:
-    /// the win is within the spread of the repetitions.
-    pub within_spread: bool,
+    /// Sizes where the challenger's median is above A1's but not clearly (no clear difference).
+    pub unclear: Vec<u64>,
 }
 
 /// The crossover table: for each (pattern, engine, flows) and each of A2, A3 that was measured
@@ -65,8 +64,14 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
             if sizes.is_empty() {
                 continue;
             }
-            let wins = |s: &u64| c[s].median > a1[s].median;
+            let ratio = |s: &u64| crate::stats::ratio_ci(&a1[s].values, &c[s].values);
+            let wins = |s: &u64| ratio(s).is_some_and(|r| r.above());
             let first = sizes.iter().copied().find(wins);
+            let unclear = sizes
+                .iter()
+                .filter(|s| c[s].median > a1[s].median && !wins(s))
+                .copied()
+                .collect();
             let loses_above = match first {
                 Some(f) => sizes
                     .iter()
@@ -80,8 +85,8 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
                 engine: engine.clone(),
                 flows,
                 challenger: challenger.into(),
-                ratio_at_first_win: first.map(|f| c[&f].median / a1[&f].median),
-                within_spread: first.is_some_and(|f| c[&f].min <= a1[&f].max),
+                ratio_at_first_win: first.and_then(|f| ratio(&f)),
+                unclear,
                 first_win_bytes: first,
                 sizes_compared: sizes,
                 loses_above,
@@ -89,6 +94,67 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
         }
     }
     out
+}
+
+/// Which mode and engine moved the most bytes at one (pattern, flows, size), and whether
+/// clearly.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Best {
+    /// Pattern.
+    pub pattern: String,
+    /// Flows.
+    pub flows: u64,
+    /// Bytes per message.
+    pub msg_size_bytes: u64,
+    /// The highest median throughput (`A2 uring`).
+    pub leader: String,
+    /// Its median Gbit/s.
+    pub gbps: f64,
+    /// The next highest, if another was measured.
+    pub runner_up: Option<String>,
+    /// leader / runner-up median throughput, with its CI.
+    pub margin: Option<crate::stats::Ratio>,
+}
+
+impl Best {
+    /// The leader if it is clearly ahead of the runner-up (or the only one measured); None:
+    /// no clear difference.
+    pub fn clear_winner(&self) -> Option<&str> {
+        match (&self.runner_up, self.margin) {
+            (None, _) => Some(&self.leader),
+            (Some(_), Some(m)) if m.above() => Some(&self.leader),
+            _ => None,
+        }
+    }
+}
+
+/// The best mode and engine per (pattern, flows, size), by median throughput, with the margin
+/// over the runner-up and its confidence.
+pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
+    let mut by: BTreeMap<(String, u64, u64), Vec<(String, &crate::derive::Stat)>> = BTreeMap::new();
+    for r in &t.rows {
+        if let Some(g) = r.get(Metric::Gbps) {
+            let k = &r.key;
+            by.entry((k.pattern.clone(), k.flows, k.msg_size_bytes))
+                .or_default()
+                .push((format!("{} {}", k.mode.to_uppercase(), k.engine), g));
+        }
+    }
+    by.into_iter()
+        .map(|((pattern, flows, msg_size_bytes), mut v)| {
+            v.sort_by(|x, y| y.1.median.total_cmp(&x.1.median));
+            let second = v.get(1);
+            Best {
+                pattern,
+                flows,
+                msg_size_bytes,
+                leader: v[0].0.clone(),
+                gbps: v[0].1.median,
+                runner_up: second.map(|s| s.0.clone()),
+                margin: second.and_then(|s| crate::stats::ratio_ci(&s.1.values, &v[0].1.values)),
+            }
+        })
+        .collect()
 }
 
 /// How going from the fewest to the most flows changed one (pattern, engine, mode, size).
@@ -409,6 +475,8 @@ pub struct Analysis {
     pub table: DerivedTable,
     /// The crossover table.
     pub crossovers: Vec<Crossover>,
+    /// The best mode per (pattern, flows, size).
+    pub best: Vec<Best>,
     /// Fewest vs most flows.
     pub flow_effects: Vec<FlowEffect>,
     /// Zero-copy accounting.
@@ -477,6 +545,7 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         records: records.len(),
         read_warnings: read_warnings.to_vec(),
         crossovers: crossover_table(&table),
+        best: best_per_size(&table),
         flow_effects: flow_effects(&table),
         zerocopy: zerocopy_summary(records),
         counters: counter_summary(records),
