@@ -131,7 +131,8 @@ impl Best {
 /// The best mode and engine per (pattern, flows, size), by median throughput, with the margin
 /// over the runner-up and its confidence.
 pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
-    let mut by: BTreeMap<(String, u64, u64), Vec<(String, &crate::derive::Stat)>> = BTreeMap::new();
+    type Contenders<'a> = Vec<(String, &'a crate::derive::Stat)>;
+    let mut by: BTreeMap<(String, u64, u64), Contenders> = BTreeMap::new();
     for r in &t.rows {
         if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
