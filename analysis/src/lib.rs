@@ -9,7 +9,9 @@
 //! which does all of it for a results file. Every statement in the report is computed from
 //! the records; nothing in it is prose about results written in advance.
 
+pub mod compare;
 pub mod derive;
+pub mod findings;
 pub mod plot;
 pub mod report;
 pub mod stats;
@@ -143,6 +145,12 @@ pub struct ReportSummary {
     pub failed: usize,
     /// Noisy (cell, metric) pairs.
     pub noisy: usize,
+    /// Cells with at least one noisy metric.
+    pub noisy_cells: usize,
+    /// `findings.json`: the key findings, for programs (`sendpath compare`).
+    pub findings_json: PathBuf,
+    /// The key findings, as sentences.
+    pub key_findings: Vec<String>,
     /// `derived.csv`.
     pub derived_csv: PathBuf,
     /// `derived.json`.
@@ -193,6 +201,11 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
         out_dir.join("derived.json"),
         report::derived_json(&analysis).as_bytes(),
     )?;
+    let found = findings::findings(&analysis);
+    let findings_json = write(
+        out_dir.join("findings.json"),
+        (serde_json::to_string_pretty(&found).expect("findings serialize") + "\n").as_bytes(),
+    )?;
     let mut plots = Vec::new();
     let mut rendered = Vec::new();
     for spec in plot::plot_specs(&analysis.table) {
@@ -211,7 +224,7 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
         });
     }
     let source = input.display().to_string();
-    let blocks = report::blocks(&analysis, &source, &rendered);
+    let blocks = report::blocks(&analysis, &found, &source, &rendered);
     let report_md = write(
         out_dir.join("report.md"),
         report::markdown(&blocks).as_bytes(),
@@ -225,6 +238,15 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
         cells: analysis.table.rows.len(),
         failed: analysis.table.failed.len(),
         noisy: analysis.table.noisy.len(),
+        noisy_cells: analysis
+            .table
+            .noisy
+            .iter()
+            .map(|n| &n.key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        findings_json,
+        key_findings: found.sentences.clone(),
         derived_csv,
         derived_json,
         report_md,

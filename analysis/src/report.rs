@@ -131,7 +131,12 @@ pub fn crossover_text(c: &Crossover) -> String {
 }
 
 /// Builds the report from the analysis. `source` names the input; `plots` are shown in order.
-pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> {
+pub fn blocks(
+    a: &Analysis,
+    found: &crate::findings::Findings,
+    source: &str,
+    plots: &[RenderedPlot],
+) -> Vec<Block> {
     let mut b = Vec::new();
     let t = &a.table;
     let ok_records: usize = t.rows.iter().map(|r| r.reps).sum();
@@ -177,6 +182,7 @@ pub fn blocks(a: &Analysis, source: &str, plots: &[RenderedPlot]) -> Vec<Block> 
         )));
     }
 
+    key_findings_section(&mut b, found, plots);
     crossover_section(&mut b, a);
     cells_section(&mut b, a);
     zerocopy_section(&mut b, a);
@@ -418,6 +424,39 @@ fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
         rows.push(row);
     }
     b.push(Block::Table(header, rows));
+}
+
+/// The study's answers first, with the plots that show the first of them.
+fn key_findings_section(
+    b: &mut Vec<Block>,
+    found: &crate::findings::Findings,
+    plots: &[RenderedPlot],
+) {
+    b.push(Block::Heading(2, "Key findings".into()));
+    if found.sentences.is_empty() {
+        b.push(Block::Para(
+            "The records hold too little to answer the study's questions (no A1 beside A2 or A3 \
+             on one engine, no zero-copy records, one flow count)."
+                .into(),
+        ));
+        return;
+    }
+    b.push(Block::List(found.sentences.clone()));
+    b.push(Block::Para(
+        "\"Beats\" means the 90% bootstrap confidence interval of the ratio of medians lies above \
+         1; the same answers, for programs, are in `findings.json` (`sendpath compare` diffs two \
+         runs)."
+            .into(),
+    ));
+    // Throughput and sender CPU per byte of streams at the fewest flows.
+    for stem in ["gbps_stream_flows", "sender_cpu_ns_per_byte_stream_flows"] {
+        if let Some(p) = plots
+            .iter()
+            .find(|p| p.png.starts_with(&format!("plots/{stem}")))
+        {
+            b.push(Block::Plot(p.clone()));
+        }
+    }
 }
 
 /// Where A3 coalesces messages into one zero-copy send: how many, beside the zero-copy

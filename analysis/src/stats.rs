@@ -133,10 +133,10 @@ impl Ratio {
         self.hi < 1.0
     }
 
-    /// `1.24x (90% CI 1.10-1.41)`.
+    /// `1.24x, 90% CI 1.10-1.41`.
     pub fn text(&self) -> String {
         format!(
-            "{:.2}x ({:.0}% CI {:.2}-{:.2})",
+            "{:.2}x, {:.0}% CI {:.2}-{:.2}",
             self.ratio,
             LEVEL * 100.0,
             self.lo,

@@ -44,6 +44,14 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Two runs side by side: each cell's ratio and whether it is beyond the noise, and the
+    /// findings that differ (results files or run directories).
+    Compare {
+        /// The baseline run (a results.jsonl, or the directory holding one).
+        a: PathBuf,
+        /// The run compared with it.
+        b: PathBuf,
+    },
     /// Make, remove or show the two network namespaces joined by a veth pair (needs root).
     Topology {
         /// up, down or status.
@@ -145,9 +153,13 @@ struct SweepArgs {
     /// Warm-up per cell, seconds.
     #[arg(long)]
     warmup: Option<f64>,
-    /// Repetitions per cell.
+    /// Repetitions per cell, fixed (default: the preset's; quick and full run 3, and up to 6
+    /// while a cell's median is not settled to +-5%).
     #[arg(long)]
     reps: Option<u64>,
+    /// Most repetitions of a cell whose median is not settled (the fewest stay as they are).
+    #[arg(long, value_name = "N")]
+    max_reps: Option<u64>,
     /// Zero-copy slots per flow (A3). Default: 64, or room for four sends of A3's coalesced
     /// io_uring sends.
     #[arg(long)]
@@ -250,17 +262,34 @@ pub fn main() -> ExitCode {
 /// Renders the report of `results` into `out` and says where it is.
 fn render(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
     let s = sendpath_analysis::render_report(results, out)?;
-    for w in &s.warnings {
+    // Lines that could not be read, and cells whose repetitions mix setups, are worth a line
+    // each; failed and noisy cells are counted here and listed in the report.
+    for w in s
+        .warnings
+        .iter()
+        .filter(|w| !w.starts_with("noisy:") && !w.starts_with("failed:"))
+    {
         eprintln!("warning: {w}");
     }
+    if !s.key_findings.is_empty() {
+        sendpath_core::say!("key findings:");
+        for f in &s.key_findings {
+            sendpath_core::say!("  - {f}");
+        }
+    }
     sendpath_core::say!(
-        "report: {} ({} records, {} cells, {} failed, {} noisy) and {}",
-        s.report_md.display(),
+        "{} records in {} cells: {} failed repetitions, {} of {} cells noisy (median not known to +-5%)",
         s.records,
         s.cells,
         s.failed,
-        s.noisy,
-        s.report_html.display()
+        s.noisy_cells,
+        s.cells
+    );
+    sendpath_core::say!(
+        "report: {} and {} (answers for programs: {})",
+        s.report_md.display(),
+        s.report_html.display(),
+        s.findings_json.display()
     );
     Ok(())
 }
@@ -276,6 +305,32 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| PathBuf::from("."))
             });
             render(&results, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare { a, b } => {
+            let read = |p: &std::path::Path| -> anyhow::Result<(PathBuf, Vec<sendpath_core::report::v1::Record>)> {
+                let file = if p.is_dir() { p.join("results.jsonl") } else { p.to_path_buf() };
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+                let recs = sendpath_analysis::parse_records(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                if recs.records.is_empty() {
+                    anyhow::bail!("{}: no records", file.display());
+                }
+                Ok((file, recs.records))
+            };
+            let (fa, ra) = read(&a)?;
+            let (fb, rb) = read(&b)?;
+            let c = sendpath_analysis::compare::compare(&ra, &rb);
+            sendpath_core::say!(
+                "{}",
+                sendpath_analysis::compare::text(
+                    &c,
+                    &fa.display().to_string(),
+                    &fb.display().to_string()
+                )
+                .trim_end()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Topology { action, net } => {
@@ -341,6 +396,16 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("--reps must be at least 1");
                 }
                 grid.reps = v;
+                grid.min_reps = v;
+            }
+            if let Some(v) = a.max_reps {
+                if v < grid.min_reps.min(grid.reps) || v == 0 || v > 1000 {
+                    anyhow::bail!(
+                        "--max-reps {v} must be between the fewest repetitions ({}) and 1000",
+                        grid.min_reps.min(grid.reps)
+                    );
+                }
+                grid.reps = v;
             }
             if let Some(v) = a.uring_orderings {
                 grid.uring_orderings = v;
@@ -383,10 +448,17 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            let per_rep = grid.cells().len() as u64 / grid.reps.max(1);
             eprintln!(
-                "sweep: {} cells ({} reps) -> {}",
-                grid.cells().len(),
-                grid.reps,
+                "sweep: {per_rep} cells x {} reps -> {}",
+                if grid.min_reps < grid.reps {
+                    format!(
+                        "{} to {} (more while a median is not settled)",
+                        grid.min_reps, grid.reps
+                    )
+                } else {
+                    grid.reps.to_string()
+                },
                 dir.join("results.jsonl").display()
             );
             let o = sweep::run(&grid, &topology, &dir, !a.no_progress)?;

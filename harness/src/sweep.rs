@@ -23,12 +23,12 @@ use std::time::Instant;
 /// Named grids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 reps x 0.3 s,
-    /// placement apart.
+    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 to 6 reps (until
+    /// the median is settled) x 0.3 s, placement apart.
     Quick,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
-    /// Everything: A1-A3 x both engines x 64 B..64 KiB (x4 steps) x 1-8 flows x 3 reps x 2 s.
+    /// Everything: A1-A3 x both engines x 64 B..64 KiB (x4 steps) x 1-8 flows x 3 to 6 reps x 2 s.
     Full,
 }
 
@@ -52,8 +52,13 @@ pub struct Grid {
     pub duration_s: f64,
     /// Warm-up per cell, seconds.
     pub warmup_s: f64,
-    /// Repetitions of each cell.
+    /// Most repetitions of a cell.
     pub reps: u64,
+    /// Fewest repetitions of a cell: after these, a cell whose median is settled
+    /// ([`sendpath_analysis::stats::settled`]) gets no more; the others go on up to `reps`.
+    /// Repetitions stay interleaved across cells (round by round), so drift of the machine
+    /// does not favour one cell.
+    pub min_reps: u64,
     /// Options every cell shares (zero-copy slots, verify, receiver, latency).
     pub base: RunSpec,
     /// io_uring orderings each uring stream cell runs with; empty: the mode's default
@@ -81,7 +86,8 @@ impl Grid {
                 rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 0.3,
                 warmup_s: 0.1,
-                reps: 3,
+                reps: 6,
+                min_reps: 3,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
@@ -97,6 +103,7 @@ impl Grid {
                 duration_s: 10.0,
                 warmup_s: 1.0,
                 reps: 1,
+                min_reps: 1,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
@@ -111,7 +118,8 @@ impl Grid {
                 rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 2.0,
                 warmup_s: 0.5,
-                reps: 3,
+                reps: 6,
+                min_reps: 3,
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
@@ -246,6 +254,8 @@ pub struct Outcome {
     pub measured: usize,
     /// Cells skipped because already recorded (resume).
     pub skipped: usize,
+    /// Repetitions not run because their cell's median was already settled.
+    pub settled_early: usize,
     /// Cells recorded as failed now.
     pub failed: usize,
     /// Wall time of the sweep.
@@ -286,13 +296,34 @@ fn capacity_key(spec: &RunSpec) -> String {
 /// Stream capacity (messages/s per flow) measured so far, per [`capacity_key`].
 type Capacity = BTreeMap<String, Vec<f64>>;
 
-/// Cuts a torn last line (a sweep killed mid-write) off `path` and returns the keys of the
-/// cells already recorded in it and the stream capacities they measured.
-pub fn recorded_cells(path: &Path) -> anyhow::Result<(HashSet<String>, Capacity)> {
+/// The headline values ([`headline`]) of each cell's ok repetitions so far, per [`cell_id`].
+type Values = BTreeMap<String, Vec<f64>>;
+
+/// A cell's identity whatever the repetition.
+fn cell_id(spec: &RunSpec) -> String {
+    key(spec, 0)
+}
+
+/// What a results file already holds: the (cell, rep) keys recorded, the stream capacities
+/// measured, and each cell's headline values.
+pub struct Recorded {
+    done: HashSet<String>,
+    capacity: Capacity,
+    values: Values,
+}
+
+/// Cuts a torn last line (a sweep killed mid-write) off `path` and returns what it already
+/// holds.
+pub fn recorded_cells(path: &Path) -> anyhow::Result<Recorded> {
     let mut done = HashSet::new();
     let mut capacity = Capacity::new();
+    let mut values = Values::new();
     if !path.exists() {
-        return Ok((done, capacity));
+        return Ok(Recorded {
+            done,
+            capacity,
+            values,
+        });
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -315,6 +346,12 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<(HashSet<String>, Capacity)
         {
             let spec = RunSpec::from_record(&r.spec);
             done.insert(key(&spec, r.spec.rep));
+            if r.status == Status::Ok {
+                values
+                    .entry(cell_id(&spec))
+                    .or_default()
+                    .push(headline(&r).0);
+            }
             if r.status == Status::Ok && spec.pattern == Pattern::Stream {
                 capacity
                     .entry(capacity_key(&spec))
@@ -323,7 +360,11 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<(HashSet<String>, Capacity)
             }
         }
     }
-    Ok((done, capacity))
+    Ok(Recorded {
+        done,
+        capacity,
+        values,
+    })
 }
 
 /// Measures one cell; never panics out and never returns without a record. A rate cell gets
@@ -431,23 +472,26 @@ pub fn run(
     std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let results = out_dir.join("results.jsonl");
     let _claim = ResultsLock::claim(&results)?;
-    let (done, mut capacity) = recorded_cells(&results)?;
+    let Recorded {
+        done,
+        mut capacity,
+        mut values,
+    } = recorded_cells(&results)?;
     let all = grid.cells();
-    let todo: Vec<_> = all
+    let planned = all
         .iter()
         .filter(|(s, rep)| !done.contains(&key(s, *rep)))
-        .cloned()
-        .collect();
-    let skipped = all.len() - todo.len();
+        .count();
+    let skipped = all.len() - planned;
     if skipped > 0 {
         eprintln!(
-            "resume: {skipped} of {} cells already recorded, {} to go",
-            all.len(),
-            todo.len()
+            "resume: {skipped} of {} cells already recorded, at most {planned} to go",
+            all.len()
         );
     }
+    let min_reps = grid.min_reps.clamp(1, grid.reps.max(1));
     let pb = if show_progress {
-        ProgressBar::new(todo.len() as u64)
+        ProgressBar::new(planned as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -455,10 +499,8 @@ pub fn run(
         ProgressStyle::with_template("{bar:30} {pos}/{len} cells, {eta} left  {msg}")
             .expect("valid template"),
     );
-    // Throughput of every rep of every cell so far, for the live median/spread.
-    let mut by_cell: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let started = Instant::now();
-    let (mut failed, mut cell_time_s) = (0, 0.0);
+    let (mut failed, mut cell_time_s, mut measured, mut settled_early) = (0, 0.0, 0, 0);
     pb.suspend(|| {
         sendpath_core::say!(
             "{:<38} {:>4} {:>12} {:>12} {:>8}",
@@ -466,10 +508,25 @@ pub fn run(
             "rep",
             "value",
             "median",
-            "spread"
+            "+-(CI)"
         );
     });
-    for (spec, rep) in &todo {
+    // `all` is round by round (reps outermost): a cell whose median is settled after
+    // `min_reps` skips its later rounds, the others stay interleaved.
+    for (spec, rep) in &all {
+        if done.contains(&key(spec, *rep)) {
+            continue;
+        }
+        let id = cell_id(spec);
+        if *rep >= min_reps
+            && values
+                .get(&id)
+                .is_some_and(|v| sendpath_analysis::stats::settled(v, min_reps as usize))
+        {
+            settled_early += 1;
+            pb.set_length(pb.length().unwrap_or(0).saturating_sub(1));
+            continue;
+        }
         let label = cell_label(spec);
         pb.set_message(format!("{label} rep {rep}"));
         let record = measure(spec, *rep, topology, &capacity);
@@ -480,20 +537,17 @@ pub fn run(
                 .push(record.throughput.msgs_per_s / spec.flows as f64);
         }
         append_line(&results, &record.to_json_line())?;
+        measured += 1;
         cell_time_s += spec.warmup_s + spec.duration_s;
         let line = if record.status == Status::Ok {
             let (value, unit) = headline(&record);
-            let v = by_cell.entry(label.clone()).or_default();
+            let v = values.entry(id).or_default();
             v.push(value);
-            let (median, spread) = median_spread(v);
+            let median = sendpath_analysis::stats::median(v);
+            let ci = sendpath_analysis::stats::rel_half_width(v);
             format!(
-                "{label:<38} {rep:>4} {value:>12.3} {median:>12.3} {:>7.1}% {unit}{}",
-                spread * 100.0,
-                if v.len() > 1 && spread > NOISY_SPREAD {
-                    "  noisy"
-                } else {
-                    ""
-                }
+                "{label:<38} {rep:>4} {value:>12.3} {median:>12.3} {:>7.1}% {unit}",
+                ci * 100.0,
             )
         } else {
             failed += 1;
@@ -508,8 +562,9 @@ pub fn run(
     pb.finish_and_clear();
     Ok(Outcome {
         results,
-        measured: todo.len(),
+        measured,
         skipped,
+        settled_early,
         failed,
         wall_s: started.elapsed().as_secs_f64(),
         cell_time_s,
@@ -607,12 +662,13 @@ mod tests {
         let cells = q.cells();
         assert_eq!(
             cells.len(),
-            3 * 2 * 4 * 2 * 2 * 3,
-            "modes x engines x sizes x flows x patterns x reps"
+            3 * 2 * 4 * 2 * 2 * 6,
+            "modes x engines x sizes x flows x patterns x the most reps"
         );
+        assert_eq!((q.min_reps, q.reps), (3, 6), "3 reps, up to 6 while not settled");
         assert!(
-            cells[..cells.len() / 3].iter().all(|(_, rep)| *rep == 0),
-            "reps outermost"
+            cells[..cells.len() / 6].iter().all(|(_, rep)| *rep == 0),
+            "reps outermost: every cell's first rep before any second"
         );
     }
 

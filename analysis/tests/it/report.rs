@@ -189,7 +189,7 @@ fn crossover_table_is_exactly_as_expected() {
         "no clear win (64..16384 B)"
     );
     assert!(sendpath_analysis::report::crossover_text(xo(c, "a2", 1))
-        .starts_with("16384 B (1.41x (90% CI 1.12-1.88)"));
+        .starts_with("16384 B (1.41x, 90% CI 1.12-1.88)"));
 }
 
 #[test]
@@ -247,7 +247,8 @@ fn full_report_from_real_records() {
         .any(|n| n.contains("cycles") || n.contains("misses")));
     // The HTML is self-contained: every plot inline, nothing loaded from elsewhere.
     let html = std::fs::read_to_string(&s.report_html).unwrap();
-    assert_eq!(html.matches("<svg").count(), s.plots.len() / 2);
+    // (Two of them shown twice: beside the key findings, and among all plots.)
+    assert_eq!(html.matches("<svg").count(), s.plots.len() / 2 + 2);
     assert!(!html.contains("<img") && !html.contains("src="));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&s.derived_json).unwrap()).unwrap();
@@ -597,4 +598,73 @@ fn placement_is_counted_and_compared_from_the_records() {
             .gbps
     };
     assert_eq!((*shared, *apart), (g(0), g(1)));
+}
+
+#[test]
+fn findings_json_from_committed_records_matches_its_golden_file() {
+    let out = out_dir("report_findings");
+    let s = render_report(&fixture("loopback_threads.jsonl"), &out).unwrap();
+    let json = std::fs::read_to_string(&s.findings_json).unwrap();
+    golden("loopback_threads.findings.json", &json);
+    let f: sendpath_analysis::findings::Findings = serde_json::from_str(&json).unwrap();
+    assert_eq!(f.schema, "sendpath-findings/v1");
+    assert_eq!(f.crossovers.len(), 4);
+    assert_eq!(f.zerocopy.as_deref(), Some("not_achieved"));
+    assert!(f
+        .sentences
+        .iter()
+        .any(|s| s.contains("A2 beats A1 from 16384 B")));
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    let key = md.find("## Key findings").expect("a key findings section");
+    assert!(
+        key < md.find("## Where A2 and A3 beat A1").unwrap(),
+        "the report leads with its findings"
+    );
+    assert_eq!(s.key_findings, f.sentences);
+}
+
+#[test]
+fn compare_names_the_cells_and_findings_that_differ() {
+    let text = read("loopback_threads.jsonl");
+    let a = parse_records(&text).unwrap().records;
+    // B: the same run with A2 at 1 KiB 1.5x faster in every repetition.
+    let b: Vec<_> = a
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if r.spec.mode == "a2" && r.spec.msg_size_bytes == 1024 {
+                r.throughput.gbps *= 1.5;
+            }
+            r
+        })
+        .collect();
+    let c = sendpath_analysis::compare::compare(&a, &b);
+    assert_eq!(c.cells.len(), 18);
+    let differs: Vec<String> = c
+        .cells
+        .iter()
+        .filter(|x| x.differs())
+        .map(|x| x.key.to_string())
+        .collect();
+    assert!(!differs.is_empty(), "{c:?}");
+    assert!(
+        differs.iter().all(|k| k.starts_with("A2 threads 1024 B")),
+        "{differs:?}"
+    );
+    assert!(c.findings_agree.0 < c.findings_agree.1, "{c:?}");
+    assert!(c
+        .findings_differ
+        .iter()
+        .any(|(k, _, b)| k.starts_with("A2 beats A1 from") && b == "1024 B"));
+    let same = sendpath_analysis::compare::compare(&a, &a);
+    assert!(same.cells.iter().all(|x| !x.differs()));
+    assert_eq!(same.findings_agree.0, same.findings_agree.1);
+    let out = sendpath_analysis::compare::text(&c, "a", "b");
+    assert!(
+        out.contains(&format!(
+            "{} of 18 cells differ beyond the noise",
+            differs.len()
+        )),
+        "{out}"
+    );
 }

@@ -180,3 +180,37 @@ fn run_a3_without_so_zerocopy_is_a_failed_record_with_the_reason() {
     );
     assert_eq!(v["throughput"]["messages"], 0);
 }
+
+#[test]
+fn compare_two_runs_through_the_real_binary() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../analysis/tests/fixtures/loopback_threads.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
+        .arg("compare")
+        .arg(&fixture)
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("0 of 18 cells differ beyond the noise"),
+        "{out}"
+    );
+    assert!(
+        out.contains("findings: ") && out.contains("agree (100%)"),
+        "{out}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
+        .args(["compare", "/nonexistent/a.jsonl"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: reading /nonexistent/a.jsonl"),
+        "{err}"
+    );
+}
