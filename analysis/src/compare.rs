@@ -93,10 +93,11 @@ pub fn text(c: &Comparison, a: &str, b: &str) -> String {
     }
     let differ = c.cells.iter().filter(|x| x.differs()).count();
     out += &format!(
-        "\n{differ} of {} cells differ beyond the noise (90% CI of the ratio excludes 1); {} only in A, {} only in B.\n",
+        "\n{differ} of {} cells differ beyond the noise (90% CI of the ratio wholly above {m} or below 1/{m}); {} only in A, {} only in B.\n",
         c.cells.len(),
         c.only.0,
-        c.only.1
+        c.only.1,
+        m = crate::stats::MARGIN
     );
     out += &format!(
         "findings: {} of {} rows agree{}\n",

@@ -232,9 +232,10 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
     b.push(Block::Para(format!(
         "Smallest measured message size at which the mode's throughput (Gbit/s) is clearly above \
          A1's on the same engine, pattern and flow count: the 90% bootstrap confidence interval of \
-         the ratio of their medians lies above 1 (shown with the ratio). Sizes where it is not \
+         the ratio of their medians lies above {} (shown with the ratio). Sizes where it is not \
          clearly above A1 afterwards are named; a median ahead inside the noise is no win. Sizes \
          compared: {}.",
+        crate::stats::MARGIN,
         list_u64(&sizes.into_iter().collect::<Vec<_>>(), " B")
     )));
     // One column per challenger: every mode of the table after the baseline (A1).
@@ -310,11 +311,11 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         3,
         "Best mode per size (median Gbit/s)".into(),
     ));
-    b.push(Block::Para(
+    b.push(Block::Para(format!(
         "The mode and engine with the highest median throughput, named only where it is clearly \
-         ahead of the next one (the 90% bootstrap CI of the ratio lies above 1)."
-            .into(),
-    ));
+         ahead of the next one (the 90% bootstrap CI of the ratio lies above {}).",
+        crate::stats::MARGIN
+    )));
     b.push(Block::Table(
         vec![
             "pattern".into(),
@@ -442,12 +443,12 @@ fn key_findings_section(
         return;
     }
     b.push(Block::List(found.sentences.clone()));
-    b.push(Block::Para(
+    b.push(Block::Para(format!(
         "\"Beats\" means the 90% bootstrap confidence interval of the ratio of medians lies above \
-         1; the same answers, for programs, are in `findings.json` (`sendpath compare` diffs two \
-         runs)."
-            .into(),
-    ));
+         {} (a gap under 5% is not called a finding); the same answers, for programs, are in \
+         `findings.json` (`sendpath compare` diffs two runs).",
+        crate::stats::MARGIN
+    )));
     // Throughput and sender CPU per byte of streams at the fewest flows.
     for stem in ["gbps_stream_flows", "sender_cpu_ns_per_byte_stream_flows"] {
         if let Some(p) = plots

@@ -24,7 +24,7 @@ pub struct Crossover {
     /// Sizes where both A1 and the challenger have a median throughput.
     pub sizes_compared: Vec<u64>,
     /// Smallest size at which the challenger's throughput is clearly above A1's (the 90% CI
-    /// of the ratio of medians lies above 1, see [`crate::stats`]); None: at no measured size.
+    /// of the ratio of medians lies above [`crate::stats::MARGIN`], see [`crate::stats`]); None: at no measured size.
     pub first_win_bytes: Option<u64>,
     /// challenger / A1 median throughput at `first_win_bytes`, with its CI.
     pub ratio_at_first_win: Option<crate::stats::Ratio>,

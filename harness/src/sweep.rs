@@ -665,7 +665,11 @@ mod tests {
             3 * 2 * 4 * 2 * 2 * 6,
             "modes x engines x sizes x flows x patterns x the most reps"
         );
-        assert_eq!((q.min_reps, q.reps), (3, 6), "3 reps, up to 6 while not settled");
+        assert_eq!(
+            (q.min_reps, q.reps),
+            (3, 6),
+            "3 reps, up to 6 while not settled"
+        );
         assert!(
             cells[..cells.len() / 6].iter().all(|(_, rep)| *rep == 0),
             "reps outermost: every cell's first rep before any second"
