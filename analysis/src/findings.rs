@@ -258,7 +258,36 @@ fn sentences(a: &Analysis) -> Vec<String> {
     }
     // CPU per byte of the send paths, at the largest stream size, fewest flows, per engine.
     out.extend(cpu_sentences(&a.table));
+    out.extend(resolution_sentence(&a.table));
     out
+}
+
+/// How finely this run can tell cells apart: the typical width of a median's CI. A reader
+/// needs it to know what "no clear difference" hides.
+fn resolution_sentence(t: &DerivedTable) -> Option<String> {
+    let halves: Vec<f64> = t
+        .rows
+        .iter()
+        .filter_map(|r| r.get(Metric::Gbps))
+        .filter(|s| s.n >= 2)
+        .map(|s| s.ci_half)
+        .collect();
+    if halves.is_empty() {
+        return None;
+    }
+    let noisy = halves
+        .iter()
+        .filter(|h| **h > crate::stats::SETTLED_REL_HALF_WIDTH)
+        .count();
+    Some(format!(
+        "How sure: a cell's median throughput is known to about ±{:.0}% here (the median over \
+         cells of its {:.0}% CI half-width; {noisy} of {} cells wider than ±{:.0}%), so gaps \
+         well under that are reported as no clear difference, not as wins.",
+        100.0 * crate::stats::median(&halves),
+        100.0 * crate::stats::LEVEL,
+        halves.len(),
+        100.0 * crate::stats::SETTLED_REL_HALF_WIDTH,
+    ))
 }
 
 fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
