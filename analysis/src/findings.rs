@@ -275,18 +275,12 @@ fn resolution_sentence(t: &DerivedTable) -> Option<String> {
     if halves.is_empty() {
         return None;
     }
-    let noisy = halves
-        .iter()
-        .filter(|h| **h > crate::stats::SETTLED_REL_HALF_WIDTH)
-        .count();
     Some(format!(
         "How sure: a cell's median throughput is known to about ±{:.0}% here (the median over \
-         cells of its {:.0}% CI half-width; {noisy} of {} cells wider than ±{:.0}%), so gaps \
-         well under that are reported as no clear difference, not as wins.",
+         cells of its {:.0}% CI half-width), so gaps well under that are reported as no clear \
+         difference, not as wins.",
         100.0 * crate::stats::median(&halves),
         100.0 * crate::stats::LEVEL,
-        halves.len(),
-        100.0 * crate::stats::SETTLED_REL_HALF_WIDTH,
     ))
 }
 
@@ -328,17 +322,16 @@ fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
             .filter_map(|m| {
                 let c = cpu(m.mode.as_str())?;
                 let r = ratio_ci(&base.values, &c.values)?;
-                let word = if r.below() {
-                    "less"
+                let how = if r.below() {
+                    "less sender CPU per byte than A1"
                 } else if r.above() {
-                    "more"
+                    "more sender CPU per byte than A1"
                 } else {
-                    "no clearly different"
+                    "about as much sender CPU per byte as A1 (no clear difference)"
                 };
                 Some(format!(
-                    "{} spends {} sender CPU per byte than A1 ({})",
+                    "{} spends {how} ({})",
                     m.mode.as_str().to_uppercase(),
-                    word,
                     r.text()
                 ))
             })

@@ -464,7 +464,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let o = sweep::run(&grid, &topology, &dir, !a.no_progress)?;
             let overhead = o.wall_s - o.cell_time_s;
             sendpath_core::say!(
-                "sweep done: {} cells measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
+                "sweep done: {} repetitions measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
                 o.measured,
                 o.failed,
                 o.skipped,

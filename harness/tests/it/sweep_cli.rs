@@ -117,7 +117,7 @@ fn tiny_sweep_writes_exactly_the_grid_and_valid_records() {
         }
     }
     assert!(
-        out.contains("sweep done: 8 cells measured (0 failed)"),
+        out.contains("sweep done: 8 repetitions measured (0 failed)"),
         "{out}"
     );
     std::fs::remove_dir_all(&dir).ok();
