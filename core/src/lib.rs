@@ -41,7 +41,8 @@
 //! 2. the send paths per engine ([`send::threads`], [`send::uring`]) and their common
 //!    [`send::lifecycle`]; the receivers ([`recv`]);
 //! 3. the patterns ([`pattern`]), which choose the code each end of a connection runs;
-//! 4. putting ends together ([`run`]) and the record ([`report`]).
+//! 4. putting ends together ([`run`]) and the record ([`report`]);
+//! 5. the two-host control protocol ([`remote`]): `sendpath serve` and its driver.
 //!
 //! ## Adding a send path
 //!
@@ -68,6 +69,7 @@ pub mod latency;
 pub mod netns;
 pub mod pattern;
 pub mod recv;
+pub mod remote;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -88,7 +88,7 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
     Ok(record)
 }
 
-fn spawn_named<T: Send + 'static>(
+pub(crate) fn spawn_named<T: Send + 'static>(
     name: String,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> JoinHandle<T> {
@@ -101,7 +101,10 @@ fn spawn_named<T: Send + 'static>(
 /// Starts the sender threads for the accepted `streams` (flow `i` is `streams[i]`): one per
 /// flow on the threads engine; on io_uring `spec.sender_threads()` threads, each with one
 /// ring, flow `i` on thread `i % threads`.
-fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<FlowResults>> {
+pub(crate) fn spawn_senders(
+    spec: &RunSpec,
+    streams: Vec<TcpStream>,
+) -> Vec<JoinHandle<FlowResults>> {
     let threads = match spec.engine {
         Engine::Threads => streams.len(),
         Engine::Uring => spec.sender_threads().min(streams.len()),
@@ -136,7 +139,7 @@ fn spawn_senders(spec: &RunSpec, streams: Vec<TcpStream>) -> Vec<JoinHandle<Flow
 
 /// Joins the sender threads; returns each flow's outcome in flow order (a thread that
 /// panicked leaves an outcome with flow `u32::MAX`).
-fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults {
+pub(crate) fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults {
     let mut all = Vec::new();
     for h in handles {
         match h.join() {
@@ -162,12 +165,11 @@ fn run_flows(
     let receivers: Vec<JoinHandle<FlowResult>> = (0..spec.flows)
         .map(|i| {
             let opts = RecvOptions {
-                rx: spec.rx,
                 sample_host_cpu: i == 0,
                 expect_mode: Some(spec.mode),
                 busy_poll: spec.busy_poll,
                 stall: spec.rx_stall,
-                uring_buffers: None,
+                ..RecvOptions::new(spec.rx)
             };
             let pin_cpu = spec
                 .pin
@@ -234,7 +236,10 @@ fn run_flows(
 /// Gives each receiver that never got an end frame its sender's side (report and error), as
 /// the sender thread of this process returned it. Returns the first error of a sender that no
 /// receiver knows (its hello never arrived, or its thread panicked).
-fn attach_sender_sides(flows: &mut [FlowResult], senders: FlowResults) -> Option<String> {
+pub(crate) fn attach_sender_sides(
+    flows: &mut [FlowResult],
+    senders: FlowResults,
+) -> Option<String> {
     let mut orphan_error = None;
     for o in senders {
         let receiver = flows

@@ -52,6 +52,9 @@ enum Cmd {
         /// The run compared with it.
         b: PathBuf,
     },
+    /// Wait for a driver on another host (`run --remote`, `sweep --remote`) and run the cells
+    /// it asks for, one client at a time, as iperf3 -s and netserver do.
+    Serve(ServeArgs),
     /// Make, remove or show the two network namespaces joined by a veth pair (needs root).
     Topology {
         /// up, down or status.
@@ -92,7 +95,7 @@ enum TopologyKind {
     Veth,
 }
 
-/// Where an in-process run puts its two ends.
+/// Where a run puts its two ends: both in this process, or one on a far host.
 #[derive(clap::Args, Debug, Clone)]
 struct WhereArgs {
     /// loopback (127.0.0.1), or veth: sender in <ns-name>_srv, receivers in <ns-name>_cli
@@ -101,15 +104,76 @@ struct WhereArgs {
     topology: TopologyKind,
     #[command(flatten)]
     net: NetArgs,
+    /// Run every cell with `sendpath serve` on HOST[:PORT] (default port 5301): this host
+    /// sends and the far host receives, unless --reverse.
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "topology")]
+    remote: Option<String>,
+    /// With --remote: the far host sends and this host receives (as iperf3 -R), so the far
+    /// host's send path is measured.
+    #[arg(long, requires = "remote")]
+    reverse: bool,
+    /// With --remote: the far host's shared secret (a file; the secret never crosses the
+    /// wire).
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    token_file: Option<PathBuf>,
+}
+
+/// Where the cells run, resolved.
+enum Target {
+    Local(Topology),
+    Remote(sendpath_core::remote::client::Driver),
 }
 
 impl WhereArgs {
-    fn resolve(&self) -> anyhow::Result<Topology> {
-        Ok(match self.topology {
+    fn resolve(&self) -> anyhow::Result<Target> {
+        use sendpath_core::remote::{auth::Token, client, proto::FarRole};
+        if let Some(r) = &self.remote {
+            let token = self
+                .token_file
+                .as_deref()
+                .map(Token::from_file)
+                .transpose()?;
+            return Ok(Target::Remote(client::Driver::new(client::Remote {
+                addr: client::resolve(r)?,
+                token,
+                far_role: if self.reverse {
+                    FarRole::Sender
+                } else {
+                    FarRole::Receiver
+                },
+            })));
+        }
+        Ok(Target::Local(match self.topology {
             TopologyKind::Loopback => Topology::Loopback,
             TopologyKind::Veth => Topology::Veth(self.net.veth()?),
-        })
+        }))
     }
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on for drivers (0.0.0.0: every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    listen: std::net::IpAddr,
+    /// Control port.
+    #[arg(long, default_value_t = sendpath_core::remote::proto::DEFAULT_PORT)]
+    port: u16,
+    /// Port of every test's data connections (default: a fresh one per test); set it where a
+    /// firewall must let the data through.
+    #[arg(long, default_value_t = 0)]
+    data_port: u16,
+    /// Require drivers to prove they hold this file's secret (HMAC challenge-response).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Most flows one test may have.
+    #[arg(long, default_value_t = 64)]
+    max_flows: usize,
+    /// Most seconds of warm-up plus window one test may take.
+    #[arg(long, default_value_t = 120.0)]
+    max_seconds: f64,
+    /// Most MiB of buffers one test may hold.
+    #[arg(long, default_value_t = 2048)]
+    max_buffer_mib: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -333,6 +397,35 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Serve(a) => {
+            use sendpath_core::remote::{auth::Token, server};
+            if a.max_flows == 0
+                || !(a.max_seconds > 0.0 && a.max_seconds.is_finite())
+                || a.max_buffer_mib == 0
+            {
+                anyhow::bail!("--max-flows, --max-seconds and --max-buffer-mib must be positive");
+            }
+            let token = a.token_file.as_deref().map(Token::from_file).transpose()?;
+            let srv = server::Server::bind(server::ServeOptions {
+                listen: std::net::SocketAddr::new(a.listen, a.port),
+                data_port: a.data_port,
+                token,
+                limits: server::ServerLimits {
+                    max_flows: a.max_flows,
+                    max_seconds: a.max_seconds,
+                    max_buffer_bytes: a.max_buffer_mib.saturating_mul(1 << 20),
+                },
+            })?;
+            sendpath_core::say!(
+                "sendpath serve: listening on {} (control protocol {}); {}",
+                srv.local_addr()?,
+                sendpath_core::remote::proto::PROTOCOL,
+                srv.reach()
+            );
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            srv.run(&stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Topology { action, net } => {
             let v = net.veth()?;
             match action {
@@ -437,8 +530,8 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
             }
             let dir = a.resume.or(a.out).unwrap_or_else(sweep::default_out_dir);
-            let topology = a.place.resolve()?;
-            if let Topology::Veth(v) = &topology {
+            let mut target = a.place.resolve()?;
+            if let Target::Local(Topology::Veth(v)) = &target {
                 // Every cell would fail the same way: say it once, before starting.
                 if !v.is_up() {
                     anyhow::bail!(
@@ -461,7 +554,21 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 },
                 dir.join("results.jsonl").display()
             );
-            let o = sweep::run(&grid, &topology, &dir, !a.no_progress)?;
+            let o = match &mut target {
+                Target::Local(t) => sweep::run(&grid, t, &dir, !a.no_progress)?,
+                Target::Remote(d) => {
+                    // An unreachable or refusing far host fails every cell the same way: say
+                    // it once, before starting.
+                    let far = d.connect()?;
+                    eprintln!(
+                        "sweep: far host {} ({}, {} CPUs)",
+                        far.kernel, far.cpu_model, far.cores
+                    );
+                    let o = sweep::run(&grid, d, &dir, !a.no_progress)?;
+                    d.close();
+                    o
+                }
+            };
             let overhead = o.wall_s - o.cell_time_s;
             sendpath_core::say!(
                 "sweep done: {} repetitions measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
@@ -500,7 +607,10 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Run(a) => {
             let spec = a.send.to_spec(a.mode, a.flows, a.recv.rx())?;
-            let record = run::run_cell(&spec, a.rep, &a.place.resolve()?)?;
+            let record = match a.place.resolve()? {
+                Target::Local(t) => run::run_cell(&spec, a.rep, &t)?,
+                Target::Remote(mut d) => d.run(&spec, a.rep)?,
+            };
             sendpath_core::say!("{}", text::human(&record).trim_end());
             let line = record.to_json_line();
             if let Some(path) = &a.out {

@@ -10,6 +10,7 @@ use crate::append_line;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sendpath_core::host;
+use sendpath_core::remote::client::Driver;
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::report::{failed, Context};
 use sendpath_core::run::{run_cell, Topology};
@@ -367,16 +368,44 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<Recorded> {
     })
 }
 
+/// Where a sweep's cells run: both ends in this process ([`Topology`]), or through a
+/// `sendpath serve` daemon on another host ([`Driver`]).
+pub trait Cells {
+    /// The name recorded in `spec.topology`.
+    fn topology_name(&self) -> &'static str;
+    /// Measures one cell: a record, or an error before anything was measured.
+    fn measure(&mut self, spec: &RunSpec, rep: u64) -> sendpath_core::Result<Record>;
+}
+
+impl Cells for Topology {
+    fn topology_name(&self) -> &'static str {
+        self.name()
+    }
+    fn measure(&mut self, spec: &RunSpec, rep: u64) -> sendpath_core::Result<Record> {
+        run_cell(spec, rep, self)
+    }
+}
+
+impl Cells for Driver {
+    fn topology_name(&self) -> &'static str {
+        "remote"
+    }
+    fn measure(&mut self, spec: &RunSpec, rep: u64) -> sendpath_core::Result<Record> {
+        self.run(spec, rep)
+    }
+}
+
 /// Measures one cell; never panics out and never returns without a record. A rate cell gets
 /// its rate from `capacity` (stream messages/s per flow measured for the same cell).
 fn measure(
     spec: &RunSpec,
     rep: u64,
-    topology: &Topology,
+    cells: &mut dyn Cells,
     capacity: &BTreeMap<String, Vec<f64>>,
 ) -> Record {
+    let topology = cells.topology_name();
     let ctx = || Context {
-        topology: topology.name().into(),
+        topology: topology.into(),
         rep,
         threads: spec.sender_threads() as u64,
         started_at: host::utc_now_rfc3339(),
@@ -399,7 +428,7 @@ fn measure(
         }
     }
     let spec = &spec;
-    match std::panic::catch_unwind(|| run_cell(spec, rep, topology)) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cells.measure(spec, rep))) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => failed(spec, &ctx(), host::facts(), e.to_string()),
         Err(_) => failed(spec, &ctx(), host::facts(), "the cell panicked".into()),
@@ -465,7 +494,7 @@ impl ResultsLock {
 /// Runs every cell of `grid` not yet in `out_dir/results.jsonl`.
 pub fn run(
     grid: &Grid,
-    topology: &Topology,
+    cells: &mut dyn Cells,
     out_dir: &Path,
     show_progress: bool,
 ) -> anyhow::Result<Outcome> {
@@ -529,7 +558,7 @@ pub fn run(
         }
         let label = cell_label(spec);
         pb.set_message(format!("{label} rep {rep}"));
-        let record = measure(spec, *rep, topology, &capacity);
+        let record = measure(spec, *rep, cells, &capacity);
         if record.status == Status::Ok && spec.pattern == Pattern::Stream {
             capacity
                 .entry(capacity_key(spec))

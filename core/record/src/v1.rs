@@ -53,6 +53,63 @@ pub struct Record {
     pub integrity: Integrity,
     /// Figures computed from the above.
     pub derived: Derived,
+    /// Runs across two hosts (`--remote`) only: who did what, both hosts' facts and the
+    /// interfaces that carried the traffic, and which clock the latency is on. Absent from
+    /// local runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteV1>,
+}
+
+/// A run between this host (the driver, whose facts are `host`) and a `sendpath serve`
+/// daemon on the far host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RemoteV1 {
+    /// Version of the control protocol spoken.
+    pub protocol: u64,
+    /// What the far host did: `receiver` (the default: this host's send path is measured) or
+    /// `sender` (`--reverse`, as iperf3 -R: the far host's send path is measured).
+    pub far_role: String,
+    /// This host's end of the data connections.
+    pub driver: RemoteEnd,
+    /// The far host's end.
+    pub far: RemoteEnd,
+    /// The clock per-message latency was measured on: `rr` round trips on the host that sends
+    /// the requests (the receiving side); stream and rate one-way latency on the receiving
+    /// host's clock, with the sender's stamps moved onto it by `clock_offset_ns`.
+    pub latency_clock: String,
+    /// Sender's CLOCK_MONOTONIC minus the receiver's, estimated over the control connection
+    /// before the cell (the probe with the shortest round trip of several, as NTP does).
+    pub clock_offset_ns: i64,
+    /// Half that probe's round trip: the most the offset (and so one-way latency) can be off.
+    pub clock_uncertainty_ns: u64,
+}
+
+/// One host of a remote run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RemoteEnd {
+    /// The address its data connections used (ip:port of the first flow).
+    pub addr: String,
+    /// The host's facts (for the driver, the same as the record's `host`).
+    pub host: Host,
+    /// The network interface that carried the traffic, where it could be read.
+    pub interface: Option<Interface>,
+}
+
+/// A network interface, as the kernel describes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Interface {
+    /// Its name (e.g. `eth0`, `lo`, `ns_vc`).
+    pub name: String,
+    /// Its driver as ethtool reports it (e.g. `veth`, `mlx5_core`), if readable.
+    pub driver: Option<String>,
+    /// MTU in bytes.
+    pub mtu: Option<u64>,
+    /// Link speed in Mbit/s, if the driver reports one.
+    pub speed_mbps: Option<u64>,
+    /// Offloads that are on (of tso, gso, gro, sg, tx_checksum, rx_checksum).
+    pub offloads_on: Vec<String>,
+    /// Offloads that are off, of the same list (one missing from both could not be read).
+    pub offloads_off: Vec<String>,
 }
 
 /// Outcome of a cell.

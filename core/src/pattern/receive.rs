@@ -46,6 +46,9 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
             )));
         }
     }
+    if let Some(e) = &opts.expect_hello {
+        e.check(&hello)?;
+    }
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
     r.hello = Some(hello.clone());
     let mut w = WindowTracker::new(window, opts.sample_host_cpu);
@@ -65,7 +68,8 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
         msg - HEADER_LEN as u64,
         hello.verify,
         rate::origin(&hello),
-    );
+    )
+    .with_sender_clock_ahead(opts.sender_clock_ahead_ns);
     r.seq_checked = opts.rx != RxMode::Discard || hello.pattern == Pattern::Rr;
     let res = match (hello.pattern, opts.rx) {
         (Pattern::Rr, _) => {

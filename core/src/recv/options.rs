@@ -1,6 +1,7 @@
 //! How a receiver reads.
 
 use crate::spec::{Mode, RxMode, RxStall};
+use crate::wire::hello::ExpectedHello;
 
 /// Options of the receiver.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +19,12 @@ pub struct RecvOptions {
     pub stall: Option<RxStall>,
     /// `--rx uring`: provided buffers (count, bytes each); None: the defaults.
     pub uring_buffers: Option<(usize, usize)>,
+    /// The sender's CLOCK_MONOTONIC minus this host's (0 on one host): a sender on another
+    /// host stamps messages on its own clock, and one-way latency is measured on this one.
+    pub sender_clock_ahead_ns: i64,
+    /// Reject a hello that announces another run than the one agreed (a `sendpath serve`
+    /// daemon checks the data connections against the test it accepted).
+    pub expect_hello: Option<ExpectedHello>,
 }
 
 impl RecvOptions {
@@ -30,6 +37,8 @@ impl RecvOptions {
             busy_poll: false,
             stall: None,
             uring_buffers: None,
+            sender_clock_ahead_ns: 0,
+            expect_hello: None,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Tally {
     payload_bytes: u64,
     verify: bool,
     origin: Origin,
+    /// The sender's clock minus this host's: latency is `now + ahead - stamp`, so a sender's
+    /// stamp counts on this host's clock (0 when both ends share one).
+    sender_clock_ahead_ns: i64,
 }
 
 impl Tally {
@@ -38,6 +41,15 @@ impl Tally {
             payload_bytes,
             verify,
             origin,
+            sender_clock_ahead_ns: 0,
+        }
+    }
+
+    /// Measures latency of stamps taken on a clock `ns` ahead of this host's.
+    pub fn with_sender_clock_ahead(self, ns: i64) -> Self {
+        Tally {
+            sender_clock_ahead_ns: ns,
+            ..self
         }
     }
 
@@ -69,6 +81,8 @@ impl Tally {
         if in_window {
             r.messages += 1;
             r.bytes += self.counted_bytes;
+            // `now` on the sender's clock, where the stamps and the schedule were taken.
+            let now = now.saturating_add_signed(self.sender_clock_ahead_ns);
             match self.origin {
                 Origin::SendStamp => r.latency.record(now.saturating_sub(ts)),
                 Origin::Intended(s) => {

@@ -246,6 +246,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         zerocopy,
         integrity,
         derived,
+        remote: None,
     }
 }
 
@@ -278,7 +279,8 @@ fn latency_of(hist: &LatencyHistogram, kind: &str) -> Latency {
     }
 }
 
-fn host_v1(h: &HostFacts) -> Host {
+/// A host's facts as the record writes them.
+pub fn host_v1(h: &HostFacts) -> Host {
     Host {
         kernel: h.kernel.clone(),
         cpu_model: h.cpu_model.clone(),

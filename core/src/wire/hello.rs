@@ -51,6 +51,56 @@ pub struct Hello {
     pub busy_poll: bool,
 }
 
+/// The parts of a hello a receiver can insist on: the run it agreed to receive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExpectedHello {
+    mode: Mode,
+    engine: Engine,
+    pattern: Pattern,
+    msg_size: u32,
+    flows: u32,
+    warmup_ns: u64,
+    duration_ns: u64,
+    resp_size: u32,
+}
+
+impl ExpectedHello {
+    /// What a sender of the run `h` announces (whatever its flow index).
+    pub fn of(h: &Hello) -> Self {
+        ExpectedHello {
+            mode: h.mode,
+            engine: h.engine,
+            pattern: h.pattern,
+            msg_size: h.msg_size,
+            flows: h.flows,
+            warmup_ns: h.warmup_ns,
+            duration_ns: h.duration_ns,
+            resp_size: h.resp_size,
+        }
+    }
+
+    /// `Ok` if `h` announces this run with a flow index inside it.
+    pub fn check(&self, h: &Hello) -> Result<()> {
+        if ExpectedHello::of(h) != *self || h.flow >= h.flows {
+            return Err(Error::Protocol(format!(
+                "the data connection announces another run ({} {} {} B, flow {} of {}, {:.3} s) than the one agreed ({} {} {} B, {} flows, {:.3} s)",
+                h.mode,
+                h.engine.as_str(),
+                h.msg_size,
+                h.flow,
+                h.flows,
+                h.duration_ns as f64 / 1e9,
+                self.mode,
+                self.engine.as_str(),
+                self.msg_size,
+                self.flows,
+                self.duration_ns as f64 / 1e9
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Hello {
     /// Encodes to the 64-byte frame.
     pub fn encode(&self) -> [u8; HELLO_LEN] {
