@@ -149,6 +149,43 @@ pub fn set_send_buffer(s: &impl AsFd, bytes: usize) -> io::Result<()> {
     setsockopt(s, sockopt::SndBuf, &bytes).map_err(io::Error::from)
 }
 
+/// SO_BUSY_POLL microseconds set where a busy-polling receiver's traffic comes through NAPI.
+pub const NAPI_BUSY_POLL_US: u64 = 50;
+
+/// A busy-polling receiver's socket: if its packets arrive through a NAPI instance (a real
+/// NIC's queue; loopback and veth have none), asks the kernel to poll that device queue from
+/// `recv` for [`NAPI_BUSY_POLL_US`] (SO_BUSY_POLL) and returns that figure. Call after data
+/// has arrived: the NAPI id is the last packet's.
+pub fn busy_poll_napi(fd: RawFd) -> Option<u64> {
+    let mut id: libc::c_uint = 0;
+    let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+    // SAFETY: id and len are live and sized for the option read.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_INCOMING_NAPI_ID,
+            (&mut id as *mut libc::c_uint).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || id == 0 {
+        return None;
+    }
+    let us = NAPI_BUSY_POLL_US as libc::c_int;
+    // SAFETY: us is a live c_int, the option's type.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BUSY_POLL,
+            (&us as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    (r == 0).then_some(NAPI_BUSY_POLL_US)
+}
+
 /// Applies the run's bounded send/receive timeouts to a data socket.
 pub fn set_io_timeouts(s: &TcpStream) -> Result<()> {
     s.set_read_timeout(Some(IO_TIMEOUT))
@@ -335,5 +372,23 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let e = listen(l.local_addr().unwrap()).unwrap_err();
         assert!(e.to_string().contains("already in use"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod napi_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn loopback_has_no_napi_so_no_busy_poll_is_set() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(busy_poll_napi(s.as_raw_fd()), None);
+        assert_eq!(busy_poll_napi(-1), None, "a bad fd is not a NAPI socket");
     }
 }

@@ -378,6 +378,10 @@ pub struct Side {
     /// side's, the two shared a CPU, which on loopback changes the numbers several-fold.
     #[serde(default)]
     pub cpus: Vec<u64>,
+    /// Receiver with `--busy-poll` over an interface with NAPI (a real NIC; loopback and veth
+    /// have none): the SO_BUSY_POLL microseconds set on its sockets. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub napi_busy_poll_us: Option<u64>,
 }
 
 /// Machine CPU time by category.

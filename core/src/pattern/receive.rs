@@ -56,6 +56,9 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
         busy_poll: opts.busy_poll || hello.busy_poll,
         ..opts
     };
+    if opts.busy_poll {
+        r.napi_busy_poll_us = sock::busy_poll_napi(stream.as_raw_fd());
+    }
     if hello.pattern != Pattern::Stream {
         // rr requests are small writes too: same reason as the sender (RunSpec::tcp_nodelay).
         stream

@@ -273,6 +273,28 @@ impl Conn {
             .map_err(|e| Error::io(format!("sending {} on the control connection", m.name()), e))
     }
 
+    /// Ends the connection after a final reply so that the reply arrives: closing a socket
+    /// with unread bytes would reset the connection, and a reset can destroy the reply before
+    /// the peer reads it. Stops writing, then discards what the peer still sends, for at most
+    /// 200 ms and 1 MiB.
+    pub fn linger_close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let until = Instant::now() + Duration::from_millis(200);
+        let mut s = &self.stream;
+        let mut chunk = [0u8; 64 * 1024];
+        let mut drained = 0;
+        while drained < (1 << 20) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
     /// Reads the next message: a whole line of at most `max` bytes before `deadline`.
     pub fn recv(&mut self, deadline: Instant, max: usize) -> std::result::Result<Msg, RecvError> {
         let line = self.recv_line(deadline, max)?;

@@ -183,26 +183,31 @@ impl Drop for Hold<'_> {
     }
 }
 
-/// Replies `m` and ends the connection with `why` (for the log).
-fn refuse(c: &mut Conn, m: Msg) -> Result<()> {
+/// Replies `m` and ends the connection, releasing the server first if this client held it;
+/// the `Err` says why (for the log).
+fn refuse(mut c: Conn, m: Msg, hold: Option<Hold>) -> Error {
     let why = match &m {
         Msg::Error { message, .. } => message.clone(),
         _ => String::new(),
     };
-    let _ = c.send(&m);
-    Err(Error::Protocol(format!("refused: {why}")))
+    let sent = c.send(&m).is_ok();
+    drop(hold);
+    if sent {
+        c.linger_close();
+    }
+    Error::Protocol(format!("refused: {why}"))
 }
 
 fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
     let login = handshake(stream, shared);
     shared.handshakes.fetch_sub(1, Ordering::AcqRel);
     let mut c = login?;
-    let _hold = {
+    let hold = {
         let mut holder = shared.holder.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(other) = holder.as_ref() {
             let m = format!("busy: running tests for {other}; one client at a time");
             drop(holder);
-            return refuse(&mut c, Msg::error(ErrorCode::Busy, m));
+            return Err(refuse(c, Msg::error(ErrorCode::Busy, m), None));
         }
         *holder = Some(format!("{peer} since {}", host::utc_now_rfc3339()));
         Hold(shared)
@@ -216,7 +221,7 @@ fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
             Ok(m) => m,
             Err(e) => {
                 return match e.reply() {
-                    Some(r) => refuse(&mut c, r),
+                    Some(r) => Err(refuse(c, r, Some(hold))),
                     None => {
                         log(format!("{peer}: gone"));
                         Ok(())
@@ -235,13 +240,14 @@ fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
                 return Ok(());
             }
             other => {
-                return refuse(
-                    &mut c,
+                return Err(refuse(
+                    c,
                     Msg::error(
                         ErrorCode::Unexpected,
                         format!("a {} message is not a request", other.name()),
                     ),
-                )
+                    Some(hold),
+                ))
             }
         }
     }
@@ -265,42 +271,42 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<Conn> {
     let m = match c.recv(Instant::now() + HANDSHAKE_TIMEOUT, MAX_REQUEST_LINE) {
         Ok(m) => m,
         Err(e) => {
-            return match e.reply() {
-                Some(r) => refuse(&mut c, r).map(|_| c),
-                None => Err(Error::PeerClosed("before logging in".into())),
-            }
+            return Err(match e.reply() {
+                Some(r) => refuse(c, r, None),
+                None => Error::PeerClosed("before logging in".into()),
+            })
         }
     };
     let Msg::Login { protocol, response } = m else {
-        return refuse(
-            &mut c,
+        return Err(refuse(
+            c,
             Msg::error(
                 ErrorCode::Unexpected,
                 format!("expected a login, got a {} message", m.name()),
             ),
-        )
-        .map(|_| c);
+            None,
+        ));
     };
     if protocol != PROTOCOL {
-        return refuse(
-            &mut c,
+        return Err(refuse(
+            c,
             Msg::error(
                 ErrorCode::Version,
                 format!("this server speaks control protocol {PROTOCOL}, the client {protocol}: run the same sendpath version on both hosts"),
             ),
-        )
-        .map(|_| c);
+            None,
+        ));
     }
     if let Some(t) = token {
         if !response.is_some_and(|r| t.accepts(&challenge, &r)) {
-            return refuse(
-                &mut c,
+            return Err(refuse(
+                c,
                 Msg::error(
                     ErrorCode::Auth,
                     "wrong or missing token (give the server's secret with --token-file)",
                 ),
-            )
-            .map(|_| c);
+                None,
+            ));
         }
     }
     Ok(c)

@@ -32,6 +32,7 @@ fn side(c: Option<&SideCounters>) -> Side {
         },
         unsupported: c0.unsupported.clone(),
         cpus: c0.cpus.iter().map(|&c| c as u64).collect(),
+        napi_busy_poll_us: None,
     }
 }
 
@@ -152,7 +153,10 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
             }
         });
     let sender = side(tx.as_ref());
-    let receiver = side(rx.as_ref());
+    let receiver = Side {
+        napi_busy_poll_us: flows.iter().find_map(|f| f.napi_busy_poll_us),
+        ..side(rx.as_ref())
+    };
     let per_byte = |ns: u64| (bytes > 0).then(|| ns as f64 / bytes as f64);
     let per_gb = |a: Option<u64>, b: Option<u64>| {
         let t = a? + b?;
