@@ -236,10 +236,7 @@ fn run_on(s: &mut Session, remote: &Remote, spec: &RunSpec, rep: u64) -> Result<
         FarRole::Sender => far_ahead,
     };
     s.conn.send(&Msg::Test(Box::new(TestRequest {
-        spec: RunSpec {
-            pin: None,
-            ..spec.clone()
-        },
+        spec: spec.clone(),
         far_role: remote.far_role,
         sender_clock_ahead_ns: sender_ahead,
     })))?;
@@ -269,10 +266,7 @@ fn run_on(s: &mut Session, remote: &Remote, spec: &RunSpec, rep: u64) -> Result<
             let Some(mut record) = finished.record.clone() else {
                 return Err(Error::Protocol("the far host sent no record".into()));
             };
-            // The far host wrote the record with its own facts and without our placement.
-            let ours = from_flows(spec, &ctx, host::facts(), &[]);
-            record.spec.pin = ours.spec.pin;
-            record.spec.placement = ours.spec.placement;
+            // The far host wrote the record with its own facts and another repetition index.
             record.spec.rep = rep;
             record.started_at = ctx.started_at.clone();
             if let Some(e) = outcomes.into_iter().find_map(|o| o.result.err()) {

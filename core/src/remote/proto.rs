@@ -77,7 +77,8 @@ pub enum ErrorCode {
 /// One test: the cell to run, who the far host is, and the clocks' offset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestRequest {
-    /// The cell, as the driver resolved it (`pin` is the driver's own business: not sent).
+    /// The cell, as the driver resolved it. `pin` applies on both hosts: each pins its own
+    /// side's threads to the CPUs listed for that side.
     pub spec: RunSpec,
     /// What the far host does.
     pub far_role: FarRole,

@@ -314,10 +314,24 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<Conn> {
 
 /// The spec this server will run for `req`, or why not.
 pub fn admit(req: &TestRequest, limits: &ServerLimits) -> std::result::Result<RunSpec, String> {
-    let spec = RunSpec {
-        pin: None,
-        ..req.spec.clone()
-    };
+    let spec = req.spec.clone();
+    if let Some(p) = &spec.pin {
+        // Each host pins its own side's threads to the CPUs of that side's role.
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+            .map_err(|e| format!("cannot read this host's CPUs: {e}"))?;
+        for (side, cpus) in [("sender", &p.sender), ("receiver", &p.receiver)] {
+            if cpus.is_empty() || cpus.len() > 1024 {
+                return Err(format!(
+                    "pin: the {side} CPU list must have 1 to 1024 entries"
+                ));
+            }
+            if let Some(c) = cpus.iter().find(|&&c| !allowed.is_set(c).unwrap_or(false)) {
+                return Err(format!(
+                    "pin: this host cannot run the {side}'s threads on CPU {c}"
+                ));
+            }
+        }
+    }
     if spec.rx_stall.is_some() {
         return Err("rx_stall is a test hook a server does not run".into());
     }

@@ -333,6 +333,8 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
         json!({"mode": "a3", "zc_slots": 60000, "msg_size": 65536}),
         json!({"rx_stall": {"after_s": 0.1, "for_s": 0.1}}),
         json!({"pattern": "rate"}),
+        json!({"pin": {"sender": [], "receiver": [0]}}),
+        json!({"pin": {"sender": [0], "receiver": [4095]}}),
     ];
     for spec in &invalid {
         s.send(&test_request(spec.clone()));
