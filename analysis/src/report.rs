@@ -153,7 +153,7 @@ pub fn blocks(
         intro.push_str(&format!(" Measured {from} .. {to}."));
     }
     b.push(Block::Para(intro));
-    b.push(Block::List(vec![
+    let mut facts = vec![
         format!("kernel: {}", join(&h.kernels)),
         format!(
             "CPU: {}; cores: {}; virtualized: {}",
@@ -169,7 +169,9 @@ pub fn blocks(
              moves loopback results several-fold)",
             join(&h.placements)
         ),
-    ]));
+    ];
+    facts.extend(h.remote.iter().map(|r| format!("two hosts: {r}")));
+    b.push(Block::List(facts));
     if !h.uring_orderings.is_empty() {
         b.push(Block::Para(format!(
             "io_uring streams kept each flow in order by: {}. `bundle`: one send bundle per flow \

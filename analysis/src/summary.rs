@@ -422,6 +422,27 @@ pub struct HostSummary {
     pub placements: BTreeSet<String>,
     /// Earliest and latest `started_at`.
     pub span: Option<(String, String)>,
+    /// Runs across two hosts: the far host, what it did, and the interfaces on each side.
+    pub remote: BTreeSet<String>,
+}
+
+fn interface_text(i: Option<&sendpath_record::v1::Interface>) -> String {
+    match i {
+        None => "an interface that could not be read".into(),
+        Some(i) => {
+            let mut parts = vec![i.driver.clone().unwrap_or_else(|| "driver unknown".into())];
+            if let Some(m) = i.mtu {
+                parts.push(format!("MTU {m}"));
+            }
+            if let Some(s) = i.speed_mbps {
+                parts.push(format!("{s} Mbit/s"));
+            }
+            if !i.offloads_on.is_empty() {
+                parts.push(format!("offloads {}", i.offloads_on.join(",")));
+            }
+            format!("{} ({})", i.name, parts.join(", "))
+        }
+    }
 }
 
 /// Host facts across the records.
@@ -451,6 +472,43 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
                 "{} {}",
                 r.spec.mode.as_str().to_uppercase(),
                 u.ordering
+            ));
+        }
+        if let Some(rm) = &r.remote {
+            h.remote.insert(format!(
+                "far host {} ({}, {} CPUs, kernel {}) {}; data from {} on {} to {} on {}",
+                rm.far
+                    .addr
+                    .rsplit_once(':')
+                    .map_or(rm.far.addr.as_str(), |(ip, _)| ip),
+                rm.far.host.cpu_model,
+                rm.far.host.cores,
+                rm.far.host.kernel,
+                if rm.far_role == "sender" {
+                    "sending (its send path measured, --reverse)"
+                } else {
+                    "receiving (this host's send path measured)"
+                },
+                if rm.far_role == "sender" {
+                    "far host"
+                } else {
+                    "this host"
+                },
+                interface_text(if rm.far_role == "sender" {
+                    rm.far.interface.as_ref()
+                } else {
+                    rm.driver.interface.as_ref()
+                }),
+                if rm.far_role == "sender" {
+                    "this host"
+                } else {
+                    "far host"
+                },
+                interface_text(if rm.far_role == "sender" {
+                    rm.driver.interface.as_ref()
+                } else {
+                    rm.far.interface.as_ref()
+                }),
             ));
         }
         let c = &r.tool.git_commit;

@@ -595,6 +595,23 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
         rx1 - rx0
     );
 
+    // The report names the far host and the interfaces the data crossed.
+    let o = sendpath()
+        .arg("report")
+        .arg(remote_dir.join("results.jsonl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(remote_dir.join("report.md")).unwrap();
+    let line = md
+        .lines()
+        .find(|l| l.contains("two hosts: far host"))
+        .unwrap_or_else(|| panic!("no two-hosts line in the report"));
+    assert!(
+        line.contains("receiving") && line.contains(&veth.server_if) && line.contains("veth"),
+        "{line}"
+    );
+
     // --reverse: the far host sends, its veth end transmits what this host's record counts.
     let (tx0, _) = veth.server_if_bytes().unwrap();
     let o = Command::new("ip")
