@@ -505,7 +505,9 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
         "--flows",
         "2",
         "--patterns",
-        "stream,rr",
+        "stream,rr,rate",
+        "--rate-fractions",
+        "0.5",
         "--duration",
         "0.2",
         "--warmup",
@@ -554,7 +556,7 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
     rc.sort();
     lc.sort();
     assert_eq!(rc, lc, "the same cells");
-    assert_eq!(rc.len(), 8);
+    assert_eq!(rc.len(), 12);
     let mut stream_bytes = 0;
     for r in &remote {
         assert_eq!(r["status"], "ok", "{}", r["error"]);
@@ -583,6 +585,13 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
         assert!(rm["clock_uncertainty_ns"].as_u64().unwrap() < 10_000_000);
         if r["spec"]["mode"] == "a3" {
             assert_eq!(r["zerocopy"]["verdict"], "not_achieved", "veth copies");
+        }
+        if r["spec"]["pattern"] == "rate" {
+            assert!(r["rate"]["achieved_per_flow_per_s"].as_f64().unwrap() > 0.0);
+            assert!(
+                r["latency_ns"]["p50"].as_u64().unwrap() > 0,
+                "one-way from intended"
+            );
         }
         if r["spec"]["pattern"] == "stream" {
             stream_bytes += r["throughput"]["bytes"].as_u64().unwrap();
