@@ -66,6 +66,7 @@ pub fn serve(
     // Requests are not checked here: the client checks the responses, which echo them.
     let mut parser = Parser::new(msg_size, false);
     let mut w = WindowTracker::new(window, false);
+    let mut tcp = crate::tcpinfo::Watch::default();
     let mut answered_in_window = 0u64;
     let result = loop {
         let req = match read_request(fd, &mut buf, &mut parser, msg_size, spin) {
@@ -73,7 +74,13 @@ pub fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let in_window = w.at(now_ns());
+        let now = now_ns();
+        let in_window = w.at(now);
+        if in_window {
+            tcp.open(fd);
+        } else if now >= window.end {
+            tcp.close(fd);
+        }
         // The response echoes the request's seq and timestamp.
         if let Err(e) = strategy.send(fd, req.0, req.1) {
             break Err(e);
@@ -81,6 +88,7 @@ pub fn serve(
         answered_in_window += u64::from(in_window);
     };
     let side = w.side_counters();
+    tcp.close(fd);
     let (zerocopy, result) = match (strategy.finish(fd), result) {
         (Ok(z), r) => (z, r),
         (Err(e), Ok(())) => (None, Err(e)),
@@ -91,6 +99,7 @@ pub fn serve(
         bytes: answered_in_window * resp_size as u64,
         counters: side,
         zerocopy,
+        tcp: tcp.take(),
         ..Default::default()
     };
     (report, result)

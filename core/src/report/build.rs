@@ -251,7 +251,39 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         integrity,
         derived,
         remote: None,
+        tcp: tcp_of(flows),
     }
+}
+
+/// The flows' TCP_INFO (from their senders' reports) and the sums; None if no flow has it.
+fn tcp_of(flows: &[FlowResult]) -> Option<TcpV1> {
+    let per_flow: Vec<TcpFlowV1> = flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let info = f.sender.as_ref()?.tcp.clone()?;
+            Some(TcpFlowV1 {
+                flow: f.hello.as_ref().map_or(i as u64, |h| h.flow as u64),
+                info,
+            })
+        })
+        .collect();
+    if per_flow.is_empty() {
+        return None;
+    }
+    let sum = |get: fn(&TcpFlowInfo) -> Option<u64>| -> Option<u64> {
+        per_flow.iter().map(|f| get(&f.info)).sum()
+    };
+    Some(TcpV1 {
+        side: "sender".into(),
+        retransmits: sum(|i| i.retransmits),
+        bytes_retrans: sum(|i| i.bytes_retrans),
+        busy_us: sum(|i| i.busy_us),
+        rwnd_limited_us: sum(|i| i.rwnd_limited_us),
+        sndbuf_limited_us: sum(|i| i.sndbuf_limited_us),
+        max_rtt_us: per_flow.iter().filter_map(|f| f.info.rtt_us).max(),
+        per_flow,
+    })
 }
 
 /// A record for a cell that failed before anything was measured.

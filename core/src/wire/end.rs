@@ -29,6 +29,9 @@ pub struct SenderReport {
     /// How the io_uring engine was set up (None on the threads engine).
     #[serde(default)]
     pub uring: Option<UringSetup>,
+    /// What TCP did to this flow over the window (TCP_INFO of the sending socket).
+    #[serde(default)]
+    pub tcp: Option<crate::tcpinfo::TcpFlowInfo>,
 }
 
 /// How the io_uring engine ran a flow: the tunables and what the kernel accepted.

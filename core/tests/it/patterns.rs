@@ -41,6 +41,8 @@ fn assert_rr(spec: &RunSpec) {
         "every response checked"
     );
     assert!(r.sender.reported, "the server's end frame arrived");
+    // The server's socket sends the responses.
+    common::assert_tcp_info(&r, t * 200);
     assert_eq!(r.spec.resp_size_bytes, Some(200));
     if spec.mode == Mode::A3 {
         let z = r.zerocopy.unwrap();

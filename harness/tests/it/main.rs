@@ -3,4 +3,5 @@
 mod remote;
 mod run_cli;
 mod sweep_cli;
+mod tcp_info;
 mod topology;

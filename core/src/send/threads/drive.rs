@@ -52,6 +52,7 @@ pub fn run_flow(
     let mut counters: Option<ThreadCounters> = None;
     let mut side: Option<SideCounters> = None;
     let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
+    let mut tcp = crate::tcpinfo::Watch::default();
     let mut now = now_ns();
     let mut result = Ok(());
     loop {
@@ -59,6 +60,7 @@ pub fn run_flow(
             if end_of_window.is_none() {
                 end_of_window = Some(seq);
                 side = counters.take().map(|c| c.stop());
+                tcp.close(fd);
             }
             // After the window: one non-blocking read per message for the receiver's request.
             match end_requested(fd, now >= end_deadline) {
@@ -80,6 +82,7 @@ pub fn run_flow(
         if first_in_window.is_none() && now >= window.start && now < window.end {
             first_in_window = Some(seq);
             counters = Some(ThreadCounters::start());
+            tcp.open(fd);
         }
         // The timestamp is the clock read just before this send call (the loop's only read).
         let ts = if latency { now } else { 0 };
@@ -95,6 +98,7 @@ pub fn run_flow(
     if let Some(c) = counters.take() {
         side = Some(c.stop());
     }
+    tcp.close(fd);
     let messages = first_in_window.map_or(0, |f| end_of_window.unwrap_or(seq).saturating_sub(f));
     let zerocopy = match strategy.finish(fd) {
         Ok(z) => z,
@@ -113,6 +117,7 @@ pub fn run_flow(
         send_errors: 0,
         error: None,
         uring: None,
+        tcp: tcp.take(),
     };
     (report, result)
 }

@@ -15,13 +15,15 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 /// The loop of one thread: refill idle flows with a chain, enter, reap. Returns the thread's
-/// counters over the window.
+/// counters over the window and what TCP did to each flow (`fds[i]` is flow `i`'s socket).
 pub(super) fn drive(
     r: &mut Ring,
     spec: &RunSpec,
     window: Window,
     flows: &mut [Lent<Flow>],
-) -> SideCounters {
+    fds: &[std::os::fd::RawFd],
+) -> (SideCounters, Vec<Option<crate::tcpinfo::TcpFlowInfo>>) {
+    let mut tcp: Vec<crate::tcpinfo::Watch> = fds.iter().map(|_| Default::default()).collect();
     // Field by field access below needs plain references (a Lent derefs as a whole).
     let mut flows: Vec<&mut Flow> = flows.iter_mut().map(|f| &mut **f).collect();
     let latency = spec.records_latency();
@@ -50,7 +52,15 @@ pub(super) fn drive(
     let args = types::SubmitArgs::new().timespec(&slice);
     loop {
         let now = now_ns();
-        w.at(now);
+        if w.at(now) {
+            for (t, &fd) in tcp.iter_mut().zip(fds) {
+                t.open(fd);
+            }
+        } else if now >= window.end {
+            for (t, &fd) in tcp.iter_mut().zip(fds) {
+                t.close(fd);
+            }
+        }
         let ts = if latency { now } else { 0 };
         let mut expect = 0usize;
         let mut all_done = true;
@@ -276,5 +286,11 @@ pub(super) fn drive(
         // The registration holds a reference to the ring: drop it, or the ring outlives us.
         let _ = submitter.unregister_ring_fd();
     }
-    w.side_counters()
+    for (t, &fd) in tcp.iter_mut().zip(fds) {
+        t.close(fd);
+    }
+    (
+        w.side_counters(),
+        tcp.iter_mut().map(|t| t.take()).collect(),
+    )
 }

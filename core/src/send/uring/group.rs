@@ -86,6 +86,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     }
     let mut setup_report = None;
     let mut side = None;
+    let mut tcp: Vec<Option<crate::tcpinfo::TcpFlowInfo>> = Vec::new();
     match setup {
         Ok(mut ring) => {
             let window = Window::after(
@@ -96,7 +97,9 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             for (f, ok) in flows.iter_mut().zip(&hellos_ok) {
                 f.stopped |= !ok;
             }
-            side = Some(drive(&mut ring, spec, window, &mut flows));
+            let (counters, infos) = drive(&mut ring, spec, window, &mut flows, &fds);
+            side = Some(counters);
+            tcp = infos;
             setup_report = Some(UringSetup {
                 threads: spec.sender_threads() as u32,
                 depth: depth as u32,
@@ -137,6 +140,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             send_errors: f.retries,
             error: None,
             uring: setup_report.clone(),
+            tcp: tcp.get_mut(i).and_then(Option::take),
         };
         if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
             report.zerocopy = None;

@@ -75,6 +75,7 @@ pub fn assert_good_stream(r: &Record) {
     );
     assert!(l.min > 0 && l.p50 >= l.min && l.p99 >= l.p50 && l.max >= l.p999);
     assert!(r.sender.reported && r.receiver.reported);
+    assert_tcp_info(r, r.throughput.bytes);
     assert!(r.sender.counters.task_clock_ns.unwrap() > 0);
     assert!(r.derived.sender_cpu_ns_per_byte.unwrap() > 0.0);
     // Hardware counters are unknown on this VM: null and named, never 0.
@@ -83,6 +84,34 @@ pub fn assert_good_stream(r: &Record) {
             assert!(side.unsupported.iter().any(|u| u == "cycles"));
         }
     }
+}
+
+/// Every flow's TCP_INFO is in the record, the window's bytes sent (retransmissions included)
+/// at least `counted` over all flows, the sums equal to the flows'.
+pub fn assert_tcp_info(r: &Record, counted: u64) {
+    let t = r.tcp.as_ref().expect("TCP_INFO recorded");
+    assert_eq!(t.side, "sender");
+    assert_eq!(t.per_flow.len() as u64, r.spec.flows, "{t:?}");
+    let mut flows: Vec<u64> = t.per_flow.iter().map(|f| f.flow).collect();
+    flows.sort();
+    assert_eq!(flows, (0..r.spec.flows).collect::<Vec<_>>());
+    let sent: u64 = t.per_flow.iter().map(|f| f.info.bytes_sent.unwrap()).sum();
+    // What the window counted was sent in it, give or take the messages in flight at its
+    // edges (a socket buffer's worth per flow at most).
+    let slack = r.spec.flows * (4 << 20);
+    assert!(sent + slack >= counted, "sent {sent}, counted {counted}");
+    for f in &t.per_flow {
+        let i = &f.info;
+        assert!(
+            i.segs_out.unwrap() > 0 && i.mss.unwrap() > 0 && i.cwnd.unwrap() > 0,
+            "{i:?}"
+        );
+        assert!(i.rtt_us.is_some() && i.busy_us.is_some());
+    }
+    assert_eq!(
+        t.retransmits,
+        Some(t.per_flow.iter().map(|f| f.info.retransmits.unwrap()).sum())
+    );
 }
 
 /// One flow of `spec` whose receiver (reading as `rx`) starts `delay` after the sender sent

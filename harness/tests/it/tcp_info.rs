@@ -1,0 +1,121 @@
+//! TCP_INFO retransmits agree with the kernel's own count: over the veth topology (root only)
+//! with a token-bucket qdisc on the sending end too small for the offered load, so TCP loses
+//! and retransmits, the record's window count is checked against `nstat`'s TcpRetransSegs
+//! of the sender's namespace for the same run (the connection's whole life: a little more).
+//! This kernel has no netem; a tbf queue overflow is the loss any kernel with tc can make.
+
+use sendpath_core::netns::Veth;
+use std::process::Command;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+struct Cleanup(Veth);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.down();
+    }
+}
+
+fn retrans_segs(ns: &str) -> Option<u64> {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "nstat", "-az", "TcpRetransSegs"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with("TcpRetransSegs"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn tcp_info_retransmits_match_the_kernels_count_over_lossy_veth() {
+    if !is_root() {
+        eprintln!("SKIPPED: network namespaces need root");
+        return;
+    }
+    let pid = std::process::id();
+    let name = format!("st{}", pid % 100_000);
+    let prefix = format!("10.203.{}.0/24", pid % 250);
+    let veth = Veth::new(&name, &prefix).unwrap();
+    let _cleanup = Cleanup(veth.clone());
+    veth.up().unwrap();
+    if retrans_segs(&veth.server_ns).is_none() {
+        eprintln!("SKIPPED: nstat (iproute2) is not installed");
+        return;
+    }
+    let tc = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &veth.server_ns,
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+        ])
+        .arg(&veth.server_if)
+        .args([
+            "root", "tbf", "rate", "400mbit", "burst", "20k", "limit", "30k",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        tc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tc.stderr)
+    );
+    let before = retrans_segs(&veth.server_ns).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
+        .args([
+            "run",
+            "--mode",
+            "a1",
+            "--msg-size",
+            "16384",
+            "--duration",
+            "0.8",
+        ])
+        .args([
+            "--warmup",
+            "0",
+            "--topology",
+            "veth",
+            "--ns-name",
+            &name,
+            "--prefix",
+            &prefix,
+        ])
+        .output()
+        .unwrap();
+    let after = retrans_segs(&veth.server_ns).unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let counted = r["tcp"]["retransmits"].as_u64().unwrap();
+    let kernel = after - before;
+    assert!(
+        counted > 0,
+        "the queue overflowed, TCP retransmitted: {}",
+        r["tcp"]
+    );
+    assert!(
+        counted <= kernel && counted as f64 >= 0.8 * kernel as f64,
+        "window {counted} vs the namespace's {kernel} over the connection's life"
+    );
+    assert!(r["tcp"]["bytes_retrans"].as_u64().unwrap() > 0);
+    assert_eq!(
+        r["integrity"]["seq_errors"], 0,
+        "retransmission loses nothing"
+    );
+}
