@@ -63,6 +63,11 @@ pub struct SendArgs {
     /// Receivers (and both ends of rr) spin on non-blocking sockets instead of sleeping.
     #[arg(long)]
     pub busy_poll: bool,
+    /// Stamp one message in N at every stage of its way (kernel software timestamps: send
+    /// queue, device, receiving stack, read, ACK) and record where the time went (`stages`);
+    /// bare: one in 16. Threads engine, copy receiver.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "16")]
+    pub timestamps: Option<u64>,
     /// Where each side runs: unpinned (the scheduler decides; the default), apart (senders on
     /// one CPU, receivers on another) or together (both on one CPU). Recorded as
     /// spec.placement.
@@ -163,6 +168,7 @@ impl SendArgs {
             busy_poll: self.busy_poll,
             pin,
             placement,
+            timestamps: self.timestamps,
             rx_stall: self.rx_stall()?,
         })
     }

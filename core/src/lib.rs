@@ -34,7 +34,7 @@
 //! Modules import only modules below them (checked by `tests/it/layers.rs`, which also keeps
 //! every file under 600 lines), from the bottom:
 //! 1. leaves: [`error`], [`time`], [`latency`], [`cpu`], [`sock`], [`affinity`], [`netns`],
-//!    [`kmem`], [`tcpinfo`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots and
+//!    [`kmem`], [`tcpinfo`], [`stamps`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots and
 //!    accounting ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
 //!    measured window ([`window`]), per-flow results ([`results`]), the rate schedule
 //!    ([`schedule`]);
@@ -77,6 +77,7 @@ pub mod schedule;
 pub mod send;
 pub mod sock;
 pub mod spec;
+pub mod stamps;
 pub mod tcpinfo;
 pub mod time;
 pub mod uring_sys;

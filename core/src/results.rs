@@ -39,6 +39,8 @@ pub struct FlowResult {
     /// `--rx uring`: times the multishot recv ended (no free buffer, a signal) and was
     /// re-armed.
     pub rx_rearms: u64,
+    /// `--timestamps`: the receiver's stamps of sampled messages.
+    pub stages: Option<crate::stamps::RxStages>,
     /// SO_BUSY_POLL microseconds set on this flow's socket (busy-poll over a NAPI device).
     pub napi_busy_poll_us: Option<u64>,
 }

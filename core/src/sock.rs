@@ -270,6 +270,47 @@ pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> Result<usize>
     }
 }
 
+/// As [`recv_wait`] (no flags), with the read's receive timestamp (SO_TIMESTAMPING
+/// RX_SOFTWARE, CLOCK_REALTIME ns) when the kernel attached one.
+pub fn recv_wait_stamped(fd: RawFd, buf: &mut [u8], spin: bool) -> Result<(usize, Option<u64>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    let mut control = nix::cmsg_space!([libc::timespec; 3]);
+    let flags = if spin {
+        MsgFlags::MSG_DONTWAIT
+    } else {
+        MsgFlags::empty()
+    };
+    let mut started: Option<Instant> = None;
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        match recvmsg::<()>(fd, &mut iov, Some(&mut control), flags) {
+            Ok(m) => {
+                let stamp = m.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|c| match c {
+                        ControlMessageOwned::ScmTimestampsns(t) => Some(
+                            t.system.tv_sec() as u64 * 1_000_000_000 + t.system.tv_nsec() as u64,
+                        ),
+                        _ => None,
+                    })
+                });
+                return Ok((m.bytes, stamp.filter(|&t| t > 0)));
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if spin => {
+                std::hint::spin_loop();
+                let t = *started.get_or_insert_with(Instant::now);
+                if t.elapsed() >= IO_TIMEOUT {
+                    return Err(Error::Timeout(format!(
+                        "recv: the peer made no progress for {} s",
+                        IO_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+            Err(e) => return Err(classify(e.into(), "recv")),
+        }
+    }
+}
+
 /// Receives into `buf` with `flags`. With `spin`, polls with `MSG_DONTWAIT` in a busy loop
 /// instead of sleeping in the kernel (the receiver's CPU is burnt to save the wake-up, as
 /// sockperf's and netperf's busy-poll modes do); bounded by [`IO_TIMEOUT`] either way.

@@ -58,10 +58,52 @@ pub struct Record {
     /// local runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteV1>,
+    /// `--timestamps` only: where a sampled message's time went, stage by stage, from the
+    /// kernel's software timestamps. Absent without `--timestamps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<StagesV1>,
     /// What TCP did over the window (TCP_INFO of each sending socket, read at the window's
     /// edges); null where no flow reported it (records from before this field).
     #[serde(default)]
     pub tcp: Option<TcpV1>,
+}
+
+/// Where the time of sampled messages went (ns, HDR histograms like `latency_ns`). All on
+/// CLOCK_MONOTONIC; the kernel's CLOCK_REALTIME stamps are moved onto it. The stages of a
+/// message add up to its end-to-end time: user_to_sched + sched_to_device + device_to_stack
+/// + stack_to_user = end_to_end (the percentiles of a sum are not the sums of percentiles).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StagesV1 {
+    /// One message in this many (seq a multiple of it) was stamped.
+    pub every: u64,
+    /// Stamped messages sent in the window.
+    pub sampled: u64,
+    /// Of those, the messages both sides' stamps were joined for (at most 600 per flow,
+    /// spread over the window): the four stages and `end_to_end` are over these. A stamp names
+    /// the last byte of the packet that carried it, so with many small messages per packet
+    /// only those that ended one are stamped.
+    pub joined: u64,
+    /// Joined messages whose stamps were not in the order of the stages (0 when the clocks
+    /// and the join are right).
+    pub out_of_order: u64,
+    /// Sender's stamps that named no sampled message (a short send's earlier call, a message
+    /// never acknowledged before the flow ended).
+    pub unmatched_stamps: u64,
+    /// Send call -> SCHED (entered the queueing layer): socket send queue and TCP.
+    pub user_to_sched_ns: Option<Latency>,
+    /// SCHED -> SND (the driver took it: loopback and veth stamp in their xmit).
+    pub sched_to_device_ns: Option<Latency>,
+    /// SND -> RX_SOFTWARE (the receiving stack got it).
+    pub device_to_stack_ns: Option<Latency>,
+    /// RX_SOFTWARE -> the user's read returned it. For TCP the receive stamp of a read is that
+    /// of the last packet it copied: exact when a read holds one message (rr), late for the
+    /// earlier messages of a read that spans many (streams).
+    pub stack_to_user_ns: Option<Latency>,
+    /// Send call -> the peer acknowledged all of it (ACK stamp), over every acknowledged
+    /// sample.
+    pub send_to_ack_ns: Option<Latency>,
+    /// Send call -> the user's read, for the same sampled messages.
+    pub end_to_end_ns: Option<Latency>,
 }
 
 /// TCP_INFO over the window: each flow's, and the sums.
@@ -284,6 +326,9 @@ pub struct Spec {
     /// Test hook: the receiver paused reading (null normally).
     #[serde(default)]
     pub rx_stall: Option<RxStallV1>,
+    /// `--timestamps`: one message in this many was stamped at every stage (see `stages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamps_every: Option<u64>,
 }
 
 /// CPU pinning of each side.

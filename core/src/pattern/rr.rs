@@ -12,8 +12,10 @@
 use crate::error::{Error, Result};
 use crate::recv::tally::{Origin, Tally};
 use crate::results::FlowResult;
+use crate::send::threads::drive::{finish_stamps, stamped_send};
 use crate::send::threads::strategy::BlockingSend;
 use crate::sock;
+use crate::stamps::{RxStamper, TxStamper};
 use crate::time::now_ns;
 use crate::window::{Window, WindowTracker};
 use crate::wire::end::{SenderReport, MAX_END_LEN};
@@ -52,6 +54,21 @@ fn read_request(
         .ok_or_else(|| Error::Protocol("a whole request that did not parse as one".into()))
 }
 
+/// Reads exactly `buf.len()` bytes; returns the receive stamp of the last read.
+fn recv_exact_stamped(fd: RawFd, buf: &mut [u8], spin: bool) -> Result<Option<u64>> {
+    let mut got = 0;
+    let mut stamp = None;
+    while got < buf.len() {
+        let (n, s) = sock::recv_wait_stamped(fd, &mut buf[got..], spin)?;
+        if n == 0 {
+            return Err(Error::PeerClosed("mid-response".into()));
+        }
+        got += n;
+        stamp = s.or(stamp);
+    }
+    Ok(stamp)
+}
+
 /// The server side: answers requests until the client's end frame. `strategy` sends
 /// `resp_size`-byte responses. Returns the server's report and the error that ended it early.
 pub fn serve(
@@ -61,7 +78,20 @@ pub fn serve(
     resp_size: usize,
     spin: bool,
     window: Window,
+    stamp_every: Option<u64>,
 ) -> (SenderReport, Result<()>) {
+    // `--timestamps`: the responses are the stamped messages (the path measured is theirs).
+    let mut stamper = match stamp_every.map(|n| TxStamper::new(fd, n)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            return (
+                SenderReport::default(),
+                Err(Error::io("enable SO_TIMESTAMPING", e)),
+            )
+        }
+        None => None,
+    };
+    let mut stamps = Vec::new();
     let mut buf = vec![0u8; msg_size.max(HEADER_LEN)];
     // Requests are not checked here: the client checks the responses, which echo them.
     let mut parser = Parser::new(msg_size, false);
@@ -82,13 +112,28 @@ pub fn serve(
             tcp.close(fd);
         }
         // The response echoes the request's seq and timestamp.
-        if let Err(e) = strategy.send(fd, req.0, req.1) {
+        let sent = match stamper.as_mut() {
+            Some(st) => stamped_send(
+                strategy,
+                st,
+                &mut stamps,
+                fd,
+                req.0,
+                now,
+                req.1,
+                resp_size as u64,
+                in_window,
+            ),
+            None => strategy.send(fd, req.0, req.1),
+        };
+        if let Err(e) = sent {
             break Err(e);
         }
         answered_in_window += u64::from(in_window);
     };
     let side = w.side_counters();
     tcp.close(fd);
+    let stages = stamper.map(|st| finish_stamps(strategy, st, &mut stamps, fd));
     let (zerocopy, result) = match (strategy.finish(fd), result) {
         (Ok(z), r) => (z, r),
         (Err(e), Ok(())) => (None, Err(e)),
@@ -100,6 +145,7 @@ pub fn serve(
         counters: side,
         zerocopy,
         tcp: tcp.take(),
+        stages,
         ..Default::default()
     };
     (report, result)
@@ -126,6 +172,12 @@ pub fn request(
         hello.verify,
         Origin::SendStamp,
     );
+    let mut stamper = match hello.stamp_every {
+        0 => None,
+        n => Some(
+            RxStamper::new(fd, n as u64).map_err(|e| Error::io("enable receive timestamps", e))?,
+        ),
+    };
     let mut seq = 0u64;
     let result = loop {
         let t0 = now_ns();
@@ -136,14 +188,22 @@ pub fn request(
         if let Err(e) = strategy.send(fd, seq, t0) {
             break Err(e);
         }
-        if let Err(e) = sock::recv_exact_wait(fd, &mut buf[..resp], spin, "response") {
-            break Err(e);
-        }
+        let rx_stamp = match &stamper {
+            Some(_) => recv_exact_stamped(fd, &mut buf[..resp], spin),
+            None => sock::recv_exact_wait(fd, &mut buf[..resp], spin, "response").map(|_| None),
+        };
+        let rx_stamp = match rx_stamp {
+            Ok(s) => s,
+            Err(e) => break Err(e),
+        };
         let t1 = now_ns();
         let mut whole = 0;
         let parsed = parser.feed(&buf[..resp], |rseq, ts, ok| {
             whole += 1;
             tally.message(r, rseq, ts, ok, t1, in_window);
+            if let (Some(st), true) = (stamper.as_mut(), in_window) {
+                st.message(rseq, t1, rx_stamp);
+            }
         });
         match parsed {
             Ok(Parsed::More) if whole == 1 => {}
@@ -157,6 +217,7 @@ pub fn request(
         seq += 1;
     };
     w.close();
+    r.stages = stamper.take().map(|s| s.finish());
     // The client's own zero-copy sends are drained but not reported: the record's zero-copy
     // accounting is the server's, as in the stream pattern.
     let finished = strategy.finish(fd).map(|_| ());

@@ -76,6 +76,7 @@ fn send_flow(stream: TcpStream, spec: &RunSpec, flow: u32) -> SenderOutcome {
             spec.response_size(),
             spec.busy_poll,
             window,
+            spec.timestamps,
         ),
         (Ok(mut s), Some(schedule)) => run_flow(s.as_mut(), fd, spec, window, &schedule),
         (Ok(mut s), None) => run_flow(s.as_mut(), fd, spec, window, &Unpaced),

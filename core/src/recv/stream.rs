@@ -70,10 +70,20 @@ pub fn copy(
     let mut parser = Parser::new(hello.msg_size as usize, hello.verify);
     let mut stall = opts.stall;
     let mut buf = vec![0u8; rx_buf_len(hello.msg_size as usize)];
-    loop {
-        let n = sock::recv_wait(fd, &mut buf, 0, opts.busy_poll)?;
+    let mut stamper = match hello.stamp_every {
+        0 => None,
+        n => Some(
+            crate::stamps::RxStamper::new(fd, n as u64)
+                .map_err(|e| Error::io("enable receive timestamps", e))?,
+        ),
+    };
+    let result = loop {
+        let (n, rx_stamp) = match &stamper {
+            Some(_) => sock::recv_wait_stamped(fd, &mut buf, opts.busy_poll)?,
+            None => (sock::recv_wait(fd, &mut buf, 0, opts.busy_poll)?, None),
+        };
         if n == 0 {
-            return Err(no_end_frame());
+            break Err(no_end_frame());
         }
         let now = arrival_time(&mut stall, &w.window);
         let in_window = w.at(now);
@@ -82,13 +92,18 @@ pub fn copy(
             asked_end = true;
         }
         let parsed = parser.feed(&buf[..n], |seq, ts, ok| {
-            tally.message(r, seq, ts, ok, now, in_window)
+            tally.message(r, seq, ts, ok, now, in_window);
+            if let (Some(st), true) = (stamper.as_mut(), in_window) {
+                st.message(seq, now, rx_stamp);
+            }
         })?;
         if let Parsed::End(report) = parsed {
             r.sender = report.map(|b| *b);
-            return Ok(());
+            break Ok(());
         }
-    }
+    };
+    r.stages = stamper.map(|s| s.finish());
+    result
 }
 
 /// Discarding receiver: `recv(MSG_TRUNC)` (the kernel drops the bytes without copying them)

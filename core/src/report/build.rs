@@ -251,8 +251,44 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         integrity,
         derived,
         remote: None,
+        stages: spec.timestamps.and_then(|every| stages_of(every, flows)),
         tcp: tcp_of(flows),
     }
+}
+
+/// The stages of every flow's sampled messages: the four that add up to end-to-end over the
+/// messages both sides stamped (joined by seq), send -> ACK from the sender.
+fn stages_of(every: u64, flows: &[FlowResult]) -> Option<StagesV1> {
+    let mut joined = crate::stamps::Joined::default();
+    let mut ack = LatencyHistogram::new();
+    let (mut sampled, mut unmatched, mut any) = (0, 0, false);
+    for f in flows {
+        let tx = f.sender.as_ref().and_then(|s| s.stages.as_ref());
+        if let Some(tx) = tx {
+            any = true;
+            sampled += tx.sampled;
+            unmatched += tx.unmatched;
+            ack.merge(&tx.send_to_ack);
+        }
+        if let (Some(tx), Some(rx)) = (tx, f.stages.as_ref()) {
+            crate::stamps::join(tx, rx, &mut joined);
+        }
+        any |= f.stages.is_some();
+    }
+    let some = |h: &LatencyHistogram, kind: &str| (h.count() > 0).then(|| latency_of(h, kind));
+    any.then(|| StagesV1 {
+        every,
+        sampled,
+        joined: joined.count,
+        out_of_order: joined.out_of_order,
+        unmatched_stamps: unmatched,
+        user_to_sched_ns: some(&joined.user_to_sched, "user_to_sched"),
+        sched_to_device_ns: some(&joined.sched_to_device, "sched_to_device"),
+        device_to_stack_ns: some(&joined.device_to_stack, "device_to_stack"),
+        stack_to_user_ns: some(&joined.stack_to_user, "stack_to_user"),
+        send_to_ack_ns: some(&ack, "send_to_ack"),
+        end_to_end_ns: some(&joined.end_to_end, "end_to_end"),
+    })
 }
 
 /// The flows' TCP_INFO (from their senders' reports) and the sums; None if no flow has it.
@@ -370,6 +406,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
             after_s: x.after_s,
             for_s: x.for_s,
         }),
+        timestamps_every: s.timestamps,
     }
 }
 
@@ -414,6 +451,7 @@ impl RunSpec {
                 after_s: x.after_s,
                 for_s: x.for_s,
             }),
+            timestamps: s.timestamps_every,
         }
     }
 }

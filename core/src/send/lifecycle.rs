@@ -49,6 +49,9 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
         rate: spec.rate.unwrap_or(0.0),
         sched0_ns: 0,
         busy_poll: spec.busy_poll,
+        stamp_every: spec
+            .timestamps
+            .map_or(0, |n| n.clamp(1, u32::MAX as u64) as u32),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct RunSpec {
     /// How `pin` was chosen (recorded as `spec.placement`).
     #[serde(default)]
     pub placement: Placement,
+    /// `--timestamps`: stamp one message in this many at every stage of its way (kernel
+    /// software timestamps) and record the stages; None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<u64>,
     /// Test hook: the receiver stops reading for a while, with tiny socket buffers, so the
     /// sender blocks (shows what coordinated-omission correction does).
     #[serde(default)]
@@ -99,6 +103,7 @@ impl Default for RunSpec {
             busy_poll: false,
             pin: None,
             placement: Placement::Unpinned,
+            timestamps: None,
             rx_stall: None,
         }
     }
@@ -169,6 +174,7 @@ impl RunSpec {
             resp_size: (h.pattern == Pattern::Rr).then_some(h.resp_size as usize),
             rate: (h.pattern == Pattern::Rate).then_some(h.rate),
             busy_poll: h.busy_poll,
+            timestamps: (h.stamp_every > 0).then_some(h.stamp_every as u64),
             ..RunSpec::default()
         }
     }

@@ -11,6 +11,22 @@ impl RunSpec {
     /// Checks every option against its documented range; the error names the option.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
+        if let Some(n) = self.timestamps {
+            if n == 0 || n > u32::MAX as u64 {
+                return bad(format!(
+                    "--timestamps {n}: stamp one message in 1 to {} ",
+                    u32::MAX
+                ));
+            }
+            if self.engine != crate::spec::Engine::Threads && self.pattern != Pattern::Rr {
+                return bad("--timestamps: io_uring streams batch many messages per send call and are not stamped yet; use the threads engine (or rr, one message per call on both engines)".into());
+            }
+            if self.rx != RxMode::Copy {
+                return bad(
+                    "--timestamps: the receive stamps need the copy receiver (drop --rx)".into(),
+                );
+            }
+        }
         match self.pattern {
             Pattern::Rr => {
                 let r = self.response_size();

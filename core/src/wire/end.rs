@@ -32,6 +32,9 @@ pub struct SenderReport {
     /// What TCP did to this flow over the window (TCP_INFO of the sending socket).
     #[serde(default)]
     pub tcp: Option<crate::tcpinfo::TcpFlowInfo>,
+    /// `--timestamps`: the sender's stamps of sampled messages.
+    #[serde(default)]
+    pub stages: Option<crate::stamps::TxStages>,
 }
 
 /// How the io_uring engine ran a flow: the tunables and what the kernel accepted.

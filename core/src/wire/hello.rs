@@ -14,6 +14,7 @@ pub const HELLO_LEN: usize = 96;
 const FLAG_VERIFY: u8 = 1;
 const FLAG_LATENCY: u8 = 2;
 const FLAG_BUSY_POLL: u8 = 4;
+const FLAG_TIMESTAMPS: u8 = 8;
 
 /// The first frame of every data connection: everything the receiver needs to know.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +50,9 @@ pub struct Hello {
     pub sched0_ns: u64,
     /// The receiving side should busy-poll too (in-process runs and rr).
     pub busy_poll: bool,
+    /// `--timestamps`: one message in this many (seq a multiple of it) is stamped at every
+    /// stage; 0: off.
+    pub stamp_every: u32,
 }
 
 /// The parts of a hello a receiver can insist on: the run it agreed to receive.
@@ -119,7 +123,12 @@ impl Hello {
         };
         b[13] = (if self.verify { FLAG_VERIFY } else { 0 })
             | (if self.latency { FLAG_LATENCY } else { 0 })
-            | (if self.busy_poll { FLAG_BUSY_POLL } else { 0 });
+            | (if self.busy_poll { FLAG_BUSY_POLL } else { 0 })
+            | (if self.stamp_every > 0 {
+                FLAG_TIMESTAMPS
+            } else {
+                0
+            });
         b[16..20].copy_from_slice(&self.msg_size.to_le_bytes());
         b[20..24].copy_from_slice(&self.flow.to_le_bytes());
         b[24..28].copy_from_slice(&self.flows.to_le_bytes());
@@ -129,6 +138,7 @@ impl Hello {
         b[48..52].copy_from_slice(&self.resp_size.to_le_bytes());
         b[56..64].copy_from_slice(&((self.rate * 1000.0).round() as u64).to_le_bytes());
         b[64..72].copy_from_slice(&self.sched0_ns.to_le_bytes());
+        b[72..76].copy_from_slice(&self.stamp_every.to_le_bytes());
         b
     }
 
@@ -177,6 +187,11 @@ impl Hello {
             resp_size: u32_at(48),
             rate: u64_at(56) as f64 / 1000.0,
             sched0_ns: u64_at(64),
+            stamp_every: if b[13] & FLAG_TIMESTAMPS != 0 {
+                u32_at(72).max(1)
+            } else {
+                0
+            },
         };
         if h.pattern == Pattern::Rr
             && ((h.resp_size as usize) < HEADER_LEN || h.resp_size as usize > MAX_MSG_SIZE)
@@ -220,6 +235,7 @@ mod tests {
             rate: 0.0,
             sched0_ns: 0,
             busy_poll: false,
+            stamp_every: 0,
         }
     }
 
@@ -231,6 +247,7 @@ mod tests {
             pattern: Pattern::Rr,
             resp_size: 100,
             busy_poll: true,
+            stamp_every: 16,
             ..hello()
         };
         assert_eq!(Hello::decode(&rr.encode()).unwrap(), rr);

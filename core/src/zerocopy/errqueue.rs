@@ -78,11 +78,21 @@ pub struct ErrqueueCompletion {
     pub copied: bool,
 }
 
-/// Reads one zero-copy notification from `fd`'s error queue without blocking.
-/// `Ok(None)`: the queue is empty.
-pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
-    // Room for one IP(V6)_RECVERR message: the extended error and the offender's address.
-    let mut control = [0u8; 128];
+/// One entry of the socket error queue: a zero-copy notification or a TX timestamp (with
+/// `--timestamps` both arrive on the same queue, in whatever order the kernel queues them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrEvent {
+    /// MSG_ZEROCOPY completed a range of send calls.
+    Zerocopy(ErrqueueCompletion),
+    /// A timestamp of a stamped send call.
+    Stamp(crate::stamps::Stamp),
+}
+
+/// Reads one entry from `fd`'s error queue without blocking. `Ok(None)`: the queue is empty.
+pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrEvent>> {
+    // Room for the timestamp (3 timespecs) and one IP(V6)_RECVERR message: the extended
+    // error and the offender's address.
+    let mut control = [0u8; 256];
     let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
     let msg = loop {
         match recvmsg::<()>(fd, &mut [], Some(&mut control), flags) {
@@ -95,11 +105,38 @@ pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
     let cmsgs = msg
         .cmsgs()
         .map_err(|e| Error::Kernel(format!("unreadable error-queue message: {e}")))?;
+    let mut stamp_ns = None;
     for c in cmsgs {
         let ee = match c {
             ControlMessageOwned::Ipv4RecvErr(ee, _) | ControlMessageOwned::Ipv6RecvErr(ee, _) => ee,
+            ControlMessageOwned::ScmTimestampsns(t) => {
+                let ts = t.system;
+                stamp_ns = Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64);
+                continue;
+            }
             _ => continue,
         };
+        if ee.ee_origin == crate::stamps::SO_EE_ORIGIN_TIMESTAMPING
+            && ee.ee_errno == libc::ENOMSG as u32
+        {
+            let kind = crate::stamps::StampKind::from_info(ee.ee_info).ok_or_else(|| {
+                Error::Kernel(format!("timestamp of unknown kind {}", ee.ee_info))
+            })?;
+            // The timestamp cmsg comes first; look on if it does not.
+            let real_ns = match stamp_ns {
+                Some(t) => t,
+                None => {
+                    return Err(Error::Kernel(
+                        "a timestamp entry without its SCM_TIMESTAMPING data".into(),
+                    ))
+                }
+            };
+            return Ok(Some(ErrEvent::Stamp(crate::stamps::Stamp {
+                kind,
+                key: ee.ee_data,
+                real_ns,
+            })));
+        }
         if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0 {
             return Err(Error::Kernel(format!(
                 "unexpected error-queue entry: origin {} errno {} ({})",
@@ -108,11 +145,11 @@ pub fn read_errqueue(fd: RawFd) -> Result<Option<ErrqueueCompletion>> {
                 io::Error::from_raw_os_error(ee.ee_errno as i32)
             )));
         }
-        return Ok(Some(ErrqueueCompletion {
+        return Ok(Some(ErrEvent::Zerocopy(ErrqueueCompletion {
             lo: ee.ee_info,
             hi: ee.ee_data,
             copied: ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
-        }));
+        })));
     }
     Err(Error::Kernel(
         "error-queue message without IP_RECVERR data".into(),

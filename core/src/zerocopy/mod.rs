@@ -14,6 +14,6 @@ pub mod errqueue;
 pub mod pool;
 pub mod stats;
 
-pub use errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrqueueCompletion};
+pub use errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent, ErrqueueCompletion};
 pub use pool::SlotPool;
 pub use stats::ZeroCopyStats;

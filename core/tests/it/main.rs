@@ -8,4 +8,5 @@ mod loopback;
 mod patterns;
 mod rx_uring;
 mod schema;
+mod stages;
 mod uring;

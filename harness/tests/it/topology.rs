@@ -89,7 +89,7 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
             "--duration",
             "0.3",
         ])
-        .args(["--warmup", "0.1", "--topology", "veth"])
+        .args(["--warmup", "0.1", "--topology", "veth", "--timestamps", "8"])
         .args(net)
         .output()
         .unwrap();
@@ -101,6 +101,18 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
     );
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(r["spec"]["topology"], "veth");
+    // The kernel stamps every stage across the pair too, in order.
+    let st = &r["stages"];
+    assert!(st["joined"].as_u64().unwrap() > 0, "{st}");
+    assert_eq!(st["out_of_order"], 0);
+    for k in [
+        "user_to_sched_ns",
+        "sched_to_device_ns",
+        "device_to_stack_ns",
+        "stack_to_user_ns",
+    ] {
+        assert!(st[k]["p50"].as_u64().is_some(), "{k}: {st}");
+    }
     assert_eq!(r["integrity"]["seq_errors"], 0);
     let bytes = r["throughput"]["bytes"].as_u64().unwrap();
     assert!(bytes > 0);

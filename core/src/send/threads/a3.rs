@@ -6,9 +6,10 @@ use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
 use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY};
+use crate::stamps::Stamp;
 use crate::time::now_ns;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
-use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap};
+use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent};
 use crate::zerocopy::pool::SlotPool;
 use crate::zerocopy::stats::ZeroCopyStats;
 use std::os::fd::RawFd;
@@ -31,6 +32,8 @@ pub struct A3ZeroCopy {
     ids: CallIdMap,
     next: usize,
     verify: bool,
+    /// TX timestamps met while reaping completions (same queue), kept for the flow's stamper.
+    stamps: Vec<Stamp>,
 }
 
 impl A3ZeroCopy {
@@ -54,15 +57,22 @@ impl A3ZeroCopy {
             ids: CallIdMap::default(),
             next: 0,
             verify,
+            stamps: Vec::new(),
         })
     }
 
-    /// Applies every notification waiting in the error queue.
+    /// Applies every notification waiting in the error queue; timestamps found among them
+    /// are kept for [`BlockingSend::reap_stamps`].
     fn reap(&mut self, fd: RawFd) -> Result<()> {
         let mut now = None;
-        while let Some(c) = read_errqueue(fd)? {
-            let t = *now.get_or_insert_with(now_ns);
-            self.ids.complete(c.lo, c.hi, c.copied, t, &mut self.pool)?;
+        while let Some(e) = read_errqueue(fd)? {
+            match e {
+                ErrEvent::Zerocopy(c) => {
+                    let t = *now.get_or_insert_with(now_ns);
+                    self.ids.complete(c.lo, c.hi, c.copied, t, &mut self.pool)?;
+                }
+                ErrEvent::Stamp(s) => self.stamps.push(s),
+            }
         }
         Ok(())
     }
@@ -125,6 +135,12 @@ impl BlockingSend for A3ZeroCopy {
                 Err(e) => return Err(sock::classify(e, "sendmsg(MSG_ZEROCOPY)")),
             }
         }
+        Ok(())
+    }
+
+    fn reap_stamps(&mut self, fd: RawFd, out: &mut Vec<Stamp>) -> Result<()> {
+        self.reap(fd)?;
+        out.append(&mut self.stamps);
         Ok(())
     }
 

@@ -3,10 +3,11 @@
 
 use super::strategy::BlockingSend;
 use crate::cpu::{SideCounters, ThreadCounters};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::send::lifecycle::end_requested;
 use crate::sock;
 use crate::spec::RunSpec;
+use crate::stamps::{Stamp, TxStages, TxStamper};
 use crate::time::{now_ns, wait_until};
 use crate::window::Window;
 use crate::wire::end::SenderReport;
@@ -14,6 +15,8 @@ use std::os::fd::RawFd;
 
 /// Without latency the clock is read once per this many messages (to find the window's end).
 const CLOCK_EVERY: u64 = 32;
+/// Longest wait for the last timestamps of a stamped flow after its last send.
+const STAMP_DRAIN_NS: u64 = 200_000_000;
 
 /// When each message is meant to be sent.
 pub trait Pace {
@@ -29,6 +32,56 @@ impl Pace for Unpaced {
     fn intended_ns(&self, _seq: u64) -> Option<u64> {
         None
     }
+}
+
+/// Sends message `seq` (header stamp `ts`; the clock read before the call `now`) through
+/// `strategy`, stamping it if it is a sample: only a sample's send call carries the TX flags.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stamped_send(
+    strategy: &mut dyn BlockingSend,
+    st: &mut TxStamper,
+    stamps: &mut Vec<Stamp>,
+    fd: RawFd,
+    seq: u64,
+    now: u64,
+    ts: u64,
+    len: u64,
+    in_window: bool,
+) -> Result<()> {
+    let armed = st.wants(seq);
+    if armed {
+        st.arm(fd)
+            .map_err(|e| Error::io("arm SO_TIMESTAMPING", e))?;
+    }
+    strategy.send(fd, seq, ts)?;
+    st.sent(fd, seq, now, len, armed, in_window)
+        .map_err(|e| Error::io("disarm SO_TIMESTAMPING", e))?;
+    if armed {
+        strategy.reap_stamps(fd, stamps)?;
+        stamps.drain(..).for_each(|s| st.on_stamp(s));
+    }
+    Ok(())
+}
+
+/// The sender's stages of a stamped flow, once the last stamps (ACKs above all, which come
+/// after the last send) are in or [`STAMP_DRAIN_NS`] has passed.
+pub(crate) fn finish_stamps(
+    strategy: &mut dyn BlockingSend,
+    mut st: TxStamper,
+    stamps: &mut Vec<Stamp>,
+    fd: RawFd,
+) -> TxStages {
+    let until = now_ns() + STAMP_DRAIN_NS;
+    while st.waiting() && now_ns() < until {
+        if strategy.reap_stamps(fd, stamps).is_err() {
+            break;
+        }
+        stamps.drain(..).for_each(|s| st.on_stamp(s));
+        if st.waiting() {
+            let _ = crate::zerocopy::wait_errqueue(fd, 5);
+        }
+    }
+    st.finish()
 }
 
 /// Drives `strategy` through the window and on until the receiver asks for the end frame
@@ -53,6 +106,17 @@ pub fn run_flow(
     let mut side: Option<SideCounters> = None;
     let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
     let mut tcp = crate::tcpinfo::Watch::default();
+    let mut stamper = match spec.timestamps.map(|n| TxStamper::new(fd, n)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            return (
+                SenderReport::default(),
+                Err(Error::io("enable SO_TIMESTAMPING", e)),
+            )
+        }
+        None => None,
+    };
+    let mut stamps = Vec::new();
     let mut now = now_ns();
     let mut result = Ok(());
     loop {
@@ -86,7 +150,16 @@ pub fn run_flow(
         }
         // The timestamp is the clock read just before this send call (the loop's only read).
         let ts = if latency { now } else { 0 };
-        if let Err(e) = strategy.send(fd, seq, ts) {
+        if let Some(st) = stamper.as_mut() {
+            let in_window = now >= window.start && now < window.end;
+            let len = spec.msg_size as u64;
+            if let Err(e) =
+                stamped_send(strategy, st, &mut stamps, fd, seq, now, ts, len, in_window)
+            {
+                result = Err(e);
+                break;
+            }
+        } else if let Err(e) = strategy.send(fd, seq, ts) {
             result = Err(e);
             break;
         }
@@ -100,6 +173,7 @@ pub fn run_flow(
     }
     tcp.close(fd);
     let messages = first_in_window.map_or(0, |f| end_of_window.unwrap_or(seq).saturating_sub(f));
+    let stages = stamper.map(|st| finish_stamps(strategy, st, &mut stamps, fd));
     let zerocopy = match strategy.finish(fd) {
         Ok(z) => z,
         Err(e) => {
@@ -118,6 +192,7 @@ pub fn run_flow(
         error: None,
         uring: None,
         tcp: tcp.take(),
+        stages,
     };
     (report, result)
 }

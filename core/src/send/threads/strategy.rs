@@ -11,6 +11,24 @@ pub trait BlockingSend: Send {
     /// been handed to the kernel (short sends are resumed, never interleaved).
     fn send(&mut self, fd: RawFd, seq: u64, send_ts_ns: u64) -> Result<()>;
 
+    /// Moves the TX timestamps waiting in `fd`'s error queue into `out` (`--timestamps`).
+    /// The error queue has one reader: a strategy that reads it for its own reasons (A3's
+    /// zero-copy completions) keeps the timestamps it meets and hands them over here.
+    fn reap_stamps(&mut self, fd: RawFd, out: &mut Vec<crate::stamps::Stamp>) -> Result<()> {
+        while let Some(e) = crate::zerocopy::read_errqueue(fd)? {
+            match e {
+                crate::zerocopy::ErrEvent::Stamp(s) => out.push(s),
+                crate::zerocopy::ErrEvent::Zerocopy(c) => {
+                    return Err(crate::error::Error::Kernel(format!(
+                        "a zero-copy completion [{}, {}] for a strategy that never sent zero-copy",
+                        c.lo, c.hi
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the flow: waits (bounded) until the kernel has released every buffer it still
     /// holds, and returns the zero-copy accounting, if the strategy does zero-copy.
     fn finish(&mut self, _fd: RawFd) -> Result<Option<ZeroCopyStats>> {

@@ -141,6 +141,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             error: None,
             uring: setup_report.clone(),
             tcp: tcp.get_mut(i).and_then(Option::take),
+            stages: None,
         };
         if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
             report.zerocopy = None;

@@ -1,0 +1,493 @@
+//! Where the microseconds go (`--timestamps`): the kernel's software timestamps of each
+//! stage a sampled message passes, folded into one histogram per stage.
+//!
+//! Sender (SO_TIMESTAMPING on the sending socket, OPT_ID so each stamp names the byte offset
+//! of the last byte of the send call it belongs to): `SCHED` when the data entered the
+//! queueing layer (dev_queue_xmit), `SND` (software) when the driver took it (loopback and
+//! veth call skb_tx_timestamp), `ACK` when the peer acknowledged all of it. Only one message in
+//! `every` is stamped: the socket's TX flags are switched on for its send call and off after,
+//! while OPT_ID stays on so the offsets keep counting from the same origin. Receiver:
+//! RX_SOFTWARE, the time the receiving stack got the packet, as `recvmsg` reports it (for TCP,
+//! that of the last packet the read copied: exact when one read holds one message, as in rr;
+//! for a stream read that spans many messages it is late for the earlier ones, which moves
+//! time from stack->user into device->stack but never changes their sum).
+//!
+//! Kernel stamps are CLOCK_REALTIME; every stage is computed on CLOCK_MONOTONIC (the clock of
+//! the messages' send stamps) after moving them by the offset between the two clocks, read
+//! once per flow.
+
+use crate::latency::LatencyHistogram;
+use crate::time::now_ns;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+
+const SOF_TIMESTAMPING_TX_SOFTWARE: u32 = 1 << 1;
+const SOF_TIMESTAMPING_RX_SOFTWARE: u32 = 1 << 3;
+const SOF_TIMESTAMPING_SOFTWARE: u32 = 1 << 4;
+const SOF_TIMESTAMPING_OPT_ID: u32 = 1 << 7;
+const SOF_TIMESTAMPING_TX_SCHED: u32 = 1 << 8;
+const SOF_TIMESTAMPING_TX_ACK: u32 = 1 << 9;
+const SOF_TIMESTAMPING_OPT_TSONLY: u32 = 1 << 11;
+/// `SO_EE_ORIGIN_TIMESTAMPING`: an error-queue entry that is a timestamp.
+pub const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
+/// Most samples per flow the sender keeps for joining with the receiver's stamps: they travel
+/// in its end frame (64 KiB at most, about 45 bytes each as JSON). Spread over the window:
+/// when full, every other one is dropped and only every other one is kept from then on.
+pub const MAX_JOIN_SAMPLES: usize = 600;
+/// Most samples per flow the receiver keeps (its own memory; thinned the same way, so it
+/// keeps every sample the sender keeps while its stride is no larger).
+pub const MAX_RX_SAMPLES: usize = 1 << 16;
+
+/// A list thinned to at most `max` entries spread over what was offered: entry `k` (the
+/// k-th offered, k = seq / every) is kept while `k` is a multiple of the stride, which
+/// doubles, dropping every other entry kept, each time the list fills.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thinned<T> {
+    /// Kept entries, as (k, value).
+    pub kept: Vec<(u64, T)>,
+    /// Current stride (a power of two).
+    pub stride: u64,
+}
+
+impl<T> Thinned<T> {
+    fn offer(&mut self, k: u64, v: T, max: usize) {
+        let stride = self.stride.max(1);
+        if !k.is_multiple_of(stride) {
+            return;
+        }
+        self.kept.push((k, v));
+        if self.kept.len() >= max {
+            let next = stride * 2;
+            self.kept.retain(|(k, _)| k.is_multiple_of(next));
+            self.stride = next;
+        } else {
+            self.stride = stride;
+        }
+    }
+}
+/// Most sampled sends waiting for their stamps; older ones are given up (counted unmatched).
+const MAX_PENDING: usize = 4096;
+
+/// Which stamp an error-queue entry carries (`ee_info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StampKind {
+    /// SCM_TSTAMP_SND: the driver took the data.
+    Device,
+    /// SCM_TSTAMP_SCHED: the data entered the queueing layer.
+    Sched,
+    /// SCM_TSTAMP_ACK: the peer acknowledged all of it.
+    Ack,
+}
+
+impl StampKind {
+    /// From `ee_info`.
+    pub fn from_info(info: u32) -> Option<StampKind> {
+        match info {
+            0 => Some(StampKind::Device),
+            1 => Some(StampKind::Sched),
+            2 => Some(StampKind::Ack),
+            _ => None,
+        }
+    }
+}
+
+/// A TX timestamp read from the error queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// Which stage.
+    pub kind: StampKind,
+    /// OPT_ID key: the offset of the last byte of the stamped send call (wrapping u32).
+    pub key: u32,
+    /// CLOCK_REALTIME, ns.
+    pub real_ns: u64,
+}
+
+fn set_timestamping(fd: RawFd, flags: u32) -> io::Result<()> {
+    let v = flags as libc::c_int;
+    // SAFETY: v is a live c_int, the option's type.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Switches the TX stamps of the next send calls on or off (OPT_ID stays on: offsets keep
+/// their origin, set the first time this is called).
+pub fn set_tx(fd: RawFd, stamping: bool) -> io::Result<()> {
+    let base = SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_SOFTWARE;
+    let tx = SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_TX_ACK;
+    set_timestamping(fd, if stamping { base | tx } else { base })
+}
+
+/// Asks for the receive stamp with every read of `fd`.
+pub fn set_rx(fd: RawFd) -> io::Result<()> {
+    set_timestamping(fd, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+}
+
+/// CLOCK_REALTIME minus this crate's CLOCK_MONOTONIC, read now (the kernel's stamps are
+/// realtime).
+pub fn real_minus_mono() -> i64 {
+    let real = || {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map_or(0i128, |t| {
+            t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128
+        })
+    };
+    let r0 = real();
+    let m = now_ns() as i128;
+    let r1 = real();
+    ((r0 + r1) / 2 - m) as i64
+}
+
+fn to_mono(real_ns: u64, real_minus_mono: i64) -> u64 {
+    (real_ns as i64).wrapping_sub(real_minus_mono) as u64
+}
+
+/// The sender's side of the stages of one flow, as its end frame carries it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TxStages {
+    /// One message in this many was stamped.
+    pub every: u64,
+    /// Messages stamped in the window.
+    pub sampled: u64,
+    /// Send call (the message's send stamp) to SCHED: time in the socket's send queue and TCP.
+    pub user_to_sched: LatencyHistogram,
+    /// SCHED to SND: the queueing layer to the driver.
+    pub sched_to_device: LatencyHistogram,
+    /// Send call to ACK.
+    pub send_to_ack: LatencyHistogram,
+    /// (send call, SCHED, SND) on CLOCK_MONOTONIC of at most [`MAX_JOIN_SAMPLES`] stamped
+    /// messages spread over the window, by seq / every, for the receiver to join with its
+    /// stamps (the send call's time is the sender's: an rr response's header carries its
+    /// request's time instead).
+    pub joinable: Thinned<(u64, u64, u64)>,
+    /// Stamps that named no sampled message (a short send's first call, a message given up).
+    pub unmatched: u64,
+}
+
+struct Pending {
+    key: u32,
+    seq: u64,
+    user: u64,
+    sched: Option<u64>,
+    device: Option<u64>,
+    in_window: bool,
+}
+
+/// Stamps one message in `every` of a flow and folds what the kernel reports.
+pub struct TxStamper {
+    every: u64,
+    offset: i64,
+    /// Bytes of messages sent since OPT_ID's origin.
+    bytes: u64,
+    pending: VecDeque<Pending>,
+    out: TxStages,
+}
+
+impl TxStamper {
+    /// Starts on `fd` (before its first message: OPT_ID's origin is the next byte).
+    pub fn new(fd: RawFd, every: u64) -> io::Result<TxStamper> {
+        set_tx(fd, false)?;
+        Ok(TxStamper {
+            every: every.max(1),
+            offset: real_minus_mono(),
+            bytes: 0,
+            pending: VecDeque::new(),
+            out: TxStages {
+                every: every.max(1),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Whether message `seq` is one to stamp.
+    #[inline]
+    pub fn wants(&self, seq: u64) -> bool {
+        seq.is_multiple_of(self.every)
+    }
+
+    /// Before the send call of a message to stamp.
+    pub fn arm(&mut self, fd: RawFd) -> io::Result<()> {
+        set_tx(fd, true)
+    }
+
+    /// After every message's send (`len` bytes): a stamped one (`armed`) disarms the socket
+    /// and waits for its stamps.
+    pub fn sent(
+        &mut self,
+        fd: RawFd,
+        seq: u64,
+        user_ns: u64,
+        len: u64,
+        armed: bool,
+        in_window: bool,
+    ) -> io::Result<()> {
+        self.bytes += len;
+        if armed {
+            set_tx(fd, false)?;
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.pop_front();
+                self.out.unmatched += 1;
+            }
+            self.pending.push_back(Pending {
+                key: (self.bytes - 1) as u32,
+                seq,
+                user: user_ns,
+                sched: None,
+                device: None,
+                in_window,
+            });
+            self.out.sampled += u64::from(in_window);
+        }
+        Ok(())
+    }
+
+    /// Folds one stamp from the error queue.
+    pub fn on_stamp(&mut self, s: Stamp) {
+        let t = to_mono(s.real_ns, self.offset);
+        let Some(i) = self.pending.iter().position(|p| p.key == s.key) else {
+            self.out.unmatched += 1;
+            return;
+        };
+        let p = &mut self.pending[i];
+        match s.kind {
+            StampKind::Sched => p.sched = Some(t),
+            StampKind::Device => p.device = Some(t),
+            StampKind::Ack => {
+                let p = self.pending.remove(i).expect("found above");
+                if p.in_window {
+                    self.fold(&p, t);
+                }
+            }
+        }
+    }
+
+    fn fold(&mut self, p: &Pending, ack: u64) {
+        let o = &mut self.out;
+        o.send_to_ack.record(ack.saturating_sub(p.user));
+        if let Some(s) = p.sched {
+            o.user_to_sched.record(s.saturating_sub(p.user));
+            if let Some(d) = p.device {
+                o.sched_to_device.record(d.saturating_sub(s));
+            }
+        }
+        if let (Some(s), Some(d)) = (p.sched, p.device) {
+            o.joinable
+                .offer(p.seq / o.every, (p.user, s, d), MAX_JOIN_SAMPLES);
+        }
+    }
+
+    /// Whether stamps are still awaited.
+    pub fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The flow's stages; sends never acknowledged count as unmatched.
+    pub fn finish(mut self) -> TxStages {
+        self.out.unmatched += self.pending.len() as u64;
+        self.out
+    }
+}
+
+/// The receiver's side of the stages of one flow.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RxStages {
+    /// One message in this many is a sample (the sender's choice).
+    pub every: u64,
+    /// (receive stamp, read) on CLOCK_MONOTONIC of at most [`MAX_RX_SAMPLES`] samples, by
+    /// seq / every.
+    pub received: Thinned<(u64, u64)>,
+}
+
+/// Receive stamps of one flow's sampled messages.
+pub struct RxStamper {
+    offset: i64,
+    out: RxStages,
+}
+
+impl RxStamper {
+    /// Starts stamping reads of `fd`; samples are the messages whose seq is a multiple of
+    /// `every`.
+    pub fn new(fd: RawFd, every: u64) -> io::Result<RxStamper> {
+        set_rx(fd)?;
+        Ok(RxStamper {
+            offset: real_minus_mono(),
+            out: RxStages {
+                every: every.max(1),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Message `seq` was read at `now` by a read whose receive stamp (CLOCK_REALTIME) is
+    /// `rx_real_ns`.
+    #[inline]
+    pub fn message(&mut self, seq: u64, now: u64, rx_real_ns: Option<u64>) {
+        if !seq.is_multiple_of(self.out.every) {
+            return;
+        }
+        if let Some(rx) = rx_real_ns {
+            let rx = to_mono(rx, self.offset);
+            let k = seq / self.out.every;
+            self.out.received.offer(k, (rx, now), MAX_RX_SAMPLES);
+        }
+    }
+
+    /// What was measured.
+    pub fn finish(self) -> RxStages {
+        self.out
+    }
+}
+
+/// The stages of the messages both sides stamped, each message's stages adding up to its
+/// end-to-end time.
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// Messages joined.
+    pub count: u64,
+    /// Of those, messages whose stamps are not in the order of the stages (one clock and a
+    /// correct join make this 0).
+    pub out_of_order: u64,
+    /// Send call -> SCHED.
+    pub user_to_sched: LatencyHistogram,
+    /// SCHED -> SND.
+    pub sched_to_device: LatencyHistogram,
+    /// SND -> receive stamp.
+    pub device_to_stack: LatencyHistogram,
+    /// Receive stamp -> read.
+    pub stack_to_user: LatencyHistogram,
+    /// Send call -> read.
+    pub end_to_end: LatencyHistogram,
+}
+
+/// Joins the sender's (SCHED, SND) with the receiver's (send, receive, read) by seq.
+pub fn join(tx: &TxStages, rx: &RxStages, into: &mut Joined) {
+    let r = &rx.received.kept;
+    let mut j = 0;
+    for &(k, (user, sched, dev)) in &tx.joinable.kept {
+        while j < r.len() && r[j].0 < k {
+            j += 1;
+        }
+        let Some(&(rk, (stack, read))) = r.get(j) else {
+            break;
+        };
+        if rk != k {
+            continue;
+        }
+        into.count += 1;
+        into.out_of_order +=
+            u64::from(!(user <= sched && sched <= dev && dev <= stack && stack <= read));
+        into.user_to_sched.record(sched.saturating_sub(user));
+        into.sched_to_device.record(dev.saturating_sub(sched));
+        into.device_to_stack.record(stack.saturating_sub(dev));
+        into.stack_to_user.record(read.saturating_sub(stack));
+        into.end_to_end.record(read.saturating_sub(user));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_fold_by_key_and_stages_join_by_seq() {
+        let mut t = TxStamper {
+            every: 2,
+            offset: 1_000,
+            bytes: 0,
+            pending: VecDeque::new(),
+            out: TxStages {
+                every: 2,
+                ..Default::default()
+            },
+        };
+        // Messages of 100 bytes: 0 (stamped), 1, 2 (stamped).
+        t.pending.push_back(Pending {
+            key: 99,
+            seq: 0,
+            user: 10_000,
+            sched: None,
+            device: None,
+            in_window: true,
+        });
+        t.bytes = 300;
+        t.pending.push_back(Pending {
+            key: 299,
+            seq: 2,
+            user: 20_000,
+            sched: None,
+            device: None,
+            in_window: true,
+        });
+        let st = |kind, key, mono: u64| Stamp {
+            kind,
+            key,
+            real_ns: mono + 1_000,
+        };
+        t.on_stamp(st(StampKind::Sched, 99, 10_500));
+        t.on_stamp(st(StampKind::Device, 99, 10_700));
+        t.on_stamp(st(StampKind::Sched, 299, 21_000));
+        t.on_stamp(st(StampKind::Ack, 99, 30_000));
+        t.on_stamp(st(StampKind::Sched, 12345, 1)); // a key nobody sent
+        assert!(t.waiting(), "message 2 has no ACK yet");
+        let out = t.finish();
+        assert_eq!(out.unmatched, 2);
+        assert_eq!(out.user_to_sched.summary().max / 10, 500 / 10);
+        assert_eq!(out.sched_to_device.count(), 1);
+        assert_eq!(out.send_to_ack.summary().count, 1);
+        assert_eq!(out.joinable.kept, vec![(0, (10_000, 10_500, 10_700))]);
+        let rx = RxStages {
+            every: 2,
+            received: Thinned {
+                kept: vec![(0, (11_000, 12_000)), (1, (22_000, 23_000))],
+                stride: 1,
+            },
+        };
+        let mut j = Joined::default();
+        join(&out, &rx, &mut j);
+        assert_eq!((j.count, j.out_of_order), (1, 0));
+        assert_eq!(j.device_to_stack.summary().min / 10, 30);
+        assert_eq!(j.end_to_end.summary().min / 10, 200);
+    }
+
+    #[test]
+    fn thinning_keeps_a_spread_and_the_senders_keys_are_the_receivers() {
+        let mut tx: Thinned<u64> = Thinned::default();
+        let mut rx: Thinned<u64> = Thinned::default();
+        for k in 0..10_000u64 {
+            rx.offer(k, k, 1000);
+            if k % 3 != 0 {
+                tx.offer(k, k, 100);
+            }
+        }
+        assert!(tx.kept.len() < 100 && rx.kept.len() < 1000);
+        assert!(
+            tx.kept.last().unwrap().0 > 9_000,
+            "spread to the end: {:?}",
+            tx.kept.last()
+        );
+        assert!(tx.stride >= rx.stride);
+        for (k, _) in &tx.kept {
+            assert!(rx.kept.iter().any(|(r, _)| r == k), "{k} kept by both");
+        }
+    }
+
+    #[test]
+    fn kinds_come_from_ee_info() {
+        assert_eq!(StampKind::from_info(0), Some(StampKind::Device));
+        assert_eq!(StampKind::from_info(1), Some(StampKind::Sched));
+        assert_eq!(StampKind::from_info(2), Some(StampKind::Ack));
+        assert_eq!(StampKind::from_info(3), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! `--timestamps`: where a message's time goes, from the kernel's stamps, on real sockets.
+//! Every mode's stream and rr record has the stages, in order, adding up to end-to-end; A3's
+//! zero-copy completions and its timestamps share one error queue and both are counted;
+//! records without `--timestamps` do not change.
+
+use crate::common;
+use sendpath_core::report::v1::{Record, Status};
+use sendpath_core::run::run_loopback;
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode};
+
+fn stamped(mode: Mode, engine: Engine, pattern: Pattern, size: usize) -> RunSpec {
+    RunSpec {
+        engine,
+        pattern,
+        timestamps: Some(4),
+        ..common::short(mode, size, 1)
+    }
+}
+
+fn assert_stages(r: &Record) {
+    assert_eq!(r.status, Status::Ok, "{:?}", r.error);
+    assert_eq!(r.spec.timestamps_every, Some(4));
+    let s = r.stages.as_ref().expect("stages recorded");
+    assert_eq!(s.every, 4);
+    assert!(s.sampled > 0 && s.joined > 0, "{s:?}");
+    assert!(s.joined <= s.sampled);
+    assert_eq!(
+        s.out_of_order, 0,
+        "every stamp no earlier than the one before"
+    );
+    let stage = |l: &Option<sendpath_core::report::v1::Latency>| {
+        let l = l.as_ref().expect("stage present");
+        assert_eq!(
+            l.count, s.joined,
+            "{}: one sample per joined message",
+            l.kind
+        );
+        assert!(l.p50 <= l.p99 && l.min <= l.p50);
+        l.mean
+    };
+    let parts = stage(&s.user_to_sched_ns)
+        + stage(&s.sched_to_device_ns)
+        + stage(&s.device_to_stack_ns)
+        + stage(&s.stack_to_user_ns);
+    let e2e = stage(&s.end_to_end_ns);
+    // Each joined message's stages add up to its end-to-end time, so the means add up too
+    // (to the histograms' 3 significant digits); medians need not.
+    assert!(
+        (parts - e2e).abs() <= 0.01 * e2e,
+        "stage means add to {parts:.0} ns, end-to-end mean {e2e:.0} ns"
+    );
+    let ack = s.send_to_ack_ns.as_ref().expect("ACK stamps");
+    assert!(ack.count >= s.joined && ack.p50 > 0);
+}
+
+#[test]
+fn every_mode_has_its_stages_in_order_on_streams_and_rr() {
+    for mode in [Mode::A1, Mode::A2, Mode::A3] {
+        let r = run_loopback(&stamped(mode, Engine::Threads, Pattern::Stream, 4096), 0).unwrap();
+        assert_stages(&r);
+        common::assert_good_stream(&r);
+        let r = run_loopback(&stamped(mode, Engine::Threads, Pattern::Rr, 64), 0).unwrap();
+        assert_stages(&r);
+    }
+    // rr sends one message per call on io_uring too.
+    let r = run_loopback(&stamped(Mode::A1, Engine::Uring, Pattern::Rr, 64), 0).unwrap();
+    assert_stages(&r);
+}
+
+#[test]
+fn a3_completions_and_timestamps_share_the_error_queue_and_both_count() {
+    // Few slots, so the sender reaps completions all the time, with every other message
+    // stamped: the reaper meets timestamps and the stamper meets completions.
+    let spec = RunSpec {
+        zc_slots: 8,
+        timestamps: Some(2),
+        verify: true,
+        ..common::short(Mode::A3, 16384, 2)
+    };
+    let r = run_loopback(&spec, 0).unwrap();
+    assert_eq!(r.status, Status::Ok, "{:?}", r.error);
+    let z = r.zerocopy.as_ref().unwrap();
+    assert!(z.sends > 0);
+    assert_eq!(z.completions, z.sends, "every zero-copy send completed");
+    assert_eq!(r.integrity.verify_errors, 0, "no slot rewritten early");
+    let s = r.stages.as_ref().unwrap();
+    assert!(s.joined > 0 && s.out_of_order == 0, "{s:?}");
+    assert!(s.send_to_ack_ns.as_ref().unwrap().count > 0);
+}
+
+#[test]
+fn without_timestamps_records_do_not_change_and_bad_uses_are_refused() {
+    let r = run_loopback(&common::short(Mode::A2, 1024, 1), 0).unwrap();
+    assert!(r.stages.is_none() && r.spec.timestamps_every.is_none());
+    let line = r.to_json_line();
+    assert!(!line.contains("\"stages\"") && !line.contains("timestamps_every"));
+    for (spec, why) in [
+        (
+            RunSpec {
+                timestamps: Some(0),
+                ..common::short(Mode::A1, 1024, 1)
+            },
+            "1 to",
+        ),
+        (
+            stamped(Mode::A1, Engine::Uring, Pattern::Stream, 1024),
+            "io_uring",
+        ),
+        (
+            RunSpec {
+                rx: RxMode::Discard,
+                ..stamped(Mode::A1, Engine::Threads, Pattern::Stream, 1024)
+            },
+            "copy receiver",
+        ),
+    ] {
+        let e = run_loopback(&spec, 0).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+}
