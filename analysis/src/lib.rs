@@ -11,6 +11,7 @@
 
 pub mod compare;
 pub mod derive;
+pub mod explain;
 pub mod findings;
 pub mod plot;
 pub mod report;
@@ -220,6 +221,20 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             title: spec.title(),
             png: format!("plots/{}.png", spec.stem()),
             svg_file: format!("plots/{}.svg", spec.stem()),
+            svg,
+        });
+    }
+    if let Some(bars) = explain::stage_plot(&analysis.stages) {
+        let (svg, png) = bars.map_err(|msg| plot::PlotError {
+            name: "stages".into(),
+            msg,
+        })?;
+        plots.push(write(plots_dir.join("stages.png"), &png)?);
+        plots.push(write(plots_dir.join("stages.svg"), svg.as_bytes())?);
+        rendered.push(report::RenderedPlot {
+            title: explain::STAGE_PLOT_TITLE.into(),
+            png: "plots/stages.png".into(),
+            svg_file: "plots/stages.svg".into(),
             svg,
         });
     }

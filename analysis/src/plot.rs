@@ -20,7 +20,7 @@ pub const WIDTH: u32 = 1000;
 /// Height of every plot in pixels.
 pub const HEIGHT: u32 = 560;
 const LEGEND_W: u32 = 230;
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// A rendering failure.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
     out
 }
 
-fn register_fonts() {
+pub(crate) fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TTF shipped by the dejavu crate; failure here is a build bug.

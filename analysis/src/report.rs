@@ -188,6 +188,14 @@ pub fn blocks(
     crossover_section(&mut b, a);
     cells_section(&mut b, a);
     zerocopy_section(&mut b, a);
+    crate::explain::stages_section(
+        &mut b,
+        &a.stages,
+        plots
+            .iter()
+            .find(|p| p.title == crate::explain::STAGE_PLOT_TITLE),
+    );
+    crate::explain::tcp_section(&mut b, &a.tcp);
     counters_section(&mut b, a);
     placement_section(&mut b, a);
     flows_section(&mut b, a);

@@ -546,6 +546,10 @@ pub struct Analysis {
     pub host: HostSummary,
     /// Whether the two sides shared a CPU.
     pub placement: PlacementSummary,
+    /// Where the time went, per cell with `--timestamps`.
+    pub stages: Vec<crate::explain::StageRow>,
+    /// What TCP did, per cell.
+    pub tcp: Vec<crate::explain::TcpRow>,
 }
 
 /// Whether sender and receiver threads ended their windows on a shared CPU.
@@ -610,6 +614,8 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         counters: counter_summary(records),
         host: host_summary(records),
         placement: placement_summary(records),
+        stages: crate::explain::stage_rows(records),
+        tcp: crate::explain::tcp_rows(records),
         table,
     }
 }

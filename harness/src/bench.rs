@@ -6,7 +6,7 @@
 
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::spec::{Engine, Mode, RunSpec, RxMode, UringOpts, UringOrdering};
+use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
 
 /// Which comparison to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +25,13 @@ pub enum Suite {
     /// the discarding receiver; ratios A3/A1 per engine and A3 uring/A3 threads, and how many
     /// messages one zero-copy send carried.
     Zerocopy,
+    /// What `--timestamps` costs: A1, A2, A3 streams at 1 KiB and A1 rr at 64 B, each without
+    /// stamps, with one message in 64 and one in 16 stamped.
+    Timestamps,
 }
+
+/// Stamping of the timestamps suite's cells, in order within each group.
+const STAMP_EVERY: [Option<u64>; 3] = [None, Some(64), Some(16)];
 
 /// Sizes of the zerocopy suite.
 const ZC_SIZES: [usize; 5] = [64, 1024, 4096, 16384, 65536];
@@ -238,6 +244,31 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 }
             }
         }
+        Suite::Timestamps => {
+            let groups = [
+                (Mode::A1, Pattern::Stream, 1024),
+                (Mode::A2, Pattern::Stream, 1024),
+                (Mode::A3, Pattern::Stream, 1024),
+                (Mode::A1, Pattern::Rr, 64),
+            ];
+            for (mode, pattern, size) in groups {
+                for every in STAMP_EVERY {
+                    out.push(Cell {
+                        label: format!(
+                            "{mode} {pattern} {size} {}",
+                            every.map_or("off".to_string(), |n| format!("1/{n}"))
+                        ),
+                        spec: RunSpec {
+                            mode,
+                            pattern,
+                            msg_size: size,
+                            timestamps: every,
+                            ..base.clone()
+                        },
+                    });
+                }
+            }
+        }
         Suite::LatencyCost => {
             for &size in &sizes {
                 for latency in [true, false] {
@@ -390,6 +421,31 @@ pub fn run(
                 );
             }
             sendpath_core::say!("(Gbit/s medians; msgs/send: messages per zero-copy send of A3 on io_uring, which coalesces; A3 on threads sends one message per call)");
+        }
+        Suite::Timestamps => {
+            sendpath_core::say!(
+                "{:<18} {:>12} {:>12} {:>12} {:>10} {:>10}",
+                "cell",
+                "off",
+                "1/64",
+                "1/16",
+                "cost 1/64",
+                "cost 1/16"
+            );
+            for g in (0..cells.len()).step_by(STAMP_EVERY.len()) {
+                let c = &cells[g].spec;
+                let (off, s64, s16) = (med_m[g], med_m[g + 1], med_m[g + 2]);
+                sendpath_core::say!(
+                    "{:<18} {:>12.0} {:>12.0} {:>12.0} {:>9.1}% {:>9.1}%",
+                    format!("{} {} {}", c.mode, c.pattern, c.msg_size),
+                    off,
+                    s64,
+                    s16,
+                    (1.0 - s64 / off) * 100.0,
+                    (1.0 - s16 / off) * 100.0
+                );
+            }
+            sendpath_core::say!("(msgs/s, or transactions/s for rr; cost = 1 - stamped/off)");
         }
         Suite::LatencyCost => {
             sendpath_core::say!(

@@ -200,6 +200,10 @@ struct SweepArgs {
     /// Every cell busy-polls (receivers and both ends of rr spin instead of sleeping).
     #[arg(long)]
     busy_poll: bool,
+    /// Stamp one message in N of every cell at each stage of its way and report where the
+    /// time goes (bare: one in 16; threads engine, and rr on both engines).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "16")]
+    timestamps: Option<u64>,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
     /// another) or together (one CPU). Default: the preset's (quick and full: apart, so that
     /// cells compare; seed: unpinned, as the original study ran).
@@ -262,7 +266,8 @@ struct SweepArgs {
 #[derive(clap::Args, Debug)]
 struct BenchArgs {
     /// paths: A1/A2/A3 at 64 B..64 KiB; latency-cost: with vs without latency recording;
-    /// uring: io_uring vs threads engine, back to back.
+    /// uring: io_uring vs threads engine; zerocopy: A3 vs A1; timestamps: what --timestamps
+    /// costs. Back to back.
     #[arg(value_enum)]
     suite: bench::Suite,
     /// Rounds; every round runs every cell once.
@@ -512,6 +517,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 busy_poll: a.busy_poll,
                 placement,
                 pin,
+                timestamps: a.timestamps,
                 ..RunSpec::default()
             };
             // Every cell's options are checked before any runs: a bad value is one line, not a
