@@ -201,8 +201,8 @@ struct SweepArgs {
     #[arg(long)]
     busy_poll: bool,
     /// Stamp one message in N of every cell at each stage of its way and report where the
-    /// time goes (bare: one in 16; threads engine, and rr on both engines).
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "16")]
+    /// time goes (bare: one in 256; threads engine, and rr on both engines).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     timestamps: Option<u64>,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
     /// another) or together (one CPU). Default: the preset's (quick and full: apart, so that
