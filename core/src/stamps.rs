@@ -14,7 +14,7 @@
 //!
 //! Kernel stamps are CLOCK_REALTIME; every stage is computed on CLOCK_MONOTONIC (the clock of
 //! the messages' send stamps) after moving them by the offset between the two clocks, read
-//! once per flow.
+//! next to each sample (over a run the two drift apart by microseconds).
 
 use crate::latency::LatencyHistogram;
 use crate::time::now_ns;
@@ -137,17 +137,29 @@ pub fn set_rx(fd: RawFd) -> io::Result<()> {
 }
 
 /// CLOCK_REALTIME minus this crate's CLOCK_MONOTONIC, read now (the kernel's stamps are
-/// realtime).
+/// realtime). Each try brackets our clock between two realtime reads; a try that was
+/// preempted is wide, so the narrowest of a few is kept (a preempted read once put a stage
+/// out of order by its delay).
 pub fn real_minus_mono() -> i64 {
     let real = || {
         nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map_or(0i128, |t| {
             t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128
         })
     };
-    let r0 = real();
-    let m = now_ns() as i128;
-    let r1 = real();
-    ((r0 + r1) / 2 - m) as i64
+    let mut best: Option<(i128, i64)> = None;
+    for _ in 0..5 {
+        let r0 = real();
+        let m = now_ns() as i128;
+        let r1 = real();
+        let width = r1 - r0;
+        if best.is_none_or(|(w, _)| width < w) {
+            best = Some((width, ((r0 + r1) / 2 - m) as i64));
+        }
+        if width < 1_000 {
+            break;
+        }
+    }
+    best.map_or(0, |(_, o)| o)
 }
 
 fn to_mono(real_ns: u64, real_minus_mono: i64) -> u64 {
@@ -180,6 +192,10 @@ struct Pending {
     key: u32,
     seq: u64,
     user: u64,
+    /// CLOCK_REALTIME minus our clock, read right after the send call: the two clocks drift
+    /// apart by microseconds over a run (the TSC mapping's slope, NTP slewing realtime), so
+    /// each sample's stamps are moved by an offset read next to them.
+    offset: i64,
     sched: Option<u64>,
     device: Option<u64>,
     in_window: bool,
@@ -188,7 +204,6 @@ struct Pending {
 /// Stamps one message in `every` of a flow and folds what the kernel reports.
 pub struct TxStamper {
     every: u64,
-    offset: i64,
     /// Bytes of messages sent since OPT_ID's origin.
     bytes: u64,
     pending: VecDeque<Pending>,
@@ -201,7 +216,6 @@ impl TxStamper {
         set_tx(fd, false)?;
         Ok(TxStamper {
             every: every.max(1),
-            offset: real_minus_mono(),
             bytes: 0,
             pending: VecDeque::new(),
             out: TxStages {
@@ -244,6 +258,7 @@ impl TxStamper {
                 key: (self.bytes - 1) as u32,
                 seq,
                 user: user_ns,
+                offset: real_minus_mono(),
                 sched: None,
                 device: None,
                 in_window,
@@ -255,15 +270,22 @@ impl TxStamper {
 
     /// Folds one stamp from the error queue.
     pub fn on_stamp(&mut self, s: Stamp) {
-        let t = to_mono(s.real_ns, self.offset);
         let Some(i) = self.pending.iter().position(|p| p.key == s.key) else {
             self.out.unmatched += 1;
             return;
         };
         let p = &mut self.pending[i];
+        let t = to_mono(s.real_ns, p.offset);
+        // A retransmitted packet is stamped again with the same key: keep the first stamps,
+        // those of the transmission the data first left on (a later one made the device
+        // stamp follow the receive stamp of the data that had already arrived).
         match s.kind {
-            StampKind::Sched => p.sched = Some(t),
-            StampKind::Device => p.device = Some(t),
+            StampKind::Sched => {
+                p.sched.get_or_insert(t);
+            }
+            StampKind::Device => {
+                p.device.get_or_insert(t);
+            }
             StampKind::Ack => {
                 let p = self.pending.remove(i).expect("found above");
                 if p.in_window {
@@ -312,7 +334,6 @@ pub struct RxStages {
 
 /// Receive stamps of one flow's sampled messages.
 pub struct RxStamper {
-    offset: i64,
     out: RxStages,
 }
 
@@ -322,7 +343,6 @@ impl RxStamper {
     pub fn new(fd: RawFd, every: u64) -> io::Result<RxStamper> {
         set_rx(fd)?;
         Ok(RxStamper {
-            offset: real_minus_mono(),
             out: RxStages {
                 every: every.max(1),
                 ..Default::default()
@@ -338,7 +358,8 @@ impl RxStamper {
             return;
         }
         if let Some(rx) = rx_real_ns {
-            let rx = to_mono(rx, self.offset);
+            // The offset is read next to the sample (see `Pending::offset`).
+            let rx = to_mono(rx, real_minus_mono());
             let k = seq / self.out.every;
             self.out.received.offer(k, (rx, now), MAX_RX_SAMPLES);
         }
@@ -404,7 +425,6 @@ mod tests {
     fn stamps_fold_by_key_and_stages_join_by_seq() {
         let mut t = TxStamper {
             every: 2,
-            offset: 1_000,
             bytes: 0,
             pending: VecDeque::new(),
             out: TxStages {
@@ -417,6 +437,7 @@ mod tests {
             key: 99,
             seq: 0,
             user: 10_000,
+            offset: 1_000,
             sched: None,
             device: None,
             in_window: true,
@@ -426,6 +447,7 @@ mod tests {
             key: 299,
             seq: 2,
             user: 20_000,
+            offset: 1_000,
             sched: None,
             device: None,
             in_window: true,

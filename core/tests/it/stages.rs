@@ -24,10 +24,22 @@ fn assert_stages(r: &Record) {
     assert_eq!(s.every, 4);
     assert!(s.sampled > 0 && s.joined > 0, "{s:?}");
     assert!(s.joined <= s.sampled);
-    assert_eq!(
-        s.out_of_order, 0,
-        "every stamp no earlier than the one before"
-    );
+    // Each stamp no earlier than the one before. Streams allow a few: with a long receive
+    // queue a read's stamp can be older than the message's last packet (see the record's
+    // `out_of_order`), so a message can read as received before it left the device.
+    if r.spec.pattern == Pattern::Rr {
+        assert_eq!(
+            s.out_of_order, 0,
+            "every stamp no earlier than the one before"
+        );
+    } else {
+        assert!(
+            s.out_of_order * 50 <= s.joined,
+            "{} of {} out of order",
+            s.out_of_order,
+            s.joined
+        );
+    }
     let stage = |l: &Option<sendpath_core::report::v1::Latency>| {
         let l = l.as_ref().expect("stage present");
         assert_eq!(
@@ -84,7 +96,7 @@ fn a3_completions_and_timestamps_share_the_error_queue_and_both_count() {
     assert_eq!(z.completions, z.sends, "every zero-copy send completed");
     assert_eq!(r.integrity.verify_errors, 0, "no slot rewritten early");
     let s = r.stages.as_ref().unwrap();
-    assert!(s.joined > 0 && s.out_of_order == 0, "{s:?}");
+    assert!(s.joined > 0 && s.out_of_order * 50 <= s.joined, "{s:?}");
     assert!(s.send_to_ack_ns.as_ref().unwrap().count > 0);
 }
 

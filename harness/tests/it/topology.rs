@@ -104,7 +104,8 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
     // The kernel stamps every stage across the pair too, in order.
     let st = &r["stages"];
     assert!(st["joined"].as_u64().unwrap() > 0, "{st}");
-    assert_eq!(st["out_of_order"], 0);
+    // (A stream allows a few: see core's stages test.)
+    assert!(st["out_of_order"].as_u64().unwrap() * 50 <= st["joined"].as_u64().unwrap());
     for k in [
         "user_to_sched_ns",
         "sched_to_device_ns",
