@@ -140,6 +140,51 @@ impl Veth {
         Ok(())
     }
 
+    /// Impairs the server end's egress (sender -> receivers) with `tc qdisc replace ... netem
+    /// ARGS`, as a user would type it (e.g. `delay 2ms 0.5ms loss 0.5% reorder 1%`); an empty
+    /// ARGS or `none` removes any impairment.
+    pub fn set_netem(&self, args: &str) -> Result<()> {
+        require_root()?;
+        if !self.is_up() {
+            return Err(Error::Setup(format!(
+                "the veth topology {}/{} is not up",
+                self.server_ns, self.client_ns
+            )));
+        }
+        let args = args.trim();
+        if args.is_empty() || args == "none" {
+            // Deleting the root qdisc restores the default (noqueue); none set is fine too.
+            let _ = tc(
+                &self.server_ns,
+                &["qdisc", "del", "dev", &self.server_if, "root"],
+            );
+            return Ok(());
+        }
+        let mut cmd = vec!["qdisc", "replace", "dev", &self.server_if, "root", "netem"];
+        cmd.extend(args.split_whitespace());
+        tc(&self.server_ns, &cmd).map_err(|e| match e {
+            Error::Setup(m) if m.contains("qdisc kind is unknown") || m.contains("Unknown qdisc") => {
+                Error::Setup(format!(
+                    "netem is not available in this kernel (CONFIG_NET_SCH_NETEM / the sch_netem module): cannot impair the veth pair ({m})"
+                ))
+            }
+            e => e,
+        })?;
+        Ok(())
+    }
+
+    /// The server end's root qdisc when it is not the veth default (`noqueue`): the impairment
+    /// in place, as `tc qdisc show` says it (e.g. `netem 8001: root refcnt 2 limit 1000 delay
+    /// 2ms loss 0.5%`, or a `tbf` a user set by hand). None when unimpaired or unreadable.
+    pub fn impairment(&self) -> Option<String> {
+        let out = tc(
+            &self.server_ns,
+            &["qdisc", "show", "dev", &self.server_if, "root"],
+        )
+        .ok()?;
+        impairment_of(&out)
+    }
+
     /// One line per piece: what exists.
     pub fn status(&self) -> String {
         let mut out = String::new();
@@ -154,6 +199,13 @@ impl Veth {
                 if present { "present" } else { "absent" },
                 if link { "up with" } else { "missing, wants" },
                 self.prefix_len
+            );
+        }
+        if Self::ns_exists(&self.server_ns) {
+            out += &format!(
+                "impairment on {} (sender -> receivers): {}\n",
+                self.server_if,
+                self.impairment().unwrap_or_else(|| "none".into())
             );
         }
         out
@@ -187,6 +239,34 @@ fn require_root() -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The impairment a `tc qdisc show` line describes (None for the veth default).
+fn impairment_of(show: &str) -> Option<String> {
+    let line = show.lines().next()?.trim();
+    let kind = line.strip_prefix("qdisc ")?.split_whitespace().next()?;
+    (kind != "noqueue").then(|| line.trim_start_matches("qdisc ").to_string())
+}
+
+fn tc(ns: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("run `ip netns exec ... tc` (iproute2)", e))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if err.contains("No such file") && err.contains("tc") {
+            return Err(Error::Setup(
+                "`tc` (iproute2) is not installed: impairments need it".into(),
+            ));
+        }
+        return Err(Error::Setup(format!(
+            "`tc {}` failed: {err}",
+            args.join(" ")
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn ip(args: &[&str]) -> Result<String> {
@@ -252,6 +332,22 @@ pub fn run_in<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn impairments_are_named_from_tc_show() {
+        assert_eq!(impairment_of("qdisc noqueue 0: root refcnt 2 \n"), None);
+        assert_eq!(
+            impairment_of(
+                "qdisc netem 8001: root refcnt 2 limit 1000 delay 2ms  500us loss 0.5%\n"
+            )
+            .as_deref(),
+            Some("netem 8001: root refcnt 2 limit 1000 delay 2ms  500us loss 0.5%")
+        );
+        assert!(impairment_of("qdisc tbf 8002: root rate 400Mbit")
+            .unwrap()
+            .starts_with("tbf"));
+        assert_eq!(impairment_of(""), None);
+    }
 
     #[test]
     fn names_and_addresses() {

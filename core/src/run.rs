@@ -76,8 +76,13 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("local address", e))?;
+    let impairment = match topology {
+        Topology::Veth(v) => v.impairment(),
+        Topology::Loopback => None,
+    };
     let (flows, error) = run_flows(spec, &listener, addr, client_ns);
     let mut record = from_flows(spec, &ctx, host::facts(), &flows);
+    record.spec.impairment = impairment;
     if let Some(e) = error {
         record.status = crate::report::v1::Status::Failed;
         record.error = Some(match record.error.take() {

@@ -62,6 +62,11 @@ enum Cmd {
         action: TopologyAction,
         #[command(flatten)]
         net: NetArgs,
+        /// With up: impair the sender -> receivers direction with tc netem, as typed after
+        /// `tc qdisc add ... netem` (e.g. "delay 2ms 0.5ms loss 0.5% reorder 1%"; "none"
+        /// removes it). Recorded in every veth cell's spec.impairment.
+        #[arg(long, value_name = "ARGS")]
+        netem: Option<String>,
     },
 }
 
@@ -431,11 +436,17 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             srv.run(&stop)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Topology { action, net } => {
+        Cmd::Topology { action, net, netem } => {
             let v = net.veth()?;
+            if netem.is_some() && !matches!(action, TopologyAction::Up) {
+                anyhow::bail!("--netem goes with `topology up`");
+            }
             match action {
                 TopologyAction::Up => {
                     v.up()?;
+                    if let Some(args) = &netem {
+                        v.set_netem(args)?;
+                    }
                     sendpath_core::say!(
                         "up: {} ({}) <-veth-> {} ({})",
                         v.server_ns,

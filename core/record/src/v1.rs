@@ -331,6 +331,11 @@ pub struct Spec {
     /// `--timestamps`: one message in this many was stamped at every stage (see `stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamps_every: Option<u64>,
+    /// veth only: the impairment on the sender's end when the cell ran (its root qdisc as
+    /// `tc qdisc show` says it, e.g. `netem 8001: root ... delay 2ms loss 0.5%`); absent when
+    /// the pair was clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<String>,
 }
 
 /// CPU pinning of each side.

@@ -407,6 +407,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
             for_s: x.for_s,
         }),
         timestamps_every: s.timestamps,
+        impairment: None,
     }
 }
 

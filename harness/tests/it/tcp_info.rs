@@ -114,6 +114,11 @@ fn tcp_info_retransmits_match_the_kernels_count_over_lossy_veth() {
         "window {counted} vs the namespace's {kernel} over the connection's life"
     );
     assert!(r["tcp"]["bytes_retrans"].as_u64().unwrap() > 0);
+    let imp = r["spec"]["impairment"].as_str().unwrap_or_default();
+    assert!(
+        imp.starts_with("tbf"),
+        "the qdisc in place is recorded: {imp:?}"
+    );
     assert_eq!(
         r["integrity"]["seq_errors"], 0,
         "retransmission loses nothing"
