@@ -350,7 +350,7 @@ pub fn tcp_section(b: &mut Vec<Block>, rows: &[TcpRow]) {
     }
     b.push(Block::Heading(2, "What TCP did".into()));
     let mut says = Vec::new();
-    let lossy: Vec<&TcpRow> = rows.iter().filter(|r| r.retransmits > 0.0).collect();
+    let lossy: Vec<&TcpRow> = rows.iter().filter(|r| r.retransmits >= 1.0).collect();
     if lossy.is_empty() {
         says.push(
             "No cell retransmitted: TCP lost nothing, so no result here is shaped by loss."
@@ -358,7 +358,7 @@ pub fn tcp_section(b: &mut Vec<Block>, rows: &[TcpRow]) {
         );
     } else {
         says.push(format!(
-            "{} of {} cells retransmitted in their window ({}): their throughput and tail \
+            "{} of {} cells retransmitted in their window (median; {}): their throughput and tail \
              latency include recovery from loss, and an A3 buffer stays held until its \
              retransmitted data is acknowledged.",
             lossy.len(),
