@@ -240,11 +240,17 @@ fn a_sweep_killed_mid_cell_with_an_impairment_on_loses_nothing_and_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it inside its third cell (each takes about 0.5 s).
-    thread::sleep(Duration::from_millis(1200));
+    // Kill it inside a cell: once the first line is written (each cell takes about 0.5 s).
+    let results = dir.join("results.jsonl");
+    let t = Instant::now();
+    while std::fs::read_to_string(&results).map_or(0, |s| s.lines().count()) == 0
+        && t.elapsed() < Duration::from_secs(20)
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(250));
     child.kill().unwrap();
     child.wait().unwrap();
-    let results = dir.join("results.jsonl");
     let before = std::fs::read_to_string(&results).unwrap_or_default();
     let kept = before.lines().count();
     assert!(
