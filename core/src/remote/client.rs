@@ -160,6 +160,12 @@ impl Driver {
     /// cell logs in afresh, except after a refused spec); what was measured is a record.
     pub fn run(&mut self, spec: &RunSpec, rep: u64) -> Result<Record> {
         spec.validate()?;
+        if spec.timestamps.is_some() {
+            // Device -> receiving stack would subtract one host's kernel clock from another's.
+            return Err(Error::InvalidSpec(
+                "--timestamps joins both ends' kernel stamps on one clock: not across two hosts (yet)".into(),
+            ));
+        }
         crate::time::calibrate();
         self.connect()?;
         let session = self.session.as_mut().expect("connected");

@@ -377,6 +377,25 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--token-file"));
 
+    // Stages would mix two hosts' kernel clocks: refused in one line.
+    let o = sendpath()
+        .args([
+            "run",
+            "--mode",
+            "a1",
+            "--duration",
+            "0.1",
+            "--timestamps",
+            "--remote",
+        ])
+        .arg(addr.to_string())
+        .arg("--token-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("two hosts"));
+
     // And after all that, a good request is served.
     let r = assert_ok_record(&good_run(addr, &token));
     assert_eq!(r["remote"]["far_role"], "receiver");
