@@ -11,14 +11,14 @@ pub enum Error {
     /// An option is out of range or options contradict each other.
     #[error("invalid option: {0}")]
     InvalidSpec(String),
-    /// A syscall failed; `context` says what we were doing.
-    #[error("{context}: {source}")]
+    /// A syscall failed; `context` says what we were doing. The OS error is part of the
+    /// message, not a chained source, so a caller printing the whole chain says it once.
+    #[error("{context}: {os}")]
     Io {
         /// What the tool was doing.
         context: String,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        os: io::Error,
     },
     /// The peer spoke something other than the sendpath wire format, or broke it.
     #[error("protocol error: {0}")]
@@ -57,15 +57,15 @@ impl Error {
     pub fn last_os(context: impl Into<String>) -> Self {
         Error::Io {
             context: context.into(),
-            source: io::Error::last_os_error(),
+            os: io::Error::last_os_error(),
         }
     }
 
     /// Wraps an io::Error with context.
-    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub fn io(context: impl Into<String>, os: io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            os,
         }
     }
 }

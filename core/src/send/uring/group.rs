@@ -160,10 +160,10 @@ fn copy_err(e: &Error) -> Error {
     match e {
         Error::Unsupported(m) => Error::Unsupported(m.clone()),
         Error::InvalidSpec(m) => Error::InvalidSpec(m.clone()),
-        Error::Io { context, source } => Error::io(
+        Error::Io { context, os } => Error::io(
             context.clone(),
-            source.raw_os_error().map_or_else(
-                || io::Error::from(source.kind()),
+            os.raw_os_error().map_or_else(
+                || io::Error::from(os.kind()),
                 io::Error::from_raw_os_error,
             ),
         ),
