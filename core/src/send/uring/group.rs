@@ -162,10 +162,8 @@ fn copy_err(e: &Error) -> Error {
         Error::InvalidSpec(m) => Error::InvalidSpec(m.clone()),
         Error::Io { context, os } => Error::io(
             context.clone(),
-            os.raw_os_error().map_or_else(
-                || io::Error::from(os.kind()),
-                io::Error::from_raw_os_error,
-            ),
+            os.raw_os_error()
+                .map_or_else(|| io::Error::from(os.kind()), io::Error::from_raw_os_error),
         ),
         e => Error::Unsupported(e.to_string()),
     }
