@@ -68,13 +68,8 @@ fn cell_of(r: &Record) -> String {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+fn median(v: Vec<f64>) -> f64 {
+    crate::stats::median(&v)
 }
 
 /// The stage rows of the ok records that have stages, in cell order.
@@ -275,15 +270,7 @@ pub fn stage_plot(rows: &[StageRow]) -> Option<Result<(String, Vec<u8>), String>
             draw_bars(&root, &rows)?;
             root.present().map_err(|x| x.to_string())?;
         }
-        let mut png = Vec::new();
-        {
-            let mut enc = png::Encoder::new(&mut png, w, h);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            let mut wr = enc.write_header().map_err(|x| x.to_string())?;
-            wr.write_image_data(&rgb).map_err(|x| x.to_string())?;
-        }
-        Ok((svg, png))
+        Ok((svg, crate::plot::encode_png(&rgb, w, h)?))
     };
     Some(run())
 }

@@ -223,13 +223,18 @@ pub fn render_png(spec: &PlotSpec) -> Result<Vec<u8>, PlotError> {
         draw(&root, spec).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
+    encode_png(&rgb, WIDTH, HEIGHT).map_err(err)
+}
+
+/// An RGB buffer of `w` x `h` pixels as PNG bytes.
+pub(crate) fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+        let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| err(e.to_string()))?;
-        w.write_image_data(&rgb).map_err(|e| err(e.to_string()))?;
+        let mut wr = enc.write_header().map_err(|e| e.to_string())?;
+        wr.write_image_data(rgb).map_err(|e| e.to_string())?;
     }
     Ok(out)
 }

@@ -142,6 +142,49 @@ pub(crate) fn spawn_senders(
         .collect()
 }
 
+/// Starts receiver `i` of `spec` on a thread of its own: pinned as `spec.pin` says, it gets
+/// its connection from `stream` (called on that thread, so a namespace entered there is the
+/// connection's) and receives one flow with `opts`.
+pub(crate) fn spawn_receiver(
+    spec: &RunSpec,
+    i: usize,
+    opts: RecvOptions,
+    stream: impl FnOnce() -> Result<TcpStream> + Send + 'static,
+) -> JoinHandle<FlowResult> {
+    let failed = |e: Error| FlowResult {
+        error: Some(e.to_string()),
+        ..Default::default()
+    };
+    let pin_cpu = spec
+        .pin
+        .as_ref()
+        .map(|p| crate::affinity::cpu_for(&p.receiver, i));
+    spawn_named(format!("rx-{i}"), move || {
+        if let Some(cpu) = pin_cpu {
+            if let Err(e) = crate::affinity::pin_current(cpu) {
+                return failed(e);
+            }
+        }
+        match stream() {
+            Ok(s) => run_receiver(s, opts),
+            Err(e) => failed(e),
+        }
+    })
+}
+
+/// Joins receiver threads, in order (a thread that panicked leaves a result saying so).
+pub(crate) fn join_receivers(handles: Vec<JoinHandle<FlowResult>>) -> Vec<FlowResult> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join().unwrap_or_else(|_| FlowResult {
+                error: Some("a receiver thread panicked".into()),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
 /// Joins the sender threads; returns each flow's outcome in flow order (a thread that
 /// panicked leaves an outcome with flow `u32::MAX`).
 pub(crate) fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults {
@@ -176,34 +219,14 @@ fn run_flows(
                 stall: spec.rx_stall,
                 ..RecvOptions::new(spec.rx)
             };
-            let pin_cpu = spec
-                .pin
-                .as_ref()
-                .map(|p| crate::affinity::cpu_for(&p.receiver, i));
             let ns = client_ns.clone();
-            let stall = spec.rx_stall;
-            spawn_named(format!("rx-{i}"), move || {
-                if let Some(cpu) = pin_cpu {
-                    if let Err(e) = crate::affinity::pin_current(cpu) {
-                        return FlowResult {
-                            error: Some(e.to_string()),
-                            ..Default::default()
-                        };
-                    }
-                }
-                let rcvbuf = stall.map(|_| crate::spec::STALL_SOCKET_BUFFER);
+            let rcvbuf = spec.rx_stall.map(|_| crate::spec::STALL_SOCKET_BUFFER);
+            spawn_receiver(spec, i, opts, move || {
                 let connect =
                     || sock::connect_retry_rcvbuf(addr, 50, Duration::from_millis(20), rcvbuf);
-                let connected = match &ns {
+                match &ns {
                     Some(ns) => netns::enter(ns).and_then(|_| connect()),
                     None => connect(),
-                };
-                match connected {
-                    Ok(s) => run_receiver(s, opts),
-                    Err(e) => FlowResult {
-                        error: Some(e.to_string()),
-                        ..Default::default()
-                    },
                 }
             })
         })
@@ -223,15 +246,7 @@ fn run_flows(
     // Every flow starts once all are connected, so they overlap fully (and io_uring threads
     // get their whole group of flows at once).
     let senders = join_senders(spawn_senders(spec, streams));
-    let mut flows: Vec<FlowResult> = receivers
-        .into_iter()
-        .map(|r| {
-            r.join().unwrap_or_else(|_| FlowResult {
-                error: Some("a receiver thread panicked".into()),
-                ..Default::default()
-            })
-        })
-        .collect();
+    let mut flows = join_receivers(receivers);
     if let Some(e) = attach_sender_sides(&mut flows, senders) {
         error.get_or_insert(e);
     }

@@ -270,20 +270,31 @@ pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> Result<usize>
     }
 }
 
+/// Room for a read's receive timestamp (3 timespecs): allocate once per flow, not per read.
+pub fn stamp_control() -> Vec<u8> {
+    nix::cmsg_space!([libc::timespec; 3])
+}
+
 /// As [`recv_wait`] (no flags), with the read's receive timestamp (SO_TIMESTAMPING
-/// RX_SOFTWARE, CLOCK_REALTIME ns) when the kernel attached one.
-pub fn recv_wait_stamped(fd: RawFd, buf: &mut [u8], spin: bool) -> Result<(usize, Option<u64>)> {
+/// RX_SOFTWARE, CLOCK_REALTIME ns) when the kernel attached one; `control` is from
+/// [`stamp_control`].
+#[allow(clippy::ptr_arg)] // nix's recvmsg takes the control buffer as a Vec
+pub fn recv_wait_stamped(
+    fd: RawFd,
+    buf: &mut [u8],
+    control: &mut Vec<u8>,
+    spin: bool,
+) -> Result<(usize, Option<u64>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned};
-    let mut control = nix::cmsg_space!([libc::timespec; 3]);
     let flags = if spin {
         MsgFlags::MSG_DONTWAIT
     } else {
         MsgFlags::empty()
     };
-    let mut started: Option<Instant> = None;
+    let mut bound = SpinBound::default();
     loop {
         let mut iov = [std::io::IoSliceMut::new(buf)];
-        match recvmsg::<()>(fd, &mut iov, Some(&mut control), flags) {
+        match recvmsg::<()>(fd, &mut iov, Some(control), flags) {
             Ok(m) => {
                 let stamp = m.cmsgs().ok().and_then(|mut c| {
                     c.find_map(|c| match c {
@@ -296,18 +307,35 @@ pub fn recv_wait_stamped(fd: RawFd, buf: &mut [u8], spin: bool) -> Result<(usize
                 return Ok((m.bytes, stamp.filter(|&t| t > 0)));
             }
             Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) if spin => {
-                std::hint::spin_loop();
-                let t = *started.get_or_insert_with(Instant::now);
-                if t.elapsed() >= IO_TIMEOUT {
-                    return Err(Error::Timeout(format!(
-                        "recv: the peer made no progress for {} s",
-                        IO_TIMEOUT.as_secs()
-                    )));
-                }
-            }
+            Err(Errno::EAGAIN) if spin => bound.spin()?,
             Err(e) => return Err(classify(e.into(), "recv")),
         }
+    }
+}
+
+/// Bounds a busy-poll loop by [`IO_TIMEOUT`] without progress, reading the clock once per
+/// 4096 spins.
+#[derive(Default)]
+struct SpinBound {
+    started: Option<Instant>,
+    spins: u32,
+}
+
+impl SpinBound {
+    #[inline]
+    fn spin(&mut self) -> Result<()> {
+        std::hint::spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins.is_multiple_of(4096) {
+            let t = *self.started.get_or_insert_with(Instant::now);
+            if t.elapsed() >= IO_TIMEOUT {
+                return Err(Error::Timeout(format!(
+                    "recv: the peer made no progress for {} s",
+                    IO_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -319,8 +347,7 @@ pub fn recv_wait(fd: RawFd, buf: &mut [u8], flags: libc::c_int, spin: bool) -> R
     if !spin {
         return recv_some(fd, buf, flags);
     }
-    let mut started: Option<Instant> = None;
-    let mut spins: u32 = 0;
+    let mut bound = SpinBound::default();
     loop {
         match recv(
             fd,
@@ -331,17 +358,7 @@ pub fn recv_wait(fd: RawFd, buf: &mut [u8], flags: libc::c_int, spin: bool) -> R
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => return Err(classify(e.into(), "recv")),
         }
-        std::hint::spin_loop();
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(4096) {
-            let t = *started.get_or_insert_with(Instant::now);
-            if t.elapsed() >= IO_TIMEOUT {
-                return Err(Error::Timeout(format!(
-                    "recv: the peer made no progress for {} s",
-                    IO_TIMEOUT.as_secs()
-                )));
-            }
-        }
+        bound.spin()?;
     }
 }
 

@@ -55,11 +55,17 @@ fn read_request(
 }
 
 /// Reads exactly `buf.len()` bytes; returns the receive stamp of the last read.
-fn recv_exact_stamped(fd: RawFd, buf: &mut [u8], spin: bool) -> Result<Option<u64>> {
+#[allow(clippy::ptr_arg)] // passed on to nix's recvmsg, which takes a Vec
+fn recv_exact_stamped(
+    fd: RawFd,
+    buf: &mut [u8],
+    control: &mut Vec<u8>,
+    spin: bool,
+) -> Result<Option<u64>> {
     let mut got = 0;
     let mut stamp = None;
     while got < buf.len() {
-        let (n, s) = sock::recv_wait_stamped(fd, &mut buf[got..], spin)?;
+        let (n, s) = sock::recv_wait_stamped(fd, &mut buf[got..], control, spin)?;
         if n == 0 {
             return Err(Error::PeerClosed("mid-response".into()));
         }
@@ -178,6 +184,7 @@ pub fn request(
             RxStamper::new(fd, n as u64).map_err(|e| Error::io("enable receive timestamps", e))?,
         ),
     };
+    let mut control = sock::stamp_control();
     let mut seq = 0u64;
     let result = loop {
         let t0 = now_ns();
@@ -189,7 +196,7 @@ pub fn request(
             break Err(e);
         }
         let rx_stamp = match &stamper {
-            Some(_) => recv_exact_stamped(fd, &mut buf[..resp], spin),
+            Some(_) => recv_exact_stamped(fd, &mut buf[..resp], &mut control, spin),
             None => sock::recv_exact_wait(fd, &mut buf[..resp], spin, "response").map(|_| None),
         };
         let rx_stamp = match rx_stamp {

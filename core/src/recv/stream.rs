@@ -77,9 +77,10 @@ pub fn copy(
                 .map_err(|e| Error::io("enable receive timestamps", e))?,
         ),
     };
+    let mut control = sock::stamp_control();
     let result = loop {
         let (n, rx_stamp) = match &stamper {
-            Some(_) => sock::recv_wait_stamped(fd, &mut buf, opts.busy_poll)?,
+            Some(_) => sock::recv_wait_stamped(fd, &mut buf, &mut control, opts.busy_poll)?,
             None => (sock::recv_wait(fd, &mut buf, 0, opts.busy_poll)?, None),
         };
         if n == 0 {

@@ -23,7 +23,7 @@ pub mod server;
 
 use crate::recv::RecvOptions;
 use crate::results::FlowResult;
-use crate::run::spawn_named;
+use crate::run::{join_receivers, spawn_receiver};
 use crate::spec::RunSpec;
 use crate::wire::hello::ExpectedHello;
 use std::net::TcpStream;
@@ -49,30 +49,8 @@ pub(crate) fn receive_on(
                 expect_hello: Some(expect),
                 ..RecvOptions::new(spec.rx)
             };
-            let pin = spec
-                .pin
-                .as_ref()
-                .map(|p| crate::affinity::cpu_for(&p.receiver, i));
-            spawn_named(format!("rx-{i}"), move || {
-                if let Some(cpu) = pin {
-                    if let Err(e) = crate::affinity::pin_current(cpu) {
-                        return FlowResult {
-                            error: Some(e.to_string()),
-                            ..Default::default()
-                        };
-                    }
-                }
-                crate::pattern::run_receiver(s, opts)
-            })
+            spawn_receiver(spec, i, opts, move || Ok(s))
         })
         .collect();
-    handles
-        .into_iter()
-        .map(|h| {
-            h.join().unwrap_or_else(|_| FlowResult {
-                error: Some("a receiver thread panicked".into()),
-                ..Default::default()
-            })
-        })
-        .collect()
+    join_receivers(handles)
 }

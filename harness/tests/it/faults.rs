@@ -5,23 +5,11 @@
 //! (This kernel has no netem: the impairment here is a token bucket set with `tc`; where
 //! netem is missing, `topology up --netem` must say so in one line.)
 
+use crate::common::{is_root, tbf, Cleanup};
 use sendpath_core::netns::Veth;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-struct Cleanup(Veth);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.down();
-    }
-}
 
 fn topology(tag: u32) -> (Veth, Cleanup, String, String) {
     let pid = std::process::id();
@@ -181,23 +169,7 @@ fn a_sweep_killed_mid_cell_with_an_impairment_on_loses_nothing_and_resumes() {
         let err = String::from_utf8_lossy(&up.stderr);
         assert_eq!(up.status.code(), Some(2));
         assert!(err.lines().count() == 1 && err.contains("netem"), "{err}");
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &veth.server_ns,
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-            ])
-            .arg(&veth.server_if)
-            .args([
-                "root", "tbf", "rate", "2gbit", "burst", "64k", "latency", "5ms",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        tbf(&veth, &["rate", "2gbit", "burst", "64k", "latency", "5ms"]);
         "tbf"
     };
     let dir = std::env::temp_dir().join(format!("sp-faults-{}", std::process::id()));
@@ -297,23 +269,7 @@ fn under_loss_every_mode_on_both_engines_delivers_every_byte_intact() {
     let (veth, _guard, name, prefix) = topology(4);
     // A queue too short for the offered load drops packets: TCP retransmits while zero-copy
     // slots are still held by the kernel, and a slot rewritten early would fail --verify.
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &veth.server_ns,
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-        ])
-        .arg(&veth.server_if)
-        .args([
-            "root", "tbf", "rate", "300mbit", "burst", "20k", "limit", "30k",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tbf(&veth, &["rate", "300mbit", "burst", "20k", "limit", "30k"]);
     let mut retransmitted = 0;
     for mode in ["a1", "a2", "a3"] {
         for engine in ["threads", "uring"] {

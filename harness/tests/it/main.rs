@@ -1,5 +1,6 @@
 //! sendpath-harness's integration tests, in one binary: the real `sendpath` command.
 
+mod common;
 mod faults;
 mod remote;
 mod run_cli;

@@ -5,6 +5,7 @@
 //! both directions. Every server process is killed and every namespace removed, even when an
 //! assert fails.
 
+use crate::common::{is_root, sendpath, Cleanup};
 use sendpath_core::netns::Veth;
 use sendpath_core::remote::auth::Token;
 use serde_json::{json, Value};
@@ -15,15 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "correct horse battery staple";
-
-fn sendpath() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sendpath"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sp-remote-{tag}-{}", std::process::id()));
@@ -466,15 +458,6 @@ fn one_client_at_a_time_and_a_killed_client_frees_the_server() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Removes the test's namespaces when dropped.
-struct Cleanup(Veth);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.down();
-    }
 }
 
 fn records(path: &Path) -> Vec<Value> {

@@ -4,21 +4,9 @@
 //! of the sender's namespace for the same run (the connection's whole life: a little more).
 //! This kernel has no netem; a tbf queue overflow is the loss any kernel with tc can make.
 
+use crate::common::{is_root, tbf, Cleanup};
 use sendpath_core::netns::Veth;
 use std::process::Command;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-struct Cleanup(Veth);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.down();
-    }
-}
 
 fn retrans_segs(ns: &str) -> Option<u64> {
     let o = Command::new("ip")
@@ -50,27 +38,7 @@ fn tcp_info_retransmits_match_the_kernels_count_over_lossy_veth() {
         eprintln!("SKIPPED: nstat (iproute2) is not installed");
         return;
     }
-    let tc = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &veth.server_ns,
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-        ])
-        .arg(&veth.server_if)
-        .args([
-            "root", "tbf", "rate", "400mbit", "burst", "20k", "limit", "30k",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        tc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tc.stderr)
-    );
+    tbf(&veth, &["rate", "400mbit", "burst", "20k", "limit", "30k"]);
     let before = retrans_segs(&veth.server_ns).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
         .args([

@@ -2,26 +2,9 @@
 //! `topology down` removes everything. Needs root (CI runs as root); skips with a reason
 //! otherwise. The namespaces are unique to this test and removed even when it fails.
 
+use crate::common::{is_root, sendpath, Cleanup};
 use sendpath_core::netns::Veth;
 use std::process::Command;
-
-fn sendpath() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sendpath"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Removes the test's namespaces when dropped, so a failing assert cannot leak them.
-struct Cleanup(Veth);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.down();
-    }
-}
 
 #[test]
 fn veth_run_crosses_the_pair_and_down_removes_it() {
@@ -89,7 +72,7 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
             "--duration",
             "0.3",
         ])
-        .args(["--warmup", "0.1", "--topology", "veth", "--timestamps", "8"])
+        .args(["--warmup", "0.1", "--topology", "veth"])
         .args(net)
         .output()
         .unwrap();
@@ -101,19 +84,6 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
     );
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(r["spec"]["topology"], "veth");
-    // The kernel stamps every stage across the pair too, in order.
-    let st = &r["stages"];
-    assert!(st["joined"].as_u64().unwrap() > 0, "{st}");
-    // (A stream allows a few: see core's stages test.)
-    assert!(st["out_of_order"].as_u64().unwrap() * 50 <= st["joined"].as_u64().unwrap());
-    for k in [
-        "user_to_sched_ns",
-        "sched_to_device_ns",
-        "device_to_stack_ns",
-        "stack_to_user_ns",
-    ] {
-        assert!(st[k]["p50"].as_u64().is_some(), "{k}: {st}");
-    }
     assert_eq!(r["integrity"]["seq_errors"], 0);
     let bytes = r["throughput"]["bytes"].as_u64().unwrap();
     assert!(bytes > 0);
@@ -123,6 +93,38 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
         "the server's veth end sent {} bytes, the record counts {bytes}",
         tx1 - tx0
     );
+
+    // The kernel stamps every stage across the pair too, in order: rr, one message per
+    // read, so each read's receive stamp is its message's.
+    let o = sendpath()
+        .args([
+            "run",
+            "--mode",
+            "a2",
+            "--pattern",
+            "rr",
+            "--msg-size",
+            "256",
+        ])
+        .args(["--duration", "0.3", "--warmup", "0.1", "--topology", "veth"])
+        .args(["--timestamps", "4"])
+        .args(net)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let st = &r["stages"];
+    assert!(st["joined"].as_u64().unwrap() > 0, "{st}");
+    assert_eq!(st["out_of_order"], 0, "{st}");
+    for k in [
+        "user_to_sched_ns",
+        "sched_to_device_ns",
+        "device_to_stack_ns",
+        "stack_to_user_ns",
+    ] {
+        assert!(st[k]["p50"].as_u64().is_some(), "{k}: {st}");
+    }
 
     let o = sendpath()
         .args(["topology", "down"])

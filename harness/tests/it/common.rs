@@ -1,0 +1,46 @@
+//! What the veth tests share: the root check, the guard that removes a test's namespaces
+//! even when an assert fails, and the impairment any kernel with `tc` can make.
+
+use sendpath_core::netns::Veth;
+use std::process::Command;
+
+/// The real `sendpath` command.
+pub fn sendpath() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sendpath"))
+}
+
+/// Network namespaces need root (CI runs as root).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Removes the test's namespaces (and with them the pair and its qdisc) when dropped.
+pub struct Cleanup(pub Veth);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.down();
+    }
+}
+
+/// A token bucket on the sender's end (`tbf` ARGS): with a queue too short for the offered
+/// load it drops packets, the loss this kernel can make without netem.
+pub fn tbf(veth: &Veth, args: &[&str]) {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &veth.server_ns,
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+        ])
+        .arg(&veth.server_if)
+        .args(["root", "tbf"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
