@@ -33,9 +33,10 @@ const SOF_TIMESTAMPING_OPT_TSONLY: u32 = 1 << 11;
 /// `SO_EE_ORIGIN_TIMESTAMPING`: an error-queue entry that is a timestamp.
 pub const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
 /// Most samples per flow the sender keeps for joining with the receiver's stamps: they travel
-/// in its end frame (64 KiB at most, about 45 bytes each as JSON). Spread over the window:
+/// in its end frame (64 KiB at most with everything else in it; up to about 75 bytes
+/// each as JSON, so 30 KB at most). Spread over the window:
 /// when full, every other one is dropped and only every other one is kept from then on.
-pub const MAX_JOIN_SAMPLES: usize = 600;
+pub const MAX_JOIN_SAMPLES: usize = 400;
 /// Most samples per flow the receiver keeps (its own memory; thinned the same way, so it
 /// keeps every sample the sender keeps while its stride is no larger).
 pub const MAX_RX_SAMPLES: usize = 1 << 16;

@@ -78,7 +78,7 @@ pub struct StagesV1 {
     pub every: u64,
     /// Stamped messages sent in the window.
     pub sampled: u64,
-    /// Of those, the messages both sides' stamps were joined for (at most 600 per flow,
+    /// Of those, the messages both sides' stamps were joined for (at most 400 per flow,
     /// spread over the window): the four stages and `end_to_end` are over these. A stamp names
     /// the last byte of the packet that carried it, so with many small messages per packet
     /// only those that ended one are stamped.
