@@ -226,6 +226,20 @@ impl TxStamper {
         })
     }
 
+    /// A stamper that touches no socket (unit tests of its users).
+    #[cfg(test)]
+    pub(crate) fn for_test(every: u64) -> TxStamper {
+        TxStamper {
+            every: every.max(1),
+            bytes: 0,
+            pending: VecDeque::new(),
+            out: TxStages {
+                every: every.max(1),
+                ..Default::default()
+            },
+        }
+    }
+
     /// Whether message `seq` is one to stamp.
     #[inline]
     pub fn wants(&self, seq: u64) -> bool {
@@ -250,22 +264,43 @@ impl TxStamper {
     ) -> io::Result<()> {
         self.bytes += len;
         if armed {
-            set_tx(fd, false)?;
-            if self.pending.len() >= MAX_PENDING {
-                self.pending.pop_front();
-                self.out.unmatched += 1;
-            }
-            self.pending.push_back(Pending {
-                key: (self.bytes - 1) as u32,
-                seq,
-                user: user_ns,
-                offset: real_minus_mono(),
-                sched: None,
-                device: None,
-                in_window,
-            });
-            self.out.sampled += u64::from(in_window);
+            self.sampled(fd, seq, user_ns, self.bytes, in_window)?;
         }
+        Ok(())
+    }
+
+    /// The first sample at or after message `seq`.
+    #[inline]
+    pub fn next_sample(&self, seq: u64) -> u64 {
+        seq.next_multiple_of(self.every)
+    }
+
+    /// The armed send call (or calls) that ended with sample `seq` completed: disarms the
+    /// socket and waits for the stamps of the call's last byte, `bytes_through - 1` bytes
+    /// after OPT_ID's origin (the sample's last byte: calls are cut so that it ends them).
+    pub fn sampled(
+        &mut self,
+        fd: RawFd,
+        seq: u64,
+        user_ns: u64,
+        bytes_through: u64,
+        in_window: bool,
+    ) -> io::Result<()> {
+        set_tx(fd, false)?;
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+            self.out.unmatched += 1;
+        }
+        self.pending.push_back(Pending {
+            key: bytes_through.wrapping_sub(1) as u32,
+            seq,
+            user: user_ns,
+            offset: real_minus_mono(),
+            sched: None,
+            device: None,
+            in_window,
+        });
+        self.out.sampled += u64::from(in_window);
         Ok(())
     }
 

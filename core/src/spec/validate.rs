@@ -18,9 +18,6 @@ impl RunSpec {
                     u32::MAX
                 ));
             }
-            if self.engine != crate::spec::Engine::Threads && self.pattern != Pattern::Rr {
-                return bad("--timestamps: io_uring streams batch many messages per send call and are not stamped yet; use the threads engine (or rr, one message per call on both engines)".into());
-            }
             if self.rx != RxMode::Copy {
                 return bad(
                     "--timestamps: the receive stamps need the copy receiver (drop --rx)".into(),

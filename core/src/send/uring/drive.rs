@@ -79,18 +79,38 @@ pub(super) fn drive(
                         f.first_in_window = Some(f.seq);
                     }
                     f.chain.clear();
+                    let in_window = now >= window.start && now < window.end;
                     for pos in 0..links {
-                        match f.strategy.prepare(pos, f.seq, ts, per_link) {
-                            Some((buf, n)) => {
-                                f.chain.push(Link {
-                                    buf,
-                                    len: n as u32 * msg_len,
-                                    done: 0,
-                                    res: None,
-                                });
-                                f.seq += n as u64;
+                        let max = f
+                            .stamps
+                            .as_ref()
+                            .map_or(per_link, |s| s.limit(pos, f.seq, per_link, false));
+                        if max == 0 {
+                            // A sample follows: it ends a chain of its own (stamp.rs).
+                            break;
+                        }
+                        let Some((buf, n)) = f.strategy.prepare(pos, f.seq, ts, max) else {
+                            break;
+                        };
+                        f.chain.push(Link {
+                            buf,
+                            len: n as u32 * msg_len,
+                            done: 0,
+                            res: None,
+                        });
+                        let first = f.seq;
+                        f.seq += n as u64;
+                        match f
+                            .stamps
+                            .as_mut()
+                            .map(|s| s.prepared(first, n, now, in_window))
+                        {
+                            Some(Ok(true)) => break,
+                            Some(Err(e)) => {
+                                f.fail(e);
+                                break;
                             }
-                            None => break,
+                            _ => {}
                         }
                     }
                 }
@@ -206,6 +226,7 @@ pub(super) fn drive(
                 f.pending = f.pending.saturating_sub(1);
                 if f.pending == 0 {
                     f.settle_bundle(ring_fd);
+                    f.after_settle();
                 }
                 continue;
             }
@@ -218,6 +239,7 @@ pub(super) fn drive(
             f.pending = f.pending.saturating_sub(1);
             if f.pending == 0 {
                 f.settle();
+                f.after_settle();
             }
         }
         cq.sync();

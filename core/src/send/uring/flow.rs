@@ -70,6 +70,8 @@ pub(super) struct Flow {
     pub(super) error: Option<Error>,
     /// Present when the flow sends bundles instead of chains.
     pub(super) bundle: Option<Bundle>,
+    /// Present with `--timestamps` (from the flow's first message on).
+    pub(super) stamps: Option<super::stamp::FlowStamps>,
 }
 
 impl Flow {
@@ -104,6 +106,7 @@ impl Flow {
             retries: 0,
             error: None,
             bundle: (ordering == UringOrdering::Bundle).then(|| Bundle::new(depth)),
+            stamps: None,
         })
     }
 
@@ -264,6 +267,7 @@ impl Flow {
             if self.first_in_window.is_none() && now >= window.start && now < window.end {
                 self.first_in_window = Some(self.seq);
             }
+            let in_window = now >= window.start && now < window.end;
             for pos in 0..depth {
                 let Some((buf, _)) = self.strategy.prepare(pos, self.seq, ts, 1) else {
                     break;
@@ -276,6 +280,20 @@ impl Flow {
                 b.push(head);
                 b.push(rest);
                 self.seq += 1;
+                // A sample ends the bundle (see stamp.rs).
+                match self
+                    .stamps
+                    .as_mut()
+                    .map(|s| s.prepared(self.seq - 1, 1, now, in_window))
+                {
+                    Some(Ok(true)) => break,
+                    Some(Err(e)) => {
+                        self.error.get_or_insert(e);
+                        self.stopped = true;
+                        break;
+                    }
+                    _ => {}
+                }
             }
         }
         if b.is_empty() {
@@ -361,6 +379,19 @@ impl Flow {
         self.stopped = true;
         if self.error.is_none() {
             self.error = Some(e);
+        }
+    }
+
+    /// After the flow's CQEs settled: if nothing is left to send, an armed sample's call is
+    /// over (see stamp.rs).
+    pub(super) fn after_settle(&mut self) {
+        if self.resubmit || !self.drained() {
+            return;
+        }
+        if let Some(s) = self.stamps.as_mut() {
+            if let Err(e) = s.all_sent() {
+                self.fail(e);
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 use super::drive::drive;
 use super::flow::Flow;
 use super::modes::{for_mode, lacks_op};
+use super::stamp::FlowStamps;
 use super::strategy::UringSend;
 use crate::cpu::SideCounters;
 use crate::error::{Error, Result};
@@ -82,11 +83,18 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
         if let Err(e) = send_hello(s.as_raw_fd(), &hello_for(spec, *f)) {
             hellos_ok[i] = false;
             flows[i].fail(e);
+        } else if let Some(every) = spec.timestamps {
+            // After the hello: OPT_ID counts from the first message's first byte.
+            match FlowStamps::new(s.as_raw_fd(), every, spec.msg_size) {
+                Ok(st) => flows[i].stamps = Some(st),
+                Err(e) => flows[i].fail(e),
+            }
         }
     }
     let mut setup_report = None;
     let mut side = None;
     let mut tcp: Vec<Option<crate::tcpinfo::TcpFlowInfo>> = Vec::new();
+    let mut stages: Vec<Option<crate::stamps::TxStages>> = Vec::new();
     match setup {
         Ok(mut ring) => {
             let window = Window::after(
@@ -100,6 +108,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             let (counters, infos) = drive(&mut ring, spec, window, &mut flows, &fds);
             side = Some(counters);
             tcp = infos;
+            stages = super::stamp::finish(flows.iter_mut().map(|f| f.stamps.take()).collect());
             setup_report = Some(UringSetup {
                 threads: spec.sender_threads() as u32,
                 depth: depth as u32,
@@ -141,7 +150,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             error: None,
             uring: setup_report.clone(),
             tcp: tcp.get_mut(i).and_then(Option::take),
-            stages: None,
+            stages: stages.get_mut(i).and_then(Option::take),
         };
         if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
             report.zerocopy = None;

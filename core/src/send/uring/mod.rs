@@ -36,6 +36,9 @@
 //! notification releases the slot. `IORING_SEND_ZC_REPORT_USAGE` makes the notification say
 //! whether the kernel copied after all (bit 31 of res: tested as a bit, never by sign).
 //! Teardown waits (bounded) for every notification.
+//!
+//! **Timestamps.** With `--timestamps` sends are cut so that each sampled message ends its
+//! call, alone on the socket while it is armed ([`stamp`]).
 
 pub mod a1;
 pub mod a2;
@@ -46,6 +49,7 @@ pub mod flow;
 pub mod group;
 pub mod modes;
 pub mod oneshot;
+pub mod stamp;
 pub mod strategy;
 
 pub use crate::uring_sys::probe::{bundle_missing, known_ops, probe_ops};
