@@ -16,7 +16,8 @@ pub const STAGES: [&str; 4] = [
 ];
 
 /// Title of the stacked stage bars.
-pub const STAGE_PLOT_TITLE: &str = "Where a message's time goes (p50 of each stage, one flow)";
+pub const STAGE_PLOT_TITLE: &str =
+    "Where a typical message's time goes (messages around the end-to-end median, one flow)";
 
 /// One cell's stages: medians over its repetitions of each stage's p50, ns.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -29,6 +30,10 @@ pub struct StageRow {
     pub reps: usize,
     /// p50 of each of [`STAGES`].
     pub p50_ns: [f64; 4],
+    /// The typical message's stages (`stages.typical`: means over the messages between the
+    /// 40th and 60th percentiles of end-to-end time), which add up; where records lack it,
+    /// the stages' p50s.
+    pub typical_ns: [f64; 4],
     /// p50 of the same messages' end-to-end time.
     pub end_to_end_p50_ns: f64,
     /// p99 of end-to-end, and of each stage.
@@ -114,11 +119,30 @@ pub fn stage_rows(records: &[Record]) -> Vec<StageRow> {
                 )
             };
             let ack = pick(&|s| s.send_to_ack_ns.as_ref(), false);
+            let p50_ns = [0, 1, 2, 3].map(|i| stage(i, false));
+            let typical: Vec<[f64; 4]> = rs
+                .iter()
+                .filter_map(|r| r.stages.as_ref()?.typical.as_ref())
+                .map(|t| {
+                    [
+                        t.user_to_sched_ns,
+                        t.sched_to_device_ns,
+                        t.device_to_stack_ns,
+                        t.stack_to_user_ns,
+                    ]
+                })
+                .collect();
+            let typical_ns = if typical.is_empty() {
+                p50_ns
+            } else {
+                [0, 1, 2, 3].map(|k| median(typical.iter().map(|t| t[k]).collect()))
+            };
             StageRow {
                 cell,
                 flows,
                 reps: rs.len(),
-                p50_ns: [0, 1, 2, 3].map(|i| stage(i, false)),
+                p50_ns,
+                typical_ns,
                 p99_ns: [0, 1, 2, 3].map(|i| stage(i, true)),
                 end_to_end_p50_ns: pick(&|s| s.end_to_end_ns.as_ref(), false),
                 end_to_end_p99_ns: pick(&|s| s.end_to_end_ns.as_ref(), true),
@@ -185,7 +209,7 @@ fn draw_bars<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let max = rows
         .iter()
-        .map(|r| r.p50_ns.iter().sum::<f64>() / 1e3)
+        .map(|r| r.typical_ns.iter().sum::<f64>() / 1e3)
         .fold(1.0, f64::max);
     let n = rows.len() as i32;
     // Row i (the table's order) is drawn i-th from the top.
@@ -216,8 +240,8 @@ fn draw_bars<DB: DrawingBackend>(
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let x0: f64 = r.p50_ns[..k].iter().sum::<f64>() / 1e3;
-                let x1 = x0 + r.p50_ns[k] / 1e3;
+                let x0: f64 = r.typical_ns[..k].iter().sum::<f64>() / 1e3;
+                let x1 = x0 + r.typical_ns[k] / 1e3;
                 let y = at(i);
                 let mut bar = Rectangle::new(
                     [
@@ -285,8 +309,11 @@ pub fn stages_section(b: &mut Vec<Block>, rows: &[StageRow], plot: Option<&Rende
         "From the kernel's software timestamps of sampled messages (`--timestamps`): the send \
          call, the queueing layer (SCHED), the device (SND), the receiving stack (RX_SOFTWARE) \
          and the read that returned the message, all on one clock. Each joined message's \
-         stages add up to its end-to-end time; the table shows each stage's median (µs) beside \
-         the end-to-end median and p99. On a saturated stream most time is queueing in socket \
+         stages add up to its end-to-end time. The table and the bars show a typical \
+         message: each stage averaged over the messages between the 40th and 60th \
+         percentiles of end-to-end time, so the stages add up to about the end-to-end median \
+         beside them (the stages' own medians, in the records, need not: the median of a sum \
+         of skewed parts lies above the sum of their medians). On a saturated stream most time is queueing in socket \
          buffers (send call -> queueing layer, and receiving stack -> read, where a read that \
          spans many messages is stamped with its last packet); rr shows the path itself."
             .into(),
@@ -295,16 +322,16 @@ pub fn stages_section(b: &mut Vec<Block>, rows: &[StageRow], plot: Option<&Rende
     let table = rows
         .iter()
         .map(|r| {
-            let sum: f64 = r.p50_ns.iter().sum();
+            let sum: f64 = r.typical_ns.iter().sum();
             if let Some((k, v)) = r
-                .p50_ns
+                .typical_ns
                 .iter()
                 .enumerate()
                 .max_by(|a, b| a.1.total_cmp(b.1))
             {
                 if sum > 0.0 {
                     dominant.push(format!(
-                        "{}: {} takes {:.0}% of the median one-way time",
+                        "{}: {} takes {:.0}% of a typical message's one-way time",
                         r.cell,
                         STAGES[k],
                         v / sum * 100.0
@@ -312,7 +339,7 @@ pub fn stages_section(b: &mut Vec<Block>, rows: &[StageRow], plot: Option<&Rende
                 }
             }
             let mut row = vec![r.cell.clone()];
-            row.extend(r.p50_ns.iter().map(|&v| us(v)));
+            row.extend(r.typical_ns.iter().map(|&v| us(v)));
             row.push(us(r.end_to_end_p50_ns));
             row.push(us(r.end_to_end_p99_ns));
             row.push(r.ack_p50_ns.map_or("-".into(), us));

@@ -65,7 +65,8 @@ pub struct SendArgs {
     pub busy_poll: bool,
     /// Stamp one message in N at every stage of its way (kernel software timestamps: send
     /// queue, device, receiving stack, read, ACK) and record where the time went (`stages`);
-    /// bare: one in 256. Copy receiver.
+    /// bare: one in 256 (io_uring streams: rounded up to whole sends of --uring-depth
+    /// messages). Copy receiver.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     pub timestamps: Option<u64>,
     /// Where each side runs: unpinned (the scheduler decides; the default), apart (senders on

@@ -74,7 +74,7 @@ pub struct Record {
 /// + stack_to_user = end_to_end (the percentiles of a sum are not the sums of percentiles).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StagesV1 {
-    /// One message in this many (seq a multiple of it) was stamped.
+    /// One message in this many (the last of each run: seq + 1 a multiple of it) was stamped.
     pub every: u64,
     /// Stamped messages sent in the window.
     pub sampled: u64,
@@ -106,6 +106,31 @@ pub struct StagesV1 {
     pub send_to_ack_ns: Option<Latency>,
     /// Send call -> the user's read, for the same sampled messages.
     pub end_to_end_ns: Option<Latency>,
+    /// The stages of a typical message: each stage's mean over the joined messages whose
+    /// end-to-end time lies between its 40th and 60th percentiles. These add up to those
+    /// messages' mean end-to-end time, about the median, which the stages' own medians need
+    /// not (skewed stages: the median of a sum lies above the sum of the medians). Null where
+    /// nothing was joined (and in records from before this field).
+    #[serde(default)]
+    pub typical: Option<TypicalStagesV1>,
+}
+
+/// One typical message's way, in ns (means over the messages around the end-to-end median).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TypicalStagesV1 {
+    /// Messages averaged (the joined messages between the 40th and 60th percentiles of
+    /// end-to-end time).
+    pub messages: u64,
+    /// Send call -> SCHED.
+    pub user_to_sched_ns: f64,
+    /// SCHED -> SND.
+    pub sched_to_device_ns: f64,
+    /// SND -> RX_SOFTWARE.
+    pub device_to_stack_ns: f64,
+    /// RX_SOFTWARE -> read.
+    pub stack_to_user_ns: f64,
+    /// Send call -> read: the sum of the four.
+    pub end_to_end_ns: f64,
 }
 
 /// TCP_INFO over the window: each flow's, and the sums.

@@ -251,7 +251,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         integrity,
         derived,
         remote: None,
-        stages: spec.timestamps.and_then(|every| stages_of(every, flows)),
+        stages: spec.stamp_every().and_then(|every| stages_of(every, flows)),
         tcp: tcp_of(flows),
     }
 }
@@ -259,7 +259,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
 /// The stages of every flow's sampled messages: the four that add up to end-to-end over the
 /// messages both sides stamped (joined by seq), send -> ACK from the sender.
 fn stages_of(every: u64, flows: &[FlowResult]) -> Option<StagesV1> {
-    let mut joined = crate::stamps::Joined::default();
+    let mut joined = crate::stamps::join::Joined::default();
     let mut ack = LatencyHistogram::new();
     let (mut sampled, mut unmatched, mut any) = (0, 0, false);
     for f in flows {
@@ -271,7 +271,7 @@ fn stages_of(every: u64, flows: &[FlowResult]) -> Option<StagesV1> {
             ack.merge(&tx.send_to_ack);
         }
         if let (Some(tx), Some(rx)) = (tx, f.stages.as_ref()) {
-            crate::stamps::join(tx, rx, &mut joined);
+            crate::stamps::join::join(tx, rx, &mut joined);
         }
         any |= f.stages.is_some();
     }
@@ -288,6 +288,14 @@ fn stages_of(every: u64, flows: &[FlowResult]) -> Option<StagesV1> {
         stack_to_user_ns: some(&joined.stack_to_user, "stack_to_user"),
         send_to_ack_ns: some(&ack, "send_to_ack"),
         end_to_end_ns: some(&joined.end_to_end, "end_to_end"),
+        typical: joined.typical().map(|(n, s)| TypicalStagesV1 {
+            messages: n as u64,
+            user_to_sched_ns: s[0],
+            sched_to_device_ns: s[1],
+            device_to_stack_ns: s[2],
+            stack_to_user_ns: s[3],
+            end_to_end_ns: s.iter().sum(),
+        }),
     })
 }
 
@@ -406,7 +414,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
             after_s: x.after_s,
             for_s: x.for_s,
         }),
-        timestamps_every: s.timestamps,
+        timestamps_every: s.stamp_every(),
         impairment: None,
     }
 }

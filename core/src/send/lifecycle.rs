@@ -50,7 +50,7 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
         sched0_ns: 0,
         busy_poll: spec.busy_poll,
         stamp_every: spec
-            .timestamps
+            .stamp_every()
             .map_or(0, |n| n.clamp(1, u32::MAX as u64) as u32),
     }
 }

@@ -11,7 +11,7 @@ impl RunSpec {
     /// Checks every option against its documented range; the error names the option.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
-        if let Some(n) = self.timestamps {
+        if let Some(n) = self.stamp_every() {
             if n == 0 || n > u32::MAX as u64 {
                 return bad(format!(
                     "--timestamps {n}: stamp one message in 1 to {} ",

@@ -50,7 +50,7 @@ pub struct Hello {
     pub sched0_ns: u64,
     /// The receiving side should busy-poll too (in-process runs and rr).
     pub busy_poll: bool,
-    /// `--timestamps`: one message in this many (seq a multiple of it) is stamped at every
+    /// `--timestamps`: one message in this many (the last of each run: seq + 1 a multiple of it) is stamped at every
     /// stage; 0: off.
     pub stamp_every: u32,
 }

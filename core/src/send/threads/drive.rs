@@ -106,7 +106,7 @@ pub fn run_flow(
     let mut side: Option<SideCounters> = None;
     let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
     let mut tcp = crate::tcpinfo::Watch::default();
-    let mut stamper = match spec.timestamps.map(|n| TxStamper::new(fd, n)) {
+    let mut stamper = match spec.stamp_every().map(|n| TxStamper::new(fd, n)) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
             return (

@@ -83,7 +83,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
         if let Err(e) = send_hello(s.as_raw_fd(), &hello_for(spec, *f)) {
             hellos_ok[i] = false;
             flows[i].fail(e);
-        } else if let Some(every) = spec.timestamps {
+        } else if let Some(every) = spec.stamp_every() {
             // After the hello: OPT_ID counts from the first message's first byte.
             match FlowStamps::new(s.as_raw_fd(), every, spec.msg_size) {
                 Ok(st) => flows[i].stamps = Some(st),

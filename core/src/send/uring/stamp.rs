@@ -1,8 +1,9 @@
 //! `--timestamps` on io_uring. SO_TIMESTAMPING stamps a send *call*: its TX flags are read
 //! when the kernel runs the call, and OPT_ID names the call's last byte. A ring sends many
 //! messages per call (a coalesced send, a bundle) and many calls at once (a linked chain), so
-//! the loop shapes its sends around each sample (a message whose seq is a multiple of
-//! `every`, the ones the receiver stamps too):
+//! the loop shapes its sends around each sample (`stamps::is_sample`, the messages the
+//! receiver stamps too; `RunSpec::stamp_every` makes `every` a multiple of the messages per
+//! send, so that sends of a whole depth end on samples and are not cut short):
 //! - the sample is the last message of its call: a coalesced send or a bundle is cut after it;
 //! - in a linked chain only the first link may carry it: a later link stops before it, and the
 //!   sample goes out in the next chain, which ends with it.
@@ -143,17 +144,20 @@ mod tests {
 
     #[test]
     fn calls_are_cut_so_that_a_sample_ends_its_call() {
+        // Samples: 7, 15, 23, ...
         let s = stamps(8);
-        // Coalesced (one link of up to 32 messages) from seq 3: through sample 8, 6 messages.
-        assert_eq!(s.limit(0, 3, 32, false), 6);
+        // Coalesced (one link of up to 32 messages) from seq 3: through sample 7, 5 messages.
+        assert_eq!(s.limit(0, 3, 32, false), 5);
+        // Sends of a whole run are never cut: from 8, 8 messages end on sample 15.
+        assert_eq!(s.limit(0, 8, 8, false), 8);
         // From a sample: it alone.
-        assert_eq!(s.limit(0, 8, 32, false), 1);
+        assert_eq!(s.limit(0, 15, 32, false), 1);
         // A later link of a chain stops before the sample, and ends the chain on it.
         assert_eq!(s.limit(3, 5, 1, false), 1);
-        assert_eq!(s.limit(4, 8, 1, false), 0);
+        assert_eq!(s.limit(4, 7, 1, false), 0);
         // A bundle (one call) ends with it wherever it falls.
-        assert_eq!(s.limit(4, 8, 1, true), 1);
+        assert_eq!(s.limit(4, 7, 1, true), 1);
         // Far from a sample the strategy's own limit holds.
-        assert_eq!(s.limit(0, 9, 4, false), 4);
+        assert_eq!(s.limit(0, 8, 4, false), 4);
     }
 }

@@ -17,6 +17,8 @@
 //! next to each sample (over a run the two drift apart by microseconds).
 
 use crate::latency::LatencyHistogram;
+
+pub mod join;
 use crate::time::now_ns;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -68,6 +70,15 @@ impl<T> Thinned<T> {
         }
     }
 }
+/// Whether message `seq` is a sample when one in `every` is: the last of each run of
+/// `every` (seq + 1 a multiple of it), so that a sender that sends runs of a whole multiple of
+/// `every` messages per call (io_uring) ends each call with a sample without cutting any short.
+/// Both sides key a sample by `seq / every`.
+#[inline]
+pub fn is_sample(seq: u64, every: u64) -> bool {
+    (seq + 1).is_multiple_of(every)
+}
+
 /// Most sampled sends waiting for their stamps; older ones are given up (counted unmatched).
 const MAX_PENDING: usize = 4096;
 
@@ -243,7 +254,7 @@ impl TxStamper {
     /// Whether message `seq` is one to stamp.
     #[inline]
     pub fn wants(&self, seq: u64) -> bool {
-        seq.is_multiple_of(self.every)
+        is_sample(seq, self.every)
     }
 
     /// Before the send call of a message to stamp.
@@ -272,7 +283,7 @@ impl TxStamper {
     /// The first sample at or after message `seq`.
     #[inline]
     pub fn next_sample(&self, seq: u64) -> u64 {
-        seq.next_multiple_of(self.every)
+        (seq + 1).next_multiple_of(self.every) - 1
     }
 
     /// The armed send call (or calls) that ended with sample `seq` completed: disarms the
@@ -374,8 +385,7 @@ pub struct RxStamper {
 }
 
 impl RxStamper {
-    /// Starts stamping reads of `fd`; samples are the messages whose seq is a multiple of
-    /// `every`.
+    /// Starts stamping reads of `fd`; samples are those of [`is_sample`].
     pub fn new(fd: RawFd, every: u64) -> io::Result<RxStamper> {
         set_rx(fd)?;
         Ok(RxStamper {
@@ -390,7 +400,7 @@ impl RxStamper {
     /// `rx_real_ns`.
     #[inline]
     pub fn message(&mut self, seq: u64, now: u64, rx_real_ns: Option<u64>) {
-        if !seq.is_multiple_of(self.out.every) {
+        if !is_sample(seq, self.out.every) {
             return;
         }
         if let Some(rx) = rx_real_ns {
@@ -407,117 +417,9 @@ impl RxStamper {
     }
 }
 
-/// The stages of the messages both sides stamped, each message's stages adding up to its
-/// end-to-end time.
-#[derive(Debug, Default)]
-pub struct Joined {
-    /// Messages joined.
-    pub count: u64,
-    /// Of those, messages whose stamps are not in the order of the stages (one clock and a
-    /// correct join make this 0).
-    pub out_of_order: u64,
-    /// Send call -> SCHED.
-    pub user_to_sched: LatencyHistogram,
-    /// SCHED -> SND.
-    pub sched_to_device: LatencyHistogram,
-    /// SND -> receive stamp.
-    pub device_to_stack: LatencyHistogram,
-    /// Receive stamp -> read.
-    pub stack_to_user: LatencyHistogram,
-    /// Send call -> read.
-    pub end_to_end: LatencyHistogram,
-}
-
-/// Joins the sender's (SCHED, SND) with the receiver's (send, receive, read) by seq.
-pub fn join(tx: &TxStages, rx: &RxStages, into: &mut Joined) {
-    let r = &rx.received.kept;
-    let mut j = 0;
-    for &(k, (user, sched, dev)) in &tx.joinable.kept {
-        while j < r.len() && r[j].0 < k {
-            j += 1;
-        }
-        let Some(&(rk, (stack, read))) = r.get(j) else {
-            break;
-        };
-        if rk != k {
-            continue;
-        }
-        into.count += 1;
-        into.out_of_order +=
-            u64::from(!(user <= sched && sched <= dev && dev <= stack && stack <= read));
-        into.user_to_sched.record(sched.saturating_sub(user));
-        into.sched_to_device.record(dev.saturating_sub(sched));
-        into.device_to_stack.record(stack.saturating_sub(dev));
-        into.stack_to_user.record(read.saturating_sub(stack));
-        into.end_to_end.record(read.saturating_sub(user));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stamps_fold_by_key_and_stages_join_by_seq() {
-        let mut t = TxStamper {
-            every: 2,
-            bytes: 0,
-            pending: VecDeque::new(),
-            out: TxStages {
-                every: 2,
-                ..Default::default()
-            },
-        };
-        // Messages of 100 bytes: 0 (stamped), 1, 2 (stamped).
-        t.pending.push_back(Pending {
-            key: 99,
-            seq: 0,
-            user: 10_000,
-            offset: 1_000,
-            sched: None,
-            device: None,
-            in_window: true,
-        });
-        t.bytes = 300;
-        t.pending.push_back(Pending {
-            key: 299,
-            seq: 2,
-            user: 20_000,
-            offset: 1_000,
-            sched: None,
-            device: None,
-            in_window: true,
-        });
-        let st = |kind, key, mono: u64| Stamp {
-            kind,
-            key,
-            real_ns: mono + 1_000,
-        };
-        t.on_stamp(st(StampKind::Sched, 99, 10_500));
-        t.on_stamp(st(StampKind::Device, 99, 10_700));
-        t.on_stamp(st(StampKind::Sched, 299, 21_000));
-        t.on_stamp(st(StampKind::Ack, 99, 30_000));
-        t.on_stamp(st(StampKind::Sched, 12345, 1)); // a key nobody sent
-        assert!(t.waiting(), "message 2 has no ACK yet");
-        let out = t.finish();
-        assert_eq!(out.unmatched, 2);
-        assert_eq!(out.user_to_sched.summary().max / 10, 500 / 10);
-        assert_eq!(out.sched_to_device.count(), 1);
-        assert_eq!(out.send_to_ack.summary().count, 1);
-        assert_eq!(out.joinable.kept, vec![(0, (10_000, 10_500, 10_700))]);
-        let rx = RxStages {
-            every: 2,
-            received: Thinned {
-                kept: vec![(0, (11_000, 12_000)), (1, (22_000, 23_000))],
-                stride: 1,
-            },
-        };
-        let mut j = Joined::default();
-        join(&out, &rx, &mut j);
-        assert_eq!((j.count, j.out_of_order), (1, 0));
-        assert_eq!(j.device_to_stack.summary().min / 10, 30);
-        assert_eq!(j.end_to_end.summary().min / 10, 200);
-    }
 
     #[test]
     fn thinning_keeps_a_spread_and_the_senders_keys_are_the_receivers() {
