@@ -36,16 +36,6 @@ pub(super) fn drive(
     let (mut submitter, mut sq, mut cq) = r.ring.split();
     r.registered_ring_fd = submitter.register_ring_fd().is_ok();
     let end_deadline = window.end + IO_TIMEOUT.as_nanos() as u64;
-    for (li, f) in flows.iter_mut().enumerate().filter(|(_, f)| !f.stopped) {
-        let e = opcode::Recv::new(types::Fixed(li as u32), f.end_buf.as_mut_ptr(), 1)
-            .build()
-            .user_data(user_data(li, END_POS, 0));
-        // SAFETY: the byte belongs to the flow and stays allocated until the receive
-        // completes (or is leaked, see run_group).
-        if unsafe { sq.push(&e) }.is_ok() {
-            f.end_recv_pending = true;
-        }
-    }
     let mut w = WindowTracker::new(window, false);
     let mut last_progress = Instant::now();
     let slice = types::Timespec::from(WAIT_SLICE);
@@ -65,6 +55,21 @@ pub(super) fn drive(
         let mut expect = 0usize;
         let mut all_done = true;
         for (li, f) in flows.iter_mut().enumerate() {
+            if now >= window.end && !f.end_recv_armed && !f.stopped && sq.capacity() > sq.len() {
+                // The receive of the end request is armed only once the window is over (the
+                // request comes after the receiver's window; if it came first it waits in the
+                // socket): a receive waiting on the socket is woken by every error-queue
+                // entry, and with `--timestamps` each TX stamp woke this thread (thousands of
+                // context switches a second, a third of A1's throughput).
+                let e = opcode::Recv::new(types::Fixed(li as u32), f.end_buf.as_mut_ptr(), 1)
+                    .build()
+                    .user_data(user_data(li, END_POS, 0));
+                // SAFETY: the byte belongs to the flow and stays allocated until the receive
+                // completes (or is leaked, see run_group).
+                unsafe { sq.push(&e) }.expect("room checked above");
+                f.end_recv_pending = true;
+                f.end_recv_armed = true;
+            }
             if now >= window.end {
                 f.past_window(now, end_deadline);
             }

@@ -59,6 +59,8 @@ pub(super) struct Flow {
     pub(super) end_buf: Box<[u8; 1]>,
     /// The receive of the end request is in flight.
     pub(super) end_recv_pending: bool,
+    /// The receive of the end request was submitted (once, after the window).
+    pub(super) end_recv_armed: bool,
     /// The receiver asked for the end frame.
     pub(super) end_requested: bool,
     /// No new messages: the receiver asked for the end, or the flow failed.
@@ -99,6 +101,7 @@ impl Flow {
             end_of_window: None,
             end_buf: Box::new([0]),
             end_recv_pending: false,
+            end_recv_armed: false,
             end_requested: false,
             stopped: false,
             drain_since: None,
