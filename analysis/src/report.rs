@@ -170,6 +170,12 @@ pub fn blocks(
             join(&h.placements)
         ),
     ];
+    if !h.impairments.is_empty() {
+        facts.push(format!(
+            "impairment of the veth pair (sender -> receivers qdisc): {}",
+            join(&h.impairments)
+        ));
+    }
     facts.extend(h.remote.iter().map(|r| format!("two hosts: {r}")));
     b.push(Block::List(facts));
     if !h.uring_orderings.is_empty() {

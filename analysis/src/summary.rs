@@ -411,6 +411,9 @@ pub struct HostSummary {
     pub virtualized: bool,
     /// Distinct topologies.
     pub topologies: BTreeSet<String>,
+    /// Distinct impairments of veth cells (the root qdisc on the sender's end, as `tc`
+    /// shows it); "none" for clean veth cells.
+    pub impairments: BTreeSet<String>,
     /// Distinct tool versions with commits.
     pub tools: BTreeSet<String>,
     /// How io_uring streams kept each flow in order, per mode: `A1 bundle`, `A3 link`.
@@ -454,6 +457,10 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
         h.cores.insert(r.host.cores);
         h.virtualized |= r.host.virtualized;
         h.topologies.insert(r.spec.topology.clone());
+        if r.spec.topology == "veth" {
+            h.impairments
+                .insert(r.spec.impairment.clone().unwrap_or_else(|| "none".into()));
+        }
         h.receivers.insert(r.spec.rx.to_string());
         let cpus = |v: &[u64]| {
             v.iter()

@@ -144,6 +144,20 @@ impl Veth {
     /// ARGS`, as a user would type it (e.g. `delay 2ms 0.5ms loss 0.5% reorder 1%`); an empty
     /// ARGS or `none` removes any impairment.
     pub fn set_netem(&self, args: &str) -> Result<()> {
+        self.set_qdisc("netem", args)
+    }
+
+    /// Puts `preset`'s qdisc on the server end (none: removes any).
+    pub fn apply(&self, preset: &Impairment) -> Result<()> {
+        match preset.qdisc {
+            Some((kind, args)) => self.set_qdisc(kind, args),
+            None => self.set_qdisc("netem", "none"),
+        }
+    }
+
+    /// `tc qdisc replace dev SERVER_IF root KIND ARGS` in the server's namespace; an empty
+    /// ARGS or `none` removes the root qdisc (the veth default, noqueue, comes back).
+    fn set_qdisc(&self, kind: &str, args: &str) -> Result<()> {
         require_root()?;
         if !self.is_up() {
             return Err(Error::Setup(format!(
@@ -160,12 +174,13 @@ impl Veth {
             );
             return Ok(());
         }
-        let mut cmd = vec!["qdisc", "replace", "dev", &self.server_if, "root", "netem"];
+        let mut cmd = vec!["qdisc", "replace", "dev", &self.server_if, "root", kind];
         cmd.extend(args.split_whitespace());
         tc(&self.server_ns, &cmd).map_err(|e| match e {
             Error::Setup(m) if m.contains("qdisc kind is unknown") || m.contains("Unknown qdisc") => {
                 Error::Setup(format!(
-                    "netem is not available in this kernel (CONFIG_NET_SCH_NETEM / the sch_netem module): cannot impair the veth pair ({m})"
+                    "{kind} is not available in this kernel (CONFIG_NET_SCH_{} / the sch_{kind} module): cannot impair the veth pair ({m})",
+                    kind.to_uppercase()
                 ))
             }
             e => e,
@@ -230,6 +245,59 @@ impl Veth {
             _ => Err(Error::Setup("ip -s -j link gave no byte counters".into())),
         }
     }
+}
+
+/// A named impairment of the sender -> receivers direction (`sweep --impairments`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Impairment {
+    /// Its name.
+    pub name: &'static str,
+    /// The root qdisc and its arguments, as `tc` takes them; None: the veth default.
+    pub qdisc: Option<(&'static str, &'static str)>,
+    /// What it stands for.
+    pub what: &'static str,
+}
+
+/// The named impairments, mildest first.
+pub const IMPAIRMENTS: [Impairment; 5] = [
+    Impairment {
+        name: "clean",
+        qdisc: None,
+        what: "none: the veth default",
+    },
+    Impairment {
+        name: "lan",
+        qdisc: Some(("netem", "delay 200us 50us")),
+        what: "a LAN: 0.2 ms +- 0.05 ms each way (netem)",
+    },
+    Impairment {
+        name: "wan",
+        qdisc: Some(("netem", "delay 10ms 1ms loss 0.1%")),
+        what: "a WAN: 10 ms +- 1 ms, 0.1% loss (netem)",
+    },
+    Impairment {
+        name: "lossy",
+        qdisc: Some(("netem", "delay 1ms 200us loss 1% reorder 1%")),
+        what: "1 ms +- 0.2 ms, 1% loss, 1% reordered (netem)",
+    },
+    Impairment {
+        name: "bottleneck",
+        qdisc: Some(("tbf", "rate 1gbit burst 64kb latency 1ms")),
+        what: "a 1 Gbit/s link with a 1 ms queue that drops when full (tbf: no netem needed)",
+    },
+];
+
+/// The named impairment `name`, or an error that lists the names.
+pub fn impairment(name: &str) -> Result<&'static Impairment> {
+    IMPAIRMENTS
+        .iter()
+        .find(|i| i.name == name.trim())
+        .ok_or_else(|| {
+            Error::InvalidSpec(format!(
+                "unknown impairment {name:?} (known: {})",
+                IMPAIRMENTS.map(|i| i.name).join(", ")
+            ))
+        })
 }
 
 fn require_root() -> Result<()> {
@@ -332,6 +400,17 @@ pub fn run_in<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_impairments_are_found_and_unknown_ones_listed() {
+        assert_eq!(impairment("lossy").unwrap().qdisc.unwrap().0, "netem");
+        assert_eq!(impairment(" clean ").unwrap().qdisc, None);
+        let e = impairment("satellite").unwrap_err().to_string();
+        assert!(
+            e.contains("satellite") && e.contains("clean, lan, wan, lossy, bottleneck"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn impairments_are_named_from_tc_show() {

@@ -4,6 +4,7 @@
 //! human summary followed by its v1 record as the last line.
 
 pub mod bench;
+pub mod impair;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};
@@ -206,7 +207,7 @@ struct SweepArgs {
     #[arg(long)]
     busy_poll: bool,
     /// Stamp one message in N of every cell at each stage of its way and report where the
-    /// time goes (bare: one in 256; threads engine, and rr on both engines).
+    /// time goes (bare: one in 256; io_uring streams round N up to whole sends).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     timestamps: Option<u64>,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
@@ -252,6 +253,12 @@ struct SweepArgs {
     /// ordering of the mode).
     #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<UringOrdering>().map_err(|e| e.to_string()))]
     uring_orderings: Option<Vec<UringOrdering>>,
+    /// Veth only: run the whole grid once per named impairment of the sender -> receivers
+    /// direction, each into DIR/<name>/ with its own report, then DIR/impairments.md
+    /// comparing them. Names: clean (none), lan, wan, lossy (netem: a kernel with
+    /// sch_netem), bottleneck (tbf: 1 Gbit/s, a 1 ms queue that drops).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    impairments: Option<Vec<String>>,
     /// Directory for results.jsonl (default runs/<date>-<time>).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -538,8 +545,16 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 let rate = spec.rate.or(spec.rate_fraction.map(|_| 1.0));
                 RunSpec { rate, ..spec }.validate()?;
             }
+            let impairments = a.impairments.as_deref().map(impair::parse).transpose()?;
             if let Some(d) = &a.resume {
-                if !d.join("results.jsonl").is_file() {
+                // (With --impairments each impairment's sub-sweep resumes in its directory.)
+                let there = match &impairments {
+                    None => d.join("results.jsonl").is_file(),
+                    Some(list) => list
+                        .iter()
+                        .any(|i| impair::sub_dir(d, i).join("results.jsonl").is_file()),
+                };
+                if !there {
                     anyhow::bail!(
                         "--resume {}: no results.jsonl there to resume (a new sweep takes --out)",
                         d.display()
@@ -558,6 +573,16 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            let shaped = match (&impairments, &target) {
+                (None, _) => None,
+                (Some(list), Target::Local(Topology::Veth(v))) => {
+                    impair::check(v, list)?;
+                    Some((v.clone(), list.clone()))
+                }
+                (Some(_), _) => anyhow::bail!(
+                    "--impairments shape the veth pair: add --topology veth (after `sendpath topology up`)"
+                ),
+            };
             let per_rep = grid.cells().len() as u64 / grid.reps.max(1);
             eprintln!(
                 "sweep: {per_rep} cells x {} reps -> {}",
@@ -571,8 +596,53 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 },
                 dir.join("results.jsonl").display()
             );
+            let progress = !a.no_progress;
+            let done = |o: &sweep::Outcome, dir: &std::path::Path| -> anyhow::Result<()> {
+                let overhead = o.wall_s - o.cell_time_s;
+                sendpath_core::say!(
+                    "sweep done: {} repetitions measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
+                    o.measured,
+                    o.failed,
+                    o.skipped,
+                    o.wall_s,
+                    o.cell_time_s,
+                    overhead,
+                    if o.cell_time_s > 0.0 { overhead / o.cell_time_s * 100.0 } else { 0.0 }
+                );
+                sendpath_core::say!("results: {}", o.results.display());
+                if !a.no_report && o.measured + o.skipped > 0 {
+                    render(&o.results, dir)?;
+                }
+                Ok(())
+            };
+            if let (Some((v, list)), Target::Local(t)) = (&shaped, &mut target) {
+                // The qdisc comes off however the sweep ends (an error included).
+                let _clear = impair::Clear(v);
+                let mut failed = 0;
+                for i in list {
+                    v.apply(i)
+                        .map_err(|e| anyhow::anyhow!("--impairments {}: {e}", i.name))?;
+                    let sub = impair::sub_dir(&dir, i);
+                    eprintln!(
+                        "sweep: impairment {} ({}) -> {}",
+                        i.name,
+                        i.what,
+                        sub.display()
+                    );
+                    let o = sweep::run(&grid, t, &sub, progress)?;
+                    done(&o, &sub)?;
+                    failed += o.failed;
+                }
+                let p = impair::comparison(&dir, list)?;
+                sendpath_core::say!("impairments compared: {}", p.display());
+                return Ok(if failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let o = match &mut target {
-                Target::Local(t) => sweep::run(&grid, t, &dir, !a.no_progress)?,
+                Target::Local(t) => sweep::run(&grid, t, &dir, progress)?,
                 Target::Remote(d) => {
                     // An unreachable or refusing far host fails every cell the same way: say
                     // it once, before starting.
@@ -581,26 +651,12 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                         "sweep: far host {} ({}, {} CPUs)",
                         far.kernel, far.cpu_model, far.cores
                     );
-                    let o = sweep::run(&grid, d, &dir, !a.no_progress)?;
+                    let o = sweep::run(&grid, d, &dir, progress)?;
                     d.close();
                     o
                 }
             };
-            let overhead = o.wall_s - o.cell_time_s;
-            sendpath_core::say!(
-                "sweep done: {} repetitions measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
-                o.measured,
-                o.failed,
-                o.skipped,
-                o.wall_s,
-                o.cell_time_s,
-                overhead,
-                if o.cell_time_s > 0.0 { overhead / o.cell_time_s * 100.0 } else { 0.0 }
-            );
-            sendpath_core::say!("results: {}", o.results.display());
-            if !a.no_report && o.measured + o.skipped > 0 {
-                render(&o.results, &dir)?;
-            }
+            done(&o, &dir)?;
             Ok(if o.failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -2,6 +2,7 @@
 
 mod common;
 mod faults;
+mod impairments;
 mod remote;
 mod run_cli;
 mod sweep_cli;

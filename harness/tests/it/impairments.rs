@@ -1,0 +1,182 @@
+//! `sweep --impairments` over the veth topology (root only): the grid once per named
+//! impairment, each into its own directory with the qdisc in its records and its report, a
+//! comparison across them, the qdisc removed afterwards; names and kernels that cannot are
+//! refused before any cell runs. (This kernel has no netem: `bottleneck`, a token bucket, is
+//! the impairment it can make; the netem names are refused here in one line.)
+
+use crate::common::{is_root, sendpath, tbf, Cleanup};
+use sendpath_core::netns::Veth;
+
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn one_error_line(o: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "{err}");
+}
+
+#[test]
+fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let pid = std::process::id();
+    let name = format!("im{}", pid % 10_000);
+    let prefix = format!("10.219.{}.0/24", pid % 250);
+    let veth = Veth::new(&name, &prefix).unwrap();
+    let _guard = Cleanup(veth.clone());
+    veth.up().unwrap();
+    let dir = std::env::temp_dir().join(format!("sendpath-impair-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let net = [
+        "--topology",
+        "veth",
+        "--ns-name",
+        &name,
+        "--prefix",
+        &prefix,
+    ];
+    let grid = [
+        "--modes",
+        "a1,a3",
+        "--engines",
+        "threads",
+        "--sizes",
+        "16K",
+        "--flows",
+        "1",
+        "--patterns",
+        "stream",
+        "--reps",
+        "1",
+        "--duration",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--verify",
+        "--no-progress",
+    ];
+
+    let o = sendpath()
+        .args(["sweep", "--impairments", "clean,bottleneck"])
+        .args(net)
+        .args(grid)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut gbps = Vec::new();
+    for sub in ["clean", "bottleneck"] {
+        let recs = records(&dir.join(sub).join("results.jsonl"));
+        assert_eq!(recs.len(), 2, "{sub}: A1 and A3");
+        for r in &recs {
+            assert_eq!(r["status"], "ok", "{sub}: {}", r["error"]);
+            assert_eq!(r["integrity"]["seq_errors"], 0);
+            assert_eq!(r["integrity"]["verify_errors"], 0);
+            assert!(r["integrity"]["verified_bytes"].as_u64().unwrap() > 0);
+            let q = &r["spec"]["impairment"];
+            match sub {
+                "clean" => assert!(q.is_null(), "{q}"),
+                _ => assert!(q.as_str().unwrap().starts_with("tbf"), "{q}"),
+            }
+            gbps.push(r["throughput"]["gbps"].as_f64().unwrap());
+        }
+        let report = std::fs::read_to_string(dir.join(sub).join("report.md")).unwrap();
+        assert!(
+            report.contains("impairment of the veth pair"),
+            "{sub}: the report names the impairment"
+        );
+    }
+    // The token bucket passes 1 Gbit/s; the clean pair several times that.
+    assert!(
+        gbps[2] < 1.2 && gbps[3] < 1.2,
+        "bottleneck cells: {:?}",
+        &gbps[2..]
+    );
+    let md = std::fs::read_to_string(dir.join("impairments.md")).unwrap();
+    for needle in [
+        "| cell | clean | bottleneck |",
+        "## Throughput (Gbit/s)",
+        "## Segments TCP retransmitted in the window",
+        "A3 zero-copy slot",
+        "stream threads A3 16384 B x1",
+        "tbf",
+    ] {
+        assert!(
+            md.contains(needle),
+            "impairments.md lacks {needle:?}:\n{md}"
+        );
+    }
+    assert_eq!(veth.impairment(), None, "the sweep removes its qdisc");
+
+    // Refused before any cell runs, in one line each: an unknown name; a topology other
+    // than veth; a pair that already has a qdisc of its own; netem where the kernel has none.
+    let o = sendpath()
+        .args(["sweep", "--impairments", "clean,satellite"])
+        .args(net)
+        .args(grid)
+        .arg("--out")
+        .arg(dir.join("x"))
+        .output()
+        .unwrap();
+    one_error_line(&o, "unknown impairment \"satellite\"");
+    let o = sendpath()
+        .args(["sweep", "--impairments", "clean"])
+        .args(grid)
+        .arg("--out")
+        .arg(dir.join("x"))
+        .output()
+        .unwrap();
+    one_error_line(&o, "--topology veth");
+    tbf(&veth, &["rate", "2gbit", "burst", "64kb", "latency", "5ms"]);
+    let o = sendpath()
+        .args(["sweep", "--impairments", "bottleneck"])
+        .args(net)
+        .args(grid)
+        .arg("--out")
+        .arg(dir.join("x"))
+        .output()
+        .unwrap();
+    one_error_line(&o, "already has an impairment");
+    assert!(veth.impairment().is_some(), "a user's qdisc is left alone");
+    veth.set_netem("none").unwrap();
+    let o = sendpath()
+        .args(["sweep", "--impairments", "clean,lan"])
+        .args(net)
+        .args(grid)
+        .arg("--out")
+        .arg(dir.join("lan"))
+        .output()
+        .unwrap();
+    if o.status.success() {
+        // A kernel with netem: the sub-sweep ran under it.
+        let recs = records(&dir.join("lan").join("lan").join("results.jsonl"));
+        assert!(recs[0]["spec"]["impairment"]
+            .as_str()
+            .unwrap()
+            .starts_with("netem"));
+    } else {
+        one_error_line(&o, "netem is not available");
+        assert!(
+            !dir.join("lan").join("clean").exists(),
+            "nothing ran before the refusal"
+        );
+    }
+    assert_eq!(veth.impairment(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
