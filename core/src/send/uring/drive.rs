@@ -76,10 +76,9 @@ pub(super) fn drive(
             if f.idle() && f.bundle.is_some() {
                 f.submit_bundle(li, depth, now, &window, ts, &mut sq);
             } else if f.idle() {
-                if f.resubmit {
-                    // The unfinished tail of the last chain goes first, as a chain of its own.
-                    f.resubmit = false;
-                } else if !f.stopped && sq.capacity() - sq.len() >= links {
+                // The unfinished tail of the last chain goes first, as a chain of its own:
+                // `resubmit` holds until it is in the SQ, so nothing new replaces it.
+                if !f.resubmit && !f.stopped && sq.capacity() - sq.len() >= links {
                     if f.first_in_window.is_none() && now >= window.start && now < window.end {
                         f.first_in_window = Some(f.seq);
                     }
@@ -138,6 +137,7 @@ pub(super) fn drive(
                         unsafe { sq.push(&e) }.expect("room checked above");
                     }
                     f.pending = f.chain.len();
+                    f.resubmit = false;
                 }
             }
             if f.idle() && f.drained() && f.stopped && f.owed() > 0 {

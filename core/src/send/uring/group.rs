@@ -49,7 +49,8 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     } else {
         spec.uring.chain_shape().0
     };
-    let sq = ((n * per_flow) as u32)
+    // (+1 a flow: the receive of its end request, submitted after the window.)
+    let sq = ((n * (per_flow + 1)) as u32)
         .clamp(per_flow as u32, MAX_SQ_ENTRIES)
         .next_power_of_two();
     let zc = if spec.mode.facts().zero_copy {
