@@ -88,8 +88,10 @@ pub struct StagesV1 {
     /// 5-30 µs): the read's receive stamp can be older than the message's last packet (the
     /// kernel merges queued packets; likely its receive-queue collapse, not pinned down).
     pub out_of_order: u64,
-    /// Sender's stamps that named no sampled message (a short send's earlier call, a message
-    /// never acknowledged before the flow ended).
+    /// Sender's stamps that named no sampled message (a short send's earlier call), and
+    /// samples whose stamps never all came: never acknowledged before the flow ended, or sent
+    /// in the same packet as a later sample (TCP merges them and keeps the later key: dense
+    /// sampling, under one sample per 64 KiB, loses some this way).
     pub unmatched_stamps: u64,
     /// Send call -> SCHED (entered the queueing layer): socket send queue and TCP.
     pub user_to_sched_ns: Option<Latency>,
