@@ -79,9 +79,9 @@ pub struct StagesV1 {
     /// Stamped messages sent in the window.
     pub sampled: u64,
     /// Of those, the messages both sides' stamps were joined for (at most 400 per flow,
-    /// spread over the window): the four stages and `end_to_end` are over these. A stamp names
-    /// the last byte of the packet that carried it, so with many small messages per packet
-    /// only those that ended one are stamped.
+    /// spread over the window): the four stages and `end_to_end` are over these. Samples
+    /// closer than a packet (small messages, small N) can share one, and then only the later
+    /// keeps its stamps.
     pub joined: u64,
     /// Joined messages whose stamps were not in the order of the stages. 0 for rr; on a
     /// stream with a long receive queue a few (seen: under 1%, always device -> stack, by
