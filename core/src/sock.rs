@@ -209,9 +209,15 @@ pub fn classify(e: io::Error, what: &str) -> Error {
 
 /// `send()` the whole buffer, resuming after short sends.
 #[inline]
-pub fn send_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
+pub fn send_all(fd: RawFd, buf: &[u8]) -> Result<()> {
+    send_all_flags(fd, buf, 0)
+}
+
+/// As [`send_all`], with `flags` (e.g. MSG_EOR) on every call.
+pub fn send_all_flags(fd: RawFd, mut buf: &[u8], flags: libc::c_int) -> Result<()> {
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(flags);
     while !buf.is_empty() {
-        match send(fd, buf, MsgFlags::MSG_NOSIGNAL) {
+        match send(fd, buf, flags) {
             Ok(n) => buf = &buf[n..],
             Err(Errno::EINTR) => {}
             Err(e) => return Err(classify(e.into(), "send")),

@@ -139,6 +139,27 @@ fn io_uring_streams_stamp_every_sample_whatever_the_ordering() {
 }
 
 #[test]
+fn dense_samples_keep_their_own_stamps() {
+    // 64 B messages, one in 64 stamped: samples 4 KiB apart would share packets, and TCP keeps
+    // only the later sample's key, leaving the earlier without stamps (measured without
+    // MSG_EOR: 939 of 2063 samples). A sampled call goes with MSG_EOR, so TCP appends nothing
+    // after it, and the samples keep their stamps (0 lost here, under load too).
+    let spec = RunSpec {
+        timestamps: Some(64),
+        ..common::short(Mode::A1, 64, 1)
+    };
+    let r = run_loopback(&spec, 0).unwrap();
+    assert_eq!(r.status, Status::Ok, "{:?}", r.error);
+    let s = r.stages.as_ref().unwrap();
+    assert!(
+        s.sampled > 100 && s.unmatched_stamps * 4 <= s.sampled,
+        "{} of {} samples without their stamps",
+        s.unmatched_stamps,
+        s.sampled
+    );
+}
+
+#[test]
 fn a3_completions_and_timestamps_share_the_error_queue_and_both_count() {
     // Few slots, so the sender reaps completions all the time, with every other message
     // stamped: the reaper meets timestamps and the stamper meets completions.

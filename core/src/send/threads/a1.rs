@@ -11,6 +11,8 @@ pub struct A1Copy {
     staging: Vec<u8>,
     payload: Vec<u8>,
     verify: bool,
+    /// Extra send flags (MSG_EOR while a sample is sent).
+    flags: libc::c_int,
 }
 
 impl A1Copy {
@@ -20,6 +22,7 @@ impl A1Copy {
             staging: vec![0; msg_size],
             payload: vec![0xA5; msg_size - HEADER_LEN],
             verify,
+            flags: 0,
         }
     }
 }
@@ -34,6 +37,10 @@ impl BlockingSend for A1Copy {
             // The assembly copy that makes A1 a two-copy path.
             self.staging[HEADER_LEN..].copy_from_slice(&self.payload);
         }
-        sock::send_all(fd, &self.staging)
+        sock::send_all_flags(fd, &self.staging, self.flags)
+    }
+
+    fn set_eor(&mut self, eor: bool) {
+        self.flags = if eor { libc::MSG_EOR } else { 0 };
     }
 }

@@ -11,6 +11,8 @@ pub struct A2Sendmsg {
     header: [u8; HEADER_LEN],
     payload: Vec<u8>,
     verify: bool,
+    /// Extra send flags (MSG_EOR while a sample is sent).
+    flags: libc::c_int,
 }
 
 impl A2Sendmsg {
@@ -20,6 +22,7 @@ impl A2Sendmsg {
             header: [0; HEADER_LEN],
             payload: vec![0xA5; msg_size - HEADER_LEN],
             verify,
+            flags: 0,
         }
     }
 }
@@ -44,10 +47,14 @@ impl BlockingSend for A2Sendmsg {
         // A zero-length payload iovec (16-byte messages) is skipped by advance_iovecs.
         let mut first = 0;
         while first < iov.len() {
-            let n =
-                sendmsg_once(fd, &mut iov[first..], 0).map_err(|e| sock::classify(e, "sendmsg"))?;
+            let n = sendmsg_once(fd, &mut iov[first..], self.flags)
+                .map_err(|e| sock::classify(e, "sendmsg"))?;
             first = advance_iovecs(&mut iov, n, first);
         }
         Ok(())
+    }
+
+    fn set_eor(&mut self, eor: bool) {
+        self.flags = if eor { libc::MSG_EOR } else { 0 };
     }
 }

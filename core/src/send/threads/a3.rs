@@ -32,6 +32,8 @@ pub struct A3ZeroCopy {
     ids: CallIdMap,
     next: usize,
     verify: bool,
+    /// Extra send flags (MSG_EOR while a sample is sent).
+    flags: libc::c_int,
     /// TX timestamps met while reaping completions (same queue), kept for the flow's stamper.
     stamps: Vec<Stamp>,
 }
@@ -57,6 +59,7 @@ impl A3ZeroCopy {
             ids: CallIdMap::default(),
             next: 0,
             verify,
+            flags: 0,
             stamps: Vec::new(),
         })
     }
@@ -119,7 +122,7 @@ impl BlockingSend for A3ZeroCopy {
         let mut iov = self.pool.iovecs(i);
         let mut first = 0;
         while first < iov.len() {
-            match sendmsg_once(fd, &mut iov[first..], MSG_ZEROCOPY) {
+            match sendmsg_once(fd, &mut iov[first..], MSG_ZEROCOPY | self.flags) {
                 Ok(n) => {
                     // Every successful zero-copy call takes the next id and owes a completion.
                     self.pool.on_send(i, if ts != 0 { ts } else { now_ns() });
@@ -136,6 +139,10 @@ impl BlockingSend for A3ZeroCopy {
             }
         }
         Ok(())
+    }
+
+    fn set_eor(&mut self, eor: bool) {
+        self.flags = if eor { libc::MSG_EOR } else { 0 };
     }
 
     fn reap_stamps(&mut self, fd: RawFd, out: &mut Vec<Stamp>) -> Result<()> {

@@ -52,8 +52,13 @@ pub(crate) fn stamped_send(
     if armed {
         st.arm(fd)
             .map_err(|e| Error::io("arm SO_TIMESTAMPING", e))?;
+        strategy.set_eor(true);
     }
-    strategy.send(fd, seq, ts)?;
+    let sent = strategy.send(fd, seq, ts);
+    if armed {
+        strategy.set_eor(false);
+    }
+    sent?;
     st.sent(fd, seq, now, len, armed, in_window)
         .map_err(|e| Error::io("disarm SO_TIMESTAMPING", e))?;
     if armed {

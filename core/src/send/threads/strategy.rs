@@ -11,6 +11,11 @@ pub trait BlockingSend: Send {
     /// been handed to the kernel (short sends are resumed, never interleaved).
     fn send(&mut self, fd: RawFd, seq: u64, send_ts_ns: u64) -> Result<()>;
 
+    /// Sends the next messages with `MSG_EOR` (`--timestamps`: a sampled message's call, so
+    /// that TCP appends no later data to its last packet; a later sample's data in the same
+    /// packet would take over its stamps). Strategies that cannot ignore it.
+    fn set_eor(&mut self, _eor: bool) {}
+
     /// Moves the TX timestamps waiting in `fd`'s error queue into `out` (`--timestamps`).
     /// The error queue has one reader: a strategy that reads it for its own reasons (A3's
     /// zero-copy completions) keeps the timestamps it meets and hands them over here.

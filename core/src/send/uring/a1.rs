@@ -39,11 +39,18 @@ impl UringSend for A1UringSend {
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, _now: u64) -> squeue::Entry {
+    fn sqe(
+        &mut self,
+        fd: types::Fixed,
+        buf: u16,
+        done: u32,
+        _now: u64,
+        eor: bool,
+    ) -> squeue::Entry {
         let b = &self.staging[buf as usize];
         let rest = &b[done as usize..];
         opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_WAITALL)
+            .flags(libc::MSG_WAITALL | if eor { libc::MSG_EOR } else { 0 })
             .build()
     }
 

@@ -65,7 +65,14 @@ impl UringSend for A2UringSendMsg {
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, _now: u64) -> squeue::Entry {
+    fn sqe(
+        &mut self,
+        fd: types::Fixed,
+        buf: u16,
+        done: u32,
+        _now: u64,
+        eor: bool,
+    ) -> squeue::Entry {
         let m = &mut self.msgs[buf as usize];
         let p = &mut self.payloads[m.payload];
         m.iov = [
@@ -83,7 +90,7 @@ impl UringSend for A2UringSendMsg {
         m.msg.msg_iov = m.iov[first..].as_mut_ptr();
         m.msg.msg_iovlen = (2 - first) as _;
         opcode::SendMsg::new(fd, &m.msg)
-            .flags(libc::MSG_WAITALL as u32)
+            .flags((libc::MSG_WAITALL | if eor { libc::MSG_EOR } else { 0 }) as u32)
             .build()
     }
 

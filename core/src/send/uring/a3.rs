@@ -84,13 +84,13 @@ impl UringSend for A3UringSendZc {
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64) -> squeue::Entry {
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64, eor: bool) -> squeue::Entry {
         let first = buf as usize;
         self.pool.on_send(first, now);
         let rest = &self.pool.slots(first, self.pool.run_len(first))[done as usize..];
         opcode::SendZc::new(fd, rest.as_ptr(), rest.len() as u32)
             .buf_index(Some(self.base))
-            .flags(libc::MSG_WAITALL)
+            .flags(libc::MSG_WAITALL | if eor { libc::MSG_EOR } else { 0 })
             .zc_flags(IORING_SEND_ZC_REPORT_USAGE)
             .build()
     }
@@ -153,8 +153,8 @@ mod tests {
         let (b0, _) = s.prepare(0, 0, 0, 1).unwrap();
         let (b1, _) = s.prepare(1, 1, 0, 1).unwrap();
         assert_eq!(s.prepare(2, 2, 0, 1), None, "both slots handed out");
-        let _ = s.sqe(types::Fixed(0), b0, 0, 10);
-        let _ = s.sqe(types::Fixed(0), b1, 0, 10);
+        let _ = s.sqe(types::Fixed(0), b0, 0, 10, false);
+        let _ = s.sqe(types::Fixed(0), b1, 0, 10, false);
         s.on_result(b0, 1 << 1, 20); // F_MORE: a notification follows
         s.on_result(b1, 0, 20); // failed before taking the pages: released now
         assert_eq!(s.owed(), 1);
@@ -180,21 +180,21 @@ mod tests {
         let mut s = A3UringSendZc::new(32, 8, true, true);
         // 5 of 8 slots in one buffer, then the 3 left before the end of the pool.
         assert_eq!(s.prepare(0, 100, 7, 5), Some((0, 5)));
-        let e = s.sqe(types::Fixed(0), 0, 0, 1);
+        let e = s.sqe(types::Fixed(0), 0, 0, 1, false);
         assert_eq!(e.get_user_data(), 0);
         assert_eq!(
             s.prepare(0, 105, 7, 5),
             Some((5, 3)),
             "stops at the pool's end"
         );
-        let _ = s.sqe(types::Fixed(0), 5, 0, 1);
+        let _ = s.sqe(types::Fixed(0), 5, 0, 1, false);
         for i in 0..8u64 {
             let slot = s.pool.slot(i as usize);
             assert_eq!(crate::wire::get_header(slot), (100 + i, 7), "slot {i}");
             assert!(crate::wire::check_payload(&slot[HEADER_LEN..], 100 + i).is_none());
         }
         // The first buffer's rest is resent after a short send: one more reference on each.
-        let _ = s.sqe(types::Fixed(0), 0, 100, 2);
+        let _ = s.sqe(types::Fixed(0), 0, 100, 2, false);
         assert_eq!(s.owed(), 3);
         assert_eq!(s.prepare(0, 108, 0, 5), None, "every slot is owed");
         s.on_notif(0, 0, 10).unwrap();

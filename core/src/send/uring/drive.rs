@@ -123,10 +123,13 @@ pub(super) fn drive(
                     && sq.capacity() - sq.len() >= f.chain.len()
                 {
                     let last = f.chain.len() - 1;
+                    // An armed chain ends with its sample: its call gets MSG_EOR.
+                    let armed = f.stamps.as_ref().is_some_and(|s| s.armed());
                     for (pos, l) in f.chain.iter().enumerate() {
+                        let eor = armed && pos == last;
                         let mut e = f
                             .strategy
-                            .sqe(types::Fixed(li as u32), l.buf, l.done, now)
+                            .sqe(types::Fixed(li as u32), l.buf, l.done, now, eor)
                             .user_data(user_data(li, pos, l.buf));
                         if pos < last {
                             e = e.flags(squeue::Flags::IO_LINK);

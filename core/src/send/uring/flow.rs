@@ -304,6 +304,7 @@ impl Flow {
         }
         b.ring.publish();
         let fd = types::Fixed(li as u32);
+        let armed = self.stamps.as_ref().is_some_and(|s| s.armed());
         if !b.loose.is_empty() {
             let n = b.loose.len().min(b.loose_iov.len());
             for (iov, &(p, len)) in b.loose_iov.iter_mut().zip(b.loose.iter()) {
@@ -316,8 +317,14 @@ impl Flow {
             b.loose_msg.msg_iovlen = n as _;
             // The bundle may follow only if this send covers every loose byte.
             let then_bundle = n == b.loose.len() && !b.queued.is_empty();
+            // The last call of an armed submission ends with its sample: MSG_EOR.
+            let eor = if armed && !then_bundle {
+                libc::MSG_EOR
+            } else {
+                0
+            };
             let mut e = opcode::SendMsg::new(fd, &*b.loose_msg)
-                .flags(libc::MSG_WAITALL as u32)
+                .flags((libc::MSG_WAITALL | eor) as u32)
                 .build()
                 .user_data(user_data(li, LOOSE_POS, 0));
             if then_bundle {
@@ -333,6 +340,7 @@ impl Flow {
         }
         if !b.queued.is_empty() {
             let e = opcode::SendBundle::new(fd, b.bgid)
+                .flags(if armed { libc::MSG_EOR } else { 0 })
                 .build()
                 .user_data(user_data(li, BUNDLE_POS, 0));
             // SAFETY: every segment in the buffer ring stays alive and unchanged until the

@@ -112,7 +112,7 @@ impl BlockingSend for UringOneShot {
         while done < self.msg_len {
             let e = self
                 .strategy
-                .sqe(types::Fixed(0), buf, done, now_ns())
+                .sqe(types::Fixed(0), buf, done, now_ns(), false)
                 .user_data(buf as u64);
             // SAFETY: the buffer belongs to the strategy and is not handed out again before
             // this send's CQE (and, for zero-copy, its notification) arrives.

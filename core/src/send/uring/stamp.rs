@@ -77,6 +77,11 @@ impl FlowStamps {
         Ok(true)
     }
 
+    /// Whether a sample's call is armed (it ends the submission in flight).
+    pub(super) fn armed(&self) -> bool {
+        self.armed.is_some()
+    }
+
     /// Everything the flow had in flight is sent: an armed sample's call is over, so the
     /// socket is disarmed, the sample awaits its stamps, and those already queued are read.
     pub(super) fn all_sent(&mut self) -> Result<()> {

@@ -21,8 +21,9 @@ pub trait UringSend: Send {
     fn prepare(&mut self, pos: usize, seq: u64, ts: u64, max: usize) -> Option<(u16, usize)>;
 
     /// The SQE that sends the bytes of buffer `buf` from `done` on, on registered file `fd`,
-    /// with `MSG_WAITALL` (the loop adds the link flag and user_data); `now` is the clock.
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64) -> squeue::Entry;
+    /// with `MSG_WAITALL`, and `MSG_EOR` if `eor` (a sampled message's call, see stamp.rs; the
+    /// loop adds the link flag and user_data); `now` is the clock.
+    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64, eor: bool) -> squeue::Entry;
 
     /// The strategy's send-bundle form, if the mode has one.
     fn bundle(&self) -> Option<&dyn BundleSend> {
