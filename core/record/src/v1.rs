@@ -79,9 +79,9 @@ pub struct StagesV1 {
     /// Stamped messages sent in the window.
     pub sampled: u64,
     /// Of those, the messages both sides' stamps were joined for (at most 400 per flow,
-    /// spread over the window): the four stages and `end_to_end` are over these. Samples
-    /// closer than a packet (small messages, small N) can share one, and then only the later
-    /// keeps its stamps.
+    /// spread over the window): the four stages and `end_to_end` are over these. A sampled
+    /// call is sent with MSG_EOR, so no later data shares its last packet (a later sample
+    /// there would take over its stamps).
     pub joined: u64,
     /// Joined messages whose stamps were not in the order of the stages. 0 for rr; on a
     /// stream with a long receive queue a few (seen: under 1%, always device -> stack, by
@@ -89,9 +89,8 @@ pub struct StagesV1 {
     /// kernel merges queued packets; likely its receive-queue collapse, not pinned down).
     pub out_of_order: u64,
     /// Sender's stamps that named no sampled message (a short send's earlier call), and
-    /// samples whose stamps never all came: never acknowledged before the flow ended, or sent
-    /// in the same packet as a later sample (TCP merges them and keeps the later key: dense
-    /// sampling, under one sample per 64 KiB, loses some this way).
+    /// samples whose stamps never all came: never acknowledged before the flow ended, or (very
+    /// dense sampling, several samples per 64 KiB) left without stamps by TCP.
     pub unmatched_stamps: u64,
     /// Send call -> SCHED (entered the queueing layer): socket send queue and TCP.
     pub user_to_sched_ns: Option<Latency>,

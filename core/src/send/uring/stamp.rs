@@ -8,6 +8,9 @@
 //! - in a linked chain only the first link may carry it: a later link stops before it, and the
 //!   sample goes out in the next chain, which ends with it.
 //!
+//! The sample's call carries MSG_EOR, so that TCP appends nothing after it (a later sample in
+//! the same packet would take over its stamps).
+//!
 //! Invariant: the socket is armed from the preparation of the sample's call until every byte
 //! through the sample has been sent (its CQEs, and any tail resubmitted after a short send),
 //! and nothing else of the flow is in flight meanwhile (a flow submits only when idle). The
