@@ -98,13 +98,8 @@ fn cell(r: &Record) -> String {
 /// segments, A3 slot hold p99 in ns).
 type Table = BTreeMap<String, BTreeMap<&'static str, (f64, f64, Option<f64>)>>;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+fn median(v: Vec<f64>) -> f64 {
+    sendpath_analysis::stats::median(&v)
 }
 
 fn table(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<(Table, Vec<String>)> {

@@ -12,10 +12,10 @@
 use crate::error::{Error, Result};
 use crate::recv::tally::{Origin, Tally};
 use crate::results::FlowResult;
-use crate::send::threads::drive::{finish_stamps, stamped_send};
+use crate::send::threads::drive::{finish_stamps, stamped_send, start_stamper};
 use crate::send::threads::strategy::BlockingSend;
 use crate::sock;
-use crate::stamps::{RxStamper, TxStamper};
+use crate::stamps::RxStamper;
 use crate::time::now_ns;
 use crate::window::{Window, WindowTracker};
 use crate::wire::end::{SenderReport, MAX_END_LEN};
@@ -87,15 +87,9 @@ pub fn serve(
     stamp_every: Option<u64>,
 ) -> (SenderReport, Result<()>) {
     // `--timestamps`: the responses are the stamped messages (the path measured is theirs).
-    let mut stamper = match stamp_every.map(|n| TxStamper::new(fd, n)) {
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            return (
-                SenderReport::default(),
-                Err(Error::io("enable SO_TIMESTAMPING", e)),
-            )
-        }
-        None => None,
+    let mut stamper = match start_stamper(fd, stamp_every) {
+        Ok(s) => s,
+        Err(e) => return (SenderReport::default(), Err(e)),
     };
     let mut stamps = Vec::new();
     let mut buf = vec![0u8; msg_size.max(HEADER_LEN)];

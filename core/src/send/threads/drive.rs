@@ -34,6 +34,14 @@ impl Pace for Unpaced {
     }
 }
 
+/// The flow's stamper when `every` asks for one, set up on `fd` before its first message
+/// (OPT_ID counts from the next byte written).
+pub(crate) fn start_stamper(fd: RawFd, every: Option<u64>) -> Result<Option<TxStamper>> {
+    every
+        .map(|n| TxStamper::new(fd, n).map_err(|e| Error::io("enable SO_TIMESTAMPING", e)))
+        .transpose()
+}
+
 /// Sends message `seq` (header stamp `ts`; the clock read before the call `now`) through
 /// `strategy`, stamping it if it is a sample: only a sample's send call carries the TX flags.
 #[allow(clippy::too_many_arguments)]
@@ -111,15 +119,9 @@ pub fn run_flow(
     let mut side: Option<SideCounters> = None;
     let end_deadline = window.end + sock::IO_TIMEOUT.as_nanos() as u64;
     let mut tcp = crate::tcpinfo::Watch::default();
-    let mut stamper = match spec.stamp_every().map(|n| TxStamper::new(fd, n)) {
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            return (
-                SenderReport::default(),
-                Err(Error::io("enable SO_TIMESTAMPING", e)),
-            )
-        }
-        None => None,
+    let mut stamper = match start_stamper(fd, spec.stamp_every()) {
+        Ok(s) => s,
+        Err(e) => return (SenderReport::default(), Err(e)),
     };
     let mut stamps = Vec::new();
     let mut now = now_ns();
