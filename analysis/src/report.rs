@@ -461,9 +461,11 @@ fn key_findings_section(
     b.push(Block::List(found.sentences.clone()));
     b.push(Block::Para(format!(
         "\"Beats\" means the 90% bootstrap confidence interval of the ratio of medians lies above \
-         {} (a gap under 5% is not called a finding); the same answers, for programs, are in \
-         `findings.json` (`sendpath compare` diffs two runs).",
-        crate::stats::MARGIN
+         {} (a gap under {:.0}% is not called a finding: smaller ones moved between runs of the \
+         same commit here; cells of one sweep are compared round by round); the same answers, for \
+         programs, are in `findings.json` (`sendpath compare` diffs two runs).",
+        crate::stats::MARGIN,
+        (crate::stats::MARGIN - 1.0) * 100.0
     )));
     // Throughput and sender CPU per byte of streams at the fewest flows.
     for stem in ["gbps_stream_flows", "sender_cpu_ns_per_byte_stream_flows"] {

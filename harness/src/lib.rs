@@ -211,8 +211,8 @@ struct SweepArgs {
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     timestamps: Option<u64>,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
-    /// another) or together (one CPU). Default: the preset's (quick and full: apart, so that
-    /// cells compare; seed: unpinned, as the original study ran).
+    /// another) or together (one CPU). Default: the preset's (quick and full: together, whose
+    /// repetitions scatter least on a small VM; seed: unpinned, as the original study ran).
     #[arg(long, value_name = "WHERE", value_parser = sendpath_core::cli::parse_placement, conflicts_with = "pin")]
     placement: Option<sendpath_core::spec::Placement>,
     /// Pin every cell's threads by hand (SENDER:RECEIVER CPUs; bare: as --placement apart).
@@ -228,10 +228,11 @@ struct SweepArgs {
     #[arg(long)]
     warmup: Option<f64>,
     /// Repetitions per cell, fixed (default: the preset's; quick and full run 3, and up to 6
-    /// while a cell's median is not settled to +-5%).
+    /// while a comparison group's medians are not settled to +-5% and one of its answers is
+    /// still near the margin).
     #[arg(long)]
     reps: Option<u64>,
-    /// Most repetitions of a cell whose median is not settled (the fewest stay as they are).
+    /// Most repetitions of a cell whose group is not settled (the fewest stay as they are).
     #[arg(long, value_name = "N")]
     max_reps: Option<u64>,
     /// Zero-copy slots per flow (A3). Default: 64, or room for four sends of A3's coalesced

@@ -25,7 +25,7 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 to 6 reps (until
-    /// the median is settled) x 0.3 s, placement apart.
+    /// the medians of a comparison group are settled) x 0.3 s, placement together.
     Quick,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
@@ -92,7 +92,7 @@ impl Grid {
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
-                placement: Placement::Apart,
+                placement: Placement::Together,
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -124,7 +124,7 @@ impl Grid {
                 base: RunSpec::default(),
                 uring_orderings: Vec::new(),
                 zc_slots: None,
-                placement: Placement::Apart,
+                placement: Placement::Together,
             },
         }
     }
@@ -170,11 +170,14 @@ impl Grid {
 
     fn cells_in_order(&self) -> Vec<(RunSpec, u64)> {
         let mut out = Vec::new();
+        // Within a round the cells that the report compares run next to each other: every
+        // (engine, mode) of one (flows, size) in a row, seconds apart, so that the machine's
+        // drift (tens of seconds here) moves them alike instead of favouring one.
         for rep in 0..self.reps {
-            for &engine in &self.engines {
-                for &mode in &self.modes {
-                    for &flows in &self.flows {
-                        for &msg_size in &self.sizes {
+            for &flows in &self.flows {
+                for &msg_size in &self.sizes {
+                    for &engine in &self.engines {
+                        for &mode in &self.modes {
                             for (oi, ordering) in
                                 self.orderings_for(engine, mode).into_iter().enumerate()
                             {
@@ -297,12 +300,101 @@ fn capacity_key(spec: &RunSpec) -> String {
 /// Stream capacity (messages/s per flow) measured so far, per [`capacity_key`].
 type Capacity = BTreeMap<String, Vec<f64>>;
 
-/// The headline values ([`headline`]) of each cell's ok repetitions so far, per [`cell_id`].
-type Values = BTreeMap<String, Vec<f64>>;
+/// The headline values ([`headline`]) of each cell's ok repetitions so far, with their
+/// repetition (round) index, per [`cell_id`].
+type Values = BTreeMap<String, Vec<(u64, f64)>>;
 
 /// A cell's identity whatever the repetition.
 fn cell_id(spec: &RunSpec) -> String {
     key(spec, 0)
+}
+
+/// The comparison group of a cell: the cells the report compares it with (every engine and
+/// mode at the same pattern, flows, size and options). A group gets its repetitions together
+/// (see [`group_settled`]), so that each round pairs all of its cells.
+fn group_id(spec: &RunSpec) -> String {
+    let neutral = RunSpec {
+        mode: Mode::A1,
+        engine: Engine::Threads,
+        uring: UringOpts::default(),
+        zc_slots: 0,
+        threads: None,
+        ..spec.clone()
+    };
+    key(&neutral, 0)
+}
+
+/// A cell of a comparison group: which engine (and io_uring ordering) and mode it is.
+#[derive(Clone, Debug, PartialEq)]
+struct Member {
+    id: String,
+    engine: (Engine, UringOrdering),
+    mode: Mode,
+}
+
+impl Member {
+    fn of(spec: &RunSpec) -> Member {
+        Member {
+            id: cell_id(spec),
+            engine: (spec.engine, spec.normalized().uring.ordering),
+            mode: spec.mode,
+        }
+    }
+}
+
+/// Whether a group needs no more rounds after those before `rep` (only earlier rounds count,
+/// so that one decision holds for the whole group within a round): every cell's median is
+/// settled, or (`compare`: throughput groups) every answer the report draws from the group is
+/// decided ([`decided`]). Cells with no ok value yet (every repetition failed) are left out.
+fn group_done(members: &[Member], values: &Values, rep: u64, min_reps: u64, compare: bool) -> bool {
+    let cells: Vec<(&Member, Vec<f64>, Vec<u64>)> = members
+        .iter()
+        .filter_map(|m| {
+            let v: Vec<&(u64, f64)> = values
+                .get(&m.id)?
+                .iter()
+                .filter(|(r, _)| *r < rep)
+                .collect();
+            (!v.is_empty()).then(|| {
+                (
+                    m,
+                    v.iter().map(|p| p.1).collect(),
+                    v.iter().map(|p| p.0).collect(),
+                )
+            })
+        })
+        .collect();
+    let settled = cells
+        .iter()
+        .all(|(_, v, _)| sendpath_analysis::stats::settled(v, min_reps as usize));
+    settled || (compare && decided(&cells))
+}
+
+/// Whether more rounds could still change an answer of the report about this group (the
+/// comparisons are those of the analysis, paired by round): each challenger against A1 of its
+/// engine is a win (its ratio's CI wholly above the margin) or clearly not one (not ahead, or
+/// its CI wholly below the margin), and the leader is clearly ahead of the runner-up or clearly
+/// within the margin of it. Answers near the margin get the rounds; the others stop early.
+fn decided(cells: &[(&Member, Vec<f64>, Vec<u64>)]) -> bool {
+    use sendpath_analysis::stats::{median, paired_ratio_ci, MARGIN};
+    let clear = |a: &(&Member, Vec<f64>, Vec<u64>), b: &(&Member, Vec<f64>, Vec<u64>)| {
+        paired_ratio_ci(&a.1, &a.2, &b.1, &b.2)
+            .is_none_or(|r| r.lo > MARGIN || r.hi < MARGIN || r.ratio <= 1.0)
+    };
+    for c in cells.iter().filter(|c| c.0.mode != Mode::A1) {
+        let base = cells
+            .iter()
+            .find(|b| b.0.mode == Mode::A1 && b.0.engine == c.0.engine);
+        if base.is_some_and(|b| !clear(b, c)) {
+            return false;
+        }
+    }
+    let mut by: Vec<&(&Member, Vec<f64>, Vec<u64>)> = cells.iter().collect();
+    by.sort_by(|x, y| median(&y.1).total_cmp(&median(&x.1)));
+    match by.as_slice() {
+        [leader, runner_up, ..] => clear(runner_up, leader),
+        _ => true,
+    }
 }
 
 /// What a results file already holds: the (cell, rep) keys recorded, the stream capacities
@@ -351,7 +443,7 @@ pub fn recorded_cells(path: &Path) -> anyhow::Result<Recorded> {
                 values
                     .entry(cell_id(&spec))
                     .or_default()
-                    .push(headline(&r).0);
+                    .push((r.spec.rep, headline(&r).0));
             }
             if r.status == Status::Ok && spec.pattern == Pattern::Stream {
                 capacity
@@ -540,17 +632,23 @@ pub fn run(
             "+-(CI)"
         );
     });
-    // `all` is round by round (reps outermost): a cell whose median is settled after
-    // `min_reps` skips its later rounds, the others stay interleaved.
+    let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    for (spec, _) in &all {
+        let (group, m) = (groups.entry(group_id(spec)).or_default(), Member::of(spec));
+        if !group.contains(&m) {
+            group.push(m);
+        }
+    }
+    // `all` is round by round (reps outermost): a group that needs no more rounds after
+    // `min_reps` (`group_done`) skips its later rounds, the others stay interleaved.
     for (spec, rep) in &all {
         if done.contains(&key(spec, *rep)) {
             continue;
         }
         let id = cell_id(spec);
+        let compare = spec.pattern != Pattern::Rate;
         if *rep >= min_reps
-            && values
-                .get(&id)
-                .is_some_and(|v| sendpath_analysis::stats::settled(v, min_reps as usize))
+            && group_done(&groups[&group_id(spec)], &values, *rep, min_reps, compare)
         {
             settled_early += 1;
             pb.set_length(pb.length().unwrap_or(0).saturating_sub(1));
@@ -571,9 +669,10 @@ pub fn run(
         let line = if record.status == Status::Ok {
             let (value, unit) = headline(&record);
             let v = values.entry(id).or_default();
-            v.push(value);
-            let median = sendpath_analysis::stats::median(v);
-            let ci = sendpath_analysis::stats::rel_half_width(v);
+            v.push((*rep, value));
+            let v: Vec<f64> = v.iter().map(|(_, x)| *x).collect();
+            let median = sendpath_analysis::stats::median(&v);
+            let ci = sendpath_analysis::stats::rel_half_width(&v);
             format!(
                 "{label:<38} {rep:>4} {value:>12.3} {median:>12.3} {:>7.1}% {unit}",
                 ci * 100.0,
@@ -703,6 +802,52 @@ mod tests {
             cells[..cells.len() / 6].iter().all(|(_, rep)| *rep == 0),
             "reps outermost: every cell's first rep before any second"
         );
+    }
+
+    #[test]
+    fn compared_cells_run_next_to_each_other_and_stop_together() {
+        let q = Grid::preset(Preset::Quick);
+        let cells = q.cells();
+        // Every (engine, mode) of one (round, pattern, flows, size) lies within a span of
+        // 2 x 6 cells (the two patterns of each), so drift moves them alike.
+        let mut at: BTreeMap<(u64, String), Vec<usize>> = BTreeMap::new();
+        for (i, (s, rep)) in cells.iter().enumerate() {
+            at.entry((*rep, group_id(s))).or_default().push(i);
+        }
+        assert_eq!(at.len(), 6 * 2 * 4 * 2, "rounds x patterns x sizes x flows");
+        for ((rep, g), ix) in &at {
+            assert_eq!(ix.len(), 6, "engines x modes in {g}");
+            assert!(ix[5] - ix[0] < 12, "round {rep}: {ix:?} for {g}");
+        }
+        // threads A1 and A2 of one group.
+        let (ma, mb) = (Member::of(&cells[0].0), Member::of(&cells[2].0));
+        assert_eq!(group_id(&cells[0].0), group_id(&cells[2].0));
+        assert_eq!((ma.mode, mb.mode), (Mode::A1, Mode::A2));
+        let (a, b) = (ma.id.clone(), mb.id.clone());
+        let members = [ma, mb];
+        let done = |v: &Values, compare| group_done(&members, v, 3, 3, compare);
+        // Settled medians: done.
+        let steady = vec![(0, 10.0), (1, 10.1), (2, 9.9)];
+        let mut values = Values::from([(a.clone(), steady.clone()), (b.clone(), steady)]);
+        assert!(done(&values, false));
+        // Unsettled, and A2 a little ahead but not clearly: one noisy cell holds both.
+        values.insert(b.clone(), vec![(0, 10.6), (1, 13.0), (2, 9.8)]);
+        assert!(!done(&values, false) && !done(&values, true));
+        // Unsettled, but A2 clearly behind A1: the answer ("no win") is known.
+        values.insert(b.clone(), vec![(0, 5.0), (1, 6.5), (2, 4.6)]);
+        assert!(!done(&values, false) && done(&values, true));
+        // Unsettled, and A2 clearly ahead in every round (the rounds drift alike): known too.
+        values.insert(a.clone(), vec![(0, 10.0), (1, 13.0), (2, 8.0)]);
+        values.insert(b.clone(), vec![(0, 13.0), (1, 16.9), (2, 10.4)]);
+        assert!(!done(&values, false) && done(&values, true));
+        // Only earlier rounds count: round 3's own values do not decide round 3.
+        values.insert(b.clone(), vec![(0, 10.0), (1, 10.1), (2, 9.9), (3, 30.0)]);
+        values.insert(a.clone(), vec![(0, 10.0), (1, 10.1), (2, 9.9)]);
+        assert!(done(&values, false));
+        values.remove(&b);
+        values.insert(a.clone(), vec![(0, 10.0), (1, 14.1), (2, 7.9)]);
+        values.remove(&a);
+        assert!(done(&values, false), "no ok value: not held back");
     }
 
     #[test]

@@ -668,3 +668,43 @@ fn compare_names_the_cells_and_findings_that_differ() {
         "{out}"
     );
 }
+
+/// Cells of one sweep are compared round by round (`spec.rep`): six rounds in which the machine
+/// drifts by +-30% and A2 is 30% above A1 within every round make a clear win, and the same
+/// values with A2's rounds shuffled (so that a round no longer pairs like with like) do not.
+#[test]
+fn rounds_pair_the_cells_of_one_sweep() {
+    let recs = |a2_rounds: [u64; 6]| {
+        let drift = [1.0, 1.3, 0.75, 1.25, 0.8, 1.1];
+        let mut lines = Vec::new();
+        for l in read("loopback_threads.jsonl").lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = &v["spec"];
+            if s["msg_size_bytes"] != 16384 || s["flows"] != 1 || s["rep"] != 0 {
+                continue;
+            }
+            let (gbps, rounds) = match s["mode"].as_str().unwrap() {
+                "a1" => (10.0, [0, 1, 2, 3, 4, 5]),
+                "a2" => (13.0, a2_rounds),
+                _ => continue,
+            };
+            // Value i was measured in round rounds[i], under that round's drift... unless the
+            // rounds are shuffled, when the value keeps drift i but claims another round.
+            for (i, round) in rounds.iter().enumerate() {
+                let mut v = v.clone();
+                v["spec"]["rep"] = (*round).into();
+                v["throughput"]["gbps"] = (gbps * drift[i]).into();
+                lines.push(v.to_string());
+            }
+        }
+        parse_records(&(lines.join("\n") + "\n")).unwrap().records
+    };
+    let paired = analyze(&recs([0, 1, 2, 3, 4, 5]), &[]);
+    let x = xo(&paired.crossovers, "a2", 1);
+    assert_eq!(x.first_win_bytes, Some(16384), "{x:?}");
+    let r = x.ratio_at_first_win.unwrap();
+    assert!((r.ratio - 1.3).abs() < 1e-9 && r.lo > 1.25, "{r:?}");
+    let shuffled = analyze(&recs([3, 5, 0, 4, 2, 1]), &[]);
+    let x = xo(&shuffled.crossovers, "a2", 1);
+    assert_eq!(x.first_win_bytes, None, "rounds that do not pair: {x:?}");
+}
