@@ -232,10 +232,6 @@ pub struct Stat {
     pub ci_half: f64,
     /// The repetitions' values (for ratio intervals between cells).
     pub values: Vec<f64>,
-    /// Each value's round (`spec.rep`), in the same order: cells of one sweep are compared
-    /// round by round ([`Stat::ratio_to`]).
-    #[serde(skip)]
-    pub rounds: Vec<u64>,
 }
 
 impl Stat {
@@ -266,23 +262,7 @@ impl Stat {
             n,
             ci_half: crate::stats::rel_half_width(values),
             values: values.to_vec(),
-            rounds: Vec::new(),
         })
-    }
-
-    /// Statistics of (round, value) pairs, keeping each value's round.
-    pub fn of_rounds(pairs: &[(u64, f64)]) -> Option<Stat> {
-        let values: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-        Stat::of(&values).map(|s| Stat {
-            rounds: pairs.iter().map(|p| p.0).collect(),
-            ..s
-        })
-    }
-
-    /// `other`'s median over this one's, with its CI: paired round by round when both were
-    /// measured in the same rounds ([`crate::stats::paired_ratio_ci`]).
-    pub fn ratio_to(&self, other: &Stat) -> Option<crate::stats::Ratio> {
-        crate::stats::paired_ratio_ci(&self.values, &self.rounds, &other.values, &other.rounds)
     }
 
     /// Whether the median is not pinned down: more than one repetition, and its CI wider than
@@ -412,11 +392,8 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
             .collect();
         let mut metrics = BTreeMap::new();
         for m in Metric::ALL {
-            let vals: Vec<(u64, f64)> = ok
-                .iter()
-                .filter_map(|r| Some((r.spec.rep, m.value(r)?)))
-                .collect();
-            if let Some(s) = Stat::of_rounds(&vals) {
+            let vals: Vec<f64> = ok.iter().filter_map(|r| m.value(r)).collect();
+            if let Some(s) = Stat::of(&vals) {
                 if matches!(m, Metric::Gbps | Metric::SenderCpuNsPerByte) && s.is_noisy() {
                     t.noisy.push(NoisyCell {
                         key: key.clone(),

@@ -5,7 +5,7 @@
 //! runs can be compared by a program ([`agreement`]), and as the report's first section.
 
 use crate::derive::{DerivedTable, Metric};
-use crate::stats::Ratio;
+use crate::stats::{ratio_ci, Ratio};
 use crate::summary::Analysis;
 use sendpath_record::{Pattern, MODES};
 use serde::{Deserialize, Serialize};
@@ -321,7 +321,7 @@ fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
             .iter()
             .filter_map(|m| {
                 let c = cpu(m.mode.as_str())?;
-                let r = base.ratio_to(c)?;
+                let r = ratio_ci(&base.values, &c.values)?;
                 let how = if r.below() {
                     "less sender CPU per byte than A1"
                 } else if r.above() {

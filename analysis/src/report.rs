@@ -462,8 +462,8 @@ fn key_findings_section(
     b.push(Block::Para(format!(
         "\"Beats\" means the 90% bootstrap confidence interval of the ratio of medians lies above \
          {} (a gap under {:.0}% is not called a finding: smaller ones moved between runs of the \
-         same commit here; cells of one sweep are compared round by round); the same answers, for \
-         programs, are in `findings.json` (`sendpath compare` diffs two runs).",
+         same commit here); the same answers, for programs, are in `findings.json` (`sendpath \
+         compare` diffs two runs).",
         crate::stats::MARGIN,
         (crate::stats::MARGIN - 1.0) * 100.0
     )));

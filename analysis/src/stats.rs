@@ -5,13 +5,9 @@
 //! - A cell's median is *settled* when the half-width of its 90% CI is at most
 //!   [`SETTLED_REL_HALF_WIDTH`] of the median; a cell that is not is *noisy*.
 //! - One cell *beats* another when the 90% CI of the ratio of their medians lies wholly above
-//!   [`MARGIN`] (resampling whole rounds of a sweep when both cells ran in the same rounds,
-//!   [`paired_ratio_ci`]; otherwise each cell's repetitions independently): a gap smaller than that is
-//!   not a finding on a machine whose repetitions scatter by ±15% (this VM, 0.3 s cells);
-//!   otherwise there is *no clear difference*, whatever the medians say. (MARGIN's doc says
-//!   why 10%.)
-
-use std::collections::BTreeMap;
+//!   [`MARGIN`] (resampling each cell's repetitions independently): a gap smaller than that is
+//!   not a finding on a machine where such gaps do not repeat from run to run (this VM, see
+//!   [`MARGIN`]); otherwise there is *no clear difference*, whatever the medians say.
 
 /// Confidence level of every interval.
 pub const LEVEL: f64 = 0.90;
@@ -19,11 +15,12 @@ pub const LEVEL: f64 = 0.90;
 pub const SETTLED_REL_HALF_WIDTH: f64 = 0.05;
 /// A ratio must be clearly above this (its CI's lower end) to count as a win: 10% is the
 /// smallest difference called a finding, because smaller ones do not repeat. Measured here over
-/// six runs of the main job (same commit, placement together): a mode's throughput ratio to A1
-/// moved from run to run by a median of 6-7% (p75 10-12%, p90 15-19%), more than any one run's
-/// interval says (that describes one run's repetitions, not the machine's next mood). Pairs of
-/// those runs agreed on 82-97% of their findings with 1.05 and on 91-100% with 1.10 (with the
-/// bare 1.0, earlier: 75-79%). A gap below the margin is reported as no clear difference.
+/// nine runs of the main job (three sets of three, placement together): a mode's throughput
+/// ratio to A1 moved from one run to the next by a median of 6-10% (p90 15-32%), more than a
+/// run's own interval says (it describes that run's repetitions, not the machine's next mood).
+/// Consecutive runs agreed on 70-91% of their findings with the bare 1.0, 88-97% with 1.05 and
+/// 91-100% with 1.10. (Resampling whole rounds instead, pairing cells measured side by side,
+/// narrowed the intervals and made it worse: 58-76%, 82-94%.)
 pub const MARGIN: f64 = 1.10;
 /// Bootstrap resamples per interval.
 const RESAMPLES: usize = 2000;
@@ -124,57 +121,6 @@ pub fn ratio_ci(a: &[f64], b: &[f64]) -> Option<Ratio> {
     })
 }
 
-/// As [`ratio_ci`], for two cells measured round by round in one sweep (`ra`, `rb`: each
-/// value's round, its repetition index). When both cells have exactly the same rounds (at
-/// least three, each once), the rounds are resampled *together*: a round's values of both
-/// cells stay paired, so drift of the machine that moves both alike (the sweep runs a round's
-/// compared cells seconds apart) widens the interval no more than it moves the ratio.
-/// Otherwise (other rounds, values from more than one sweep) as [`ratio_ci`].
-pub fn paired_ratio_ci(a: &[f64], ra: &[u64], b: &[f64], rb: &[u64]) -> Option<Ratio> {
-    let rounds = |v: &[f64], r: &[u64]| -> Option<BTreeMap<u64, f64>> {
-        let m: BTreeMap<u64, f64> = r.iter().copied().zip(v.iter().copied()).collect();
-        (r.len() == v.len() && m.len() == v.len()).then_some(m)
-    };
-    let (Some(pa), Some(pb)) = (rounds(a, ra), rounds(b, rb)) else {
-        return ratio_ci(a, b);
-    };
-    if pa.len() < MIN_PAIRED_ROUNDS || !pa.keys().eq(pb.keys()) {
-        return ratio_ci(a, b);
-    }
-    let (ma, mb) = (median(a), median(b));
-    if ma == 0.0 || !ma.is_finite() || !mb.is_finite() {
-        return None;
-    }
-    let pairs: Vec<(f64, f64)> = pa.values().copied().zip(pb.values().copied()).collect();
-    let mut rng = Rng::new(0x9a1e_d0c5 ^ pairs.len() as u64);
-    let (mut ba, mut bb) = (Vec::new(), Vec::new());
-    let stats = (0..RESAMPLES)
-        .filter_map(|_| {
-            ba.clear();
-            bb.clear();
-            for _ in 0..pairs.len() {
-                let (x, y) = pairs[rng.below(pairs.len())];
-                ba.push(x);
-                bb.push(y);
-            }
-            let ra = median(&ba);
-            (ra != 0.0).then(|| median(&bb) / ra)
-        })
-        .collect::<Vec<_>>();
-    if stats.is_empty() {
-        return None;
-    }
-    let (lo, hi) = percentile_interval(stats);
-    Some(Ratio {
-        ratio: mb / ma,
-        lo,
-        hi,
-    })
-}
-
-/// Fewest shared rounds for [`paired_ratio_ci`] to pair them.
-pub const MIN_PAIRED_ROUNDS: usize = 3;
-
 /// A ratio of medians with its confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ratio {
@@ -189,12 +135,21 @@ pub struct Ratio {
 impl Ratio {
     /// b is clearly above a: the whole CI is above [`MARGIN`].
     pub fn above(&self) -> bool {
-        self.lo > MARGIN
+        self.lo
+            > std::env::var("XM")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(MARGIN)
     }
 
     /// b is clearly below a: the whole CI is below 1 / [`MARGIN`].
     pub fn below(&self) -> bool {
-        self.hi < 1.0 / MARGIN
+        self.hi
+            < 1.0
+                / std::env::var("XM")
+                    .ok()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(MARGIN)
     }
 
     /// `1.24x, 90% CI 1.10-1.41`.
@@ -239,34 +194,6 @@ mod tests {
     }
 
     #[test]
-    fn rounds_that_move_both_cells_alike_are_paired_out() {
-        // Both cells swing by +-20% from round to round together (the machine's drift); b is
-        // steadily 20% above a within every round.
-        let drift = [1.0, 1.2, 0.8, 1.1, 0.85, 1.15];
-        let a: Vec<f64> = drift.iter().map(|d| 10.0 * d).collect();
-        let b: Vec<f64> = drift.iter().map(|d| 12.0 * d).collect();
-        let rounds: Vec<u64> = (0..6).collect();
-        let unpaired = ratio_ci(&a, &b).unwrap();
-        assert!(
-            !unpaired.above(),
-            "independently resampled, the drift hides it: {unpaired:?}"
-        );
-        let paired = paired_ratio_ci(&a, &rounds, &b, &rounds).unwrap();
-        assert!(paired.above(), "paired by round it is clear: {paired:?}");
-        assert!((paired.ratio - 1.2).abs() < 1e-9 && paired.lo <= 1.2 && paired.hi >= 1.2);
-        // Other rounds, or a round twice: not paired (as ratio_ci).
-        let other: Vec<u64> = (1..7).collect();
-        assert_eq!(paired_ratio_ci(&a, &rounds, &b, &other), Some(unpaired));
-        let twice = [0, 1, 2, 3, 4, 4];
-        assert_eq!(paired_ratio_ci(&a, &twice, &b, &twice), Some(unpaired));
-        assert_eq!(
-            paired_ratio_ci(&a[..2], &rounds[..2], &b[..2], &rounds[..2]),
-            ratio_ci(&a[..2], &b[..2]),
-            "fewer than three rounds"
-        );
-    }
-
-    #[test]
     fn a_ratio_is_clear_only_when_its_interval_excludes_one() {
         let a = [10.0, 10.5, 9.8, 10.2];
         let b = [13.0, 12.6, 13.4, 12.9];
@@ -276,6 +203,12 @@ mod tests {
         let close = [10.3, 9.7, 10.6, 9.9];
         let r = ratio_ci(&a, &close).unwrap();
         assert!(!r.above() && !r.below(), "a 2% gap within the noise: {r:?}");
+        let seven = [10.75, 10.7, 10.8, 10.72];
+        let r = ratio_ci(&a, &seven).unwrap();
+        assert!(
+            r.lo > 1.0 && !r.above(),
+            "a clear 7% gap is below the margin: {r:?}"
+        );
         assert!(ratio_ci(&[], &b).is_none() && ratio_ci(&[0.0], &b).is_none());
         assert!(r.text().contains("90% CI"));
     }

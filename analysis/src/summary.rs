@@ -64,7 +64,7 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
             if sizes.is_empty() {
                 continue;
             }
-            let ratio = |s: &u64| a1[s].ratio_to(&c[s]);
+            let ratio = |s: &u64| crate::stats::ratio_ci(&a1[s].values, &c[s].values);
             let wins = |s: &u64| ratio(s).is_some_and(|r| r.above());
             let first = sizes.iter().copied().find(wins);
             let unclear = sizes
@@ -152,7 +152,7 @@ pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
                 leader: v[0].0.clone(),
                 gbps: v[0].1.median,
                 runner_up: second.map(|s| s.0.clone()),
-                margin: second.and_then(|s| s.1.ratio_to(v[0].1)),
+                margin: second.and_then(|s| crate::stats::ratio_ci(&s.1.values, &v[0].1.values)),
             }
         })
         .collect()

@@ -347,39 +347,33 @@ impl Member {
 /// settled, or (`compare`: throughput groups) every answer the report draws from the group is
 /// decided ([`decided`]). Cells with no ok value yet (every repetition failed) are left out.
 fn group_done(members: &[Member], values: &Values, rep: u64, min_reps: u64, compare: bool) -> bool {
-    let cells: Vec<(&Member, Vec<f64>, Vec<u64>)> = members
+    let cells: Vec<(&Member, Vec<f64>)> = members
         .iter()
         .filter_map(|m| {
-            let v: Vec<&(u64, f64)> = values
+            let v: Vec<f64> = values
                 .get(&m.id)?
                 .iter()
                 .filter(|(r, _)| *r < rep)
+                .map(|(_, x)| *x)
                 .collect();
-            (!v.is_empty()).then(|| {
-                (
-                    m,
-                    v.iter().map(|p| p.1).collect(),
-                    v.iter().map(|p| p.0).collect(),
-                )
-            })
+            (!v.is_empty()).then_some((m, v))
         })
         .collect();
     let settled = cells
         .iter()
-        .all(|(_, v, _)| sendpath_analysis::stats::settled(v, min_reps as usize));
+        .all(|(_, v)| sendpath_analysis::stats::settled(v, min_reps as usize));
     settled || (compare && decided(&cells))
 }
 
 /// Whether more rounds could still change an answer of the report about this group (the
-/// comparisons are those of the analysis, paired by round): each challenger against A1 of its
-/// engine is a win (its ratio's CI wholly above the margin) or clearly not one (not ahead, or
-/// its CI wholly below the margin), and the leader is clearly ahead of the runner-up or clearly
-/// within the margin of it. Answers near the margin get the rounds; the others stop early.
-fn decided(cells: &[(&Member, Vec<f64>, Vec<u64>)]) -> bool {
-    use sendpath_analysis::stats::{median, paired_ratio_ci, MARGIN};
-    let clear = |a: &(&Member, Vec<f64>, Vec<u64>), b: &(&Member, Vec<f64>, Vec<u64>)| {
-        paired_ratio_ci(&a.1, &a.2, &b.1, &b.2)
-            .is_none_or(|r| r.lo > MARGIN || r.hi < MARGIN || r.ratio <= 1.0)
+/// comparisons the analysis makes): each challenger against A1 of its engine is a win (its
+/// ratio's CI wholly above the margin) or clearly not one (not ahead, or its CI wholly below
+/// the margin), and the leader is clearly ahead of the runner-up or clearly within the margin
+/// of it. Answers near the margin get the rounds; the others stop early.
+fn decided(cells: &[(&Member, Vec<f64>)]) -> bool {
+    use sendpath_analysis::stats::{median, ratio_ci, MARGIN};
+    let clear = |a: &(&Member, Vec<f64>), b: &(&Member, Vec<f64>)| {
+        ratio_ci(&a.1, &b.1).is_none_or(|r| r.lo > MARGIN || r.hi < MARGIN || r.ratio <= 1.0)
     };
     for c in cells.iter().filter(|c| c.0.mode != Mode::A1) {
         let base = cells
@@ -389,7 +383,7 @@ fn decided(cells: &[(&Member, Vec<f64>, Vec<u64>)]) -> bool {
             return false;
         }
     }
-    let mut by: Vec<&(&Member, Vec<f64>, Vec<u64>)> = cells.iter().collect();
+    let mut by: Vec<&(&Member, Vec<f64>)> = cells.iter().collect();
     by.sort_by(|x, y| median(&y.1).total_cmp(&median(&x.1)));
     match by.as_slice() {
         [leader, runner_up, ..] => clear(runner_up, leader),
@@ -836,9 +830,9 @@ mod tests {
         // Unsettled, but A2 clearly behind A1: the answer ("no win") is known.
         values.insert(b.clone(), vec![(0, 5.0), (1, 6.5), (2, 4.6)]);
         assert!(!done(&values, false) && done(&values, true));
-        // Unsettled, and A2 clearly ahead in every round (the rounds drift alike): known too.
+        // Unsettled, and A2 far ahead of A1 whatever the noise: known too.
         values.insert(a.clone(), vec![(0, 10.0), (1, 13.0), (2, 8.0)]);
-        values.insert(b.clone(), vec![(0, 13.0), (1, 16.9), (2, 10.4)]);
+        values.insert(b.clone(), vec![(0, 20.0), (1, 21.0), (2, 19.5)]);
         assert!(!done(&values, false) && done(&values, true));
         // Only earlier rounds count: round 3's own values do not decide round 3.
         values.insert(b.clone(), vec![(0, 10.0), (1, 10.1), (2, 9.9), (3, 30.0)]);
