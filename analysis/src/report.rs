@@ -606,14 +606,24 @@ fn placement_section(b: &mut Vec<Block>, a: &Analysis) {
         return;
     }
     b.push(Block::Heading(2, "Where the threads ran".into()));
-    let mut text = format!(
-        "In {} of {} ok records a sender thread and a receiver thread ended the window on the \
-         same CPU (unpinned, the scheduler decides; this is where they were when the window \
-         ended). On loopback this can matter, since the receive path runs in the sender's \
-         softirq and a shared CPU keeps the copied data in its cache; pin (`--pin`) to compare \
-         like with like.",
-        p.shared, p.known
-    );
+    let mut text = if p.pinned == p.known {
+        format!(
+            "Every ok record ran pinned (placement {}): in {} of {} a sender thread and a \
+             receiver thread shared a CPU, as the placement asked.",
+            join(&a.host.placements),
+            p.shared,
+            p.known
+        )
+    } else {
+        format!(
+            "In {} of {} ok records a sender thread and a receiver thread ended the window on \
+             the same CPU ({} of them pinned; the others unpinned: the scheduler decides, and \
+             this is where they were when the window ended). On loopback this can matter, since \
+             the receive path runs in the sender's softirq and a shared CPU keeps the copied data \
+             in its cache; pin (`--placement`, `--pin`) to compare like with like.",
+            p.shared, p.known, p.pinned
+        )
+    };
     if p.mixed.is_empty() {
         b.push(Block::Para(text));
         return;

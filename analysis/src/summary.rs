@@ -566,6 +566,9 @@ pub struct PlacementSummary {
     pub known: usize,
     /// Of those, records where a sender and a receiver thread were on the same CPU.
     pub shared: usize,
+    /// Of those, records whose threads were pinned (`spec.pin`): where they ran was asked for,
+    /// not left to the scheduler.
+    pub pinned: usize,
     /// Cells measured both ways: (cell, median Gbit/s when shared, when apart).
     pub mixed: Vec<(String, f64, f64)>,
 }
@@ -592,6 +595,7 @@ pub fn placement_summary(records: &[Record]) -> PlacementSummary {
         s.known += 1;
         let shared = tx.iter().any(|c| rx.contains(c));
         s.shared += usize::from(shared);
+        s.pinned += usize::from(r.spec.pin.is_some());
         let e = by_cell.entry(CellKey::of(r).to_string()).or_default();
         if shared {
             e.0.push(r.throughput.gbps);

@@ -598,6 +598,38 @@ fn placement_is_counted_and_compared_from_the_records() {
             .gbps
     };
     assert_eq!((*shared, *apart), (g(0), g(1)));
+    assert_eq!(p.pinned, 0);
+    let md = |recs: &[sendpath_record::v1::Record], name: &str| {
+        let dir = out_dir(name);
+        let input = dir.join("results.jsonl");
+        let lines: Vec<String> = recs
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let s = render_report(&input, &dir.join("out")).unwrap();
+        std::fs::read_to_string(s.report_md).unwrap()
+    };
+    assert!(md(&recs, "placement_unpinned").contains("0 of them pinned; the others unpinned"));
+    // Pinned together, as the quick preset runs: the report says it was asked for.
+    for r in recs.iter_mut() {
+        r.receiver.cpus = vec![0];
+        r.spec.pin = Some(sendpath_record::v1::PinV1 {
+            sender: vec![0],
+            receiver: vec![0],
+        });
+        r.spec.placement = Some(sendpath_record::Placement::Together);
+    }
+    let p = sendpath_analysis::summary::placement_summary(&recs);
+    assert_eq!((p.pinned, p.shared), (recs.len(), recs.len()));
+    let text = md(&recs, "placement_together");
+    assert!(
+        text.contains("Every ok record ran pinned (placement together (0:0)): in 36 of 36"),
+        "{}",
+        text.lines()
+            .find(|l| l.contains("pinned"))
+            .unwrap_or("no line")
+    );
 }
 
 #[test]
