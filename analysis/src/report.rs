@@ -100,8 +100,8 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-/// The cell text of a crossover: `16384 B (1.41x, 90% CI 1.30-1.52)`, `1024 B (1.20x, 90% CI
-/// 1.05-1.31; not at 16384 B)`, or `no clear win (64..16384 B)`.
+/// The cell text of a crossover: `16384 B (1.41x, 90% CI 1.30-1.52)`, `1024 B (1.25x, 90% CI
+/// 1.12-1.36; not at 16384 B)`, or `no clear win (64..16384 B)`.
 pub fn crossover_text(c: &Crossover) -> String {
     match (c.first_win_bytes, c.ratio_at_first_win) {
         (Some(s), Some(r)) if c.loses_above.is_empty() => format!("{s} B ({})", r.text()),

@@ -135,21 +135,12 @@ pub struct Ratio {
 impl Ratio {
     /// b is clearly above a: the whole CI is above [`MARGIN`].
     pub fn above(&self) -> bool {
-        self.lo
-            > std::env::var("XM")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(MARGIN)
+        self.lo > MARGIN
     }
 
     /// b is clearly below a: the whole CI is below 1 / [`MARGIN`].
     pub fn below(&self) -> bool {
-        self.hi
-            < 1.0
-                / std::env::var("XM")
-                    .ok()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(MARGIN)
+        self.hi < 1.0 / MARGIN
     }
 
     /// `1.24x, 90% CI 1.10-1.41`.

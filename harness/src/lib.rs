@@ -588,7 +588,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 "sweep: {per_rep} cells x {} reps -> {}",
                 if grid.min_reps < grid.reps {
                     format!(
-                        "{} to {} (more while a median is not settled)",
+                        "{} to {} (more while a comparison group is not settled)",
                         grid.min_reps, grid.reps
                     )
                 } else {

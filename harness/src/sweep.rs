@@ -55,10 +55,10 @@ pub struct Grid {
     pub warmup_s: f64,
     /// Most repetitions of a cell.
     pub reps: u64,
-    /// Fewest repetitions of a cell: after these, a cell whose median is settled
-    /// ([`sendpath_analysis::stats::settled`]) gets no more; the others go on up to `reps`.
-    /// Repetitions stay interleaved across cells (round by round), so drift of the machine
-    /// does not favour one cell.
+    /// Fewest repetitions of a cell: after these, a comparison group that needs no more
+    /// (`group_done`: its medians settled, or every answer drawn from it decided) gets no
+    /// more; the others go on up to `reps`. Repetitions stay interleaved across cells (round by
+    /// round), so drift of the machine does not favour one cell.
     pub min_reps: u64,
     /// Options every cell shares (zero-copy slots, verify, receiver, latency).
     pub base: RunSpec,
@@ -171,73 +171,34 @@ impl Grid {
     fn cells_in_order(&self) -> Vec<(RunSpec, u64)> {
         let mut out = Vec::new();
         // Within a round the cells that the report compares run next to each other: every
-        // (engine, mode) of one (flows, size) in a row, seconds apart, so that the machine's
-        // drift (tens of seconds here) moves them alike instead of favouring one.
+        // (engine, mode) of one (flows, size, pattern) in a row, seconds apart, so that the
+        // machine's drift (tens of seconds here) moves them alike instead of favouring one.
+        // Patterns in their order: stream first, the rate cells after it need its capacity.
         for rep in 0..self.reps {
             for &flows in &self.flows {
                 for &msg_size in &self.sizes {
-                    for &engine in &self.engines {
-                        for &mode in &self.modes {
-                            for (oi, ordering) in
-                                self.orderings_for(engine, mode).into_iter().enumerate()
-                            {
-                                let depth = UringOpts::auto_depth(
-                                    ordering,
-                                    mode,
-                                    msg_size,
-                                    self.base.verify,
-                                );
-                                let mut uring = UringOpts {
-                                    depth,
-                                    batch: depth,
-                                    ordering,
-                                };
-                                let zc_slots = uring.resolve_zc_slots(
-                                    engine,
-                                    mode,
-                                    msg_size,
-                                    self.zc_slots,
-                                    false,
-                                );
-                                let cell = RunSpec {
-                                    mode,
-                                    engine,
-                                    msg_size,
-                                    flows,
-                                    duration_s: self.duration_s,
-                                    warmup_s: self.warmup_s,
-                                    zc_slots,
-                                    uring,
-                                    ..self.base.clone()
-                                };
-                                // Stream first: the rate cells after it need its capacity.
-                                for &pattern in &self.patterns {
-                                    let fractions: Vec<Option<f64>> = match pattern {
-                                        Pattern::Rate => {
-                                            self.rate_fractions.iter().map(|&f| Some(f)).collect()
-                                        }
-                                        _ => vec![None],
+                    for &pattern in &self.patterns {
+                        let fractions: Vec<Option<f64>> = match pattern {
+                            Pattern::Rate => self.rate_fractions.iter().map(|&f| Some(f)).collect(),
+                            _ => vec![None],
+                        };
+                        for rate_fraction in fractions {
+                            for &engine in &self.engines {
+                                for &mode in &self.modes {
+                                    let cell = RunSpec {
+                                        pattern,
+                                        rate_fraction,
+                                        mode,
+                                        engine,
+                                        msg_size,
+                                        flows,
+                                        duration_s: self.duration_s,
+                                        warmup_s: self.warmup_s,
+                                        ..self.base.clone()
                                     };
-                                    if pattern != Pattern::Stream && oi > 0 {
-                                        // rr and rate keep one send in flight per flow whatever
-                                        // the ordering: one cell of them is enough.
-                                        continue;
-                                    }
-                                    // rr has its own receive loop; --rx uring is for streams.
-                                    let rx = if pattern == Pattern::Rr && cell.rx == RxMode::Uring {
-                                        RxMode::Copy
-                                    } else {
-                                        cell.rx
-                                    };
-                                    for rate_fraction in fractions {
-                                        let spec = RunSpec {
-                                            pattern,
-                                            rate_fraction,
-                                            rx,
-                                            ..cell.clone()
-                                        };
-                                        out.push((spec, rep));
-                                    }
+                                    out.extend(
+                                        self.ordered_cells(cell).into_iter().map(|s| (s, rep)),
+                                    );
                                 }
                             }
                         }
@@ -246,6 +207,48 @@ impl Grid {
             }
         }
         out
+    }
+
+    /// A cell once per io_uring ordering it runs with (streams only: rr and rate keep one send
+    /// in flight per flow whatever the ordering, so one cell of them is enough), with the
+    /// ordering's depth and zero-copy slots.
+    fn ordered_cells(&self, cell: RunSpec) -> Vec<RunSpec> {
+        let mut orderings = self.orderings_for(cell.engine, cell.mode);
+        if cell.pattern != Pattern::Stream {
+            orderings.truncate(1);
+        }
+        // rr has its own receive loop; --rx uring is for streams.
+        let rx = if cell.pattern == Pattern::Rr && cell.rx == RxMode::Uring {
+            RxMode::Copy
+        } else {
+            cell.rx
+        };
+        orderings
+            .into_iter()
+            .map(|ordering| {
+                let depth =
+                    UringOpts::auto_depth(ordering, cell.mode, cell.msg_size, self.base.verify);
+                let mut uring = UringOpts {
+                    depth,
+                    batch: depth,
+                    ordering,
+                };
+                // May shrink the depth to what the slots hold.
+                let zc_slots = uring.resolve_zc_slots(
+                    cell.engine,
+                    cell.mode,
+                    cell.msg_size,
+                    self.zc_slots,
+                    false,
+                );
+                RunSpec {
+                    zc_slots,
+                    uring,
+                    rx,
+                    ..cell.clone()
+                }
+            })
+            .collect()
     }
 }
 
@@ -258,7 +261,7 @@ pub struct Outcome {
     pub measured: usize,
     /// Cells skipped because already recorded (resume).
     pub skipped: usize,
-    /// Repetitions not run because their cell's median was already settled.
+    /// Repetitions not run because their comparison group needed no more.
     pub settled_early: usize,
     /// Cells recorded as failed now.
     pub failed: usize,
@@ -311,7 +314,7 @@ fn cell_id(spec: &RunSpec) -> String {
 
 /// The comparison group of a cell: the cells the report compares it with (every engine and
 /// mode at the same pattern, flows, size and options). A group gets its repetitions together
-/// (see [`group_settled`]), so that each round pairs all of its cells.
+/// (see [`group_done`]), so that its cells have the same rounds.
 fn group_id(spec: &RunSpec) -> String {
     let neutral = RunSpec {
         mode: Mode::A1,
@@ -324,19 +327,25 @@ fn group_id(spec: &RunSpec) -> String {
     key(&neutral, 0)
 }
 
-/// A cell of a comparison group: which engine (and io_uring ordering) and mode it is.
+/// A cell of a comparison group: its engine as the analysis labels it (io_uring streams with
+/// an ordering other than their mode's default apart, `engine_label`) and its mode. A2 and A3
+/// are compared with the A1 of the same label, as in the report.
 #[derive(Clone, Debug, PartialEq)]
 struct Member {
     id: String,
-    engine: (Engine, UringOrdering),
+    engine: (Engine, Option<UringOrdering>),
     mode: Mode,
 }
 
 impl Member {
     fn of(spec: &RunSpec) -> Member {
+        let ordering = spec.normalized().uring.ordering;
+        let own_ordering = spec.engine == Engine::Uring
+            && spec.pattern == Pattern::Stream
+            && ordering != UringOpts::auto_ordering(spec.mode);
         Member {
             id: cell_id(spec),
-            engine: (spec.engine, spec.normalized().uring.ordering),
+            engine: (spec.engine, own_ordering.then_some(ordering)),
             mode: spec.mode,
         }
     }
@@ -345,7 +354,8 @@ impl Member {
 /// Whether a group needs no more rounds after those before `rep` (only earlier rounds count,
 /// so that one decision holds for the whole group within a round): every cell's median is
 /// settled, or (`compare`: throughput groups) every answer the report draws from the group is
-/// decided ([`decided`]). Cells with no ok value yet (every repetition failed) are left out.
+/// decided ([`decided`]). Cells with no ok value yet (every repetition failed) are left out; a
+/// cell with fewer than `min_reps` ok values (some failed) keeps the group going.
 fn group_done(members: &[Member], values: &Values, rep: u64, min_reps: u64, compare: bool) -> bool {
     let cells: Vec<(&Member, Vec<f64>)> = members
         .iter()
@@ -359,17 +369,21 @@ fn group_done(members: &[Member], values: &Values, rep: u64, min_reps: u64, comp
             (!v.is_empty()).then_some((m, v))
         })
         .collect();
+    if cells.iter().any(|(_, v)| v.len() < min_reps as usize) {
+        return false;
+    }
     let settled = cells
         .iter()
         .all(|(_, v)| sendpath_analysis::stats::settled(v, min_reps as usize));
     settled || (compare && decided(&cells))
 }
 
-/// Whether more rounds could still change an answer of the report about this group (the
-/// comparisons the analysis makes): each challenger against A1 of its engine is a win (its
-/// ratio's CI wholly above the margin) or clearly not one (not ahead, or its CI wholly below
-/// the margin), and the leader is clearly ahead of the runner-up or clearly within the margin
-/// of it. Answers near the margin get the rounds; the others stop early.
+/// Whether the answers the report draws from this group are decided (the comparisons the
+/// analysis makes): each challenger against A1 of its engine is a win (its ratio's CI wholly
+/// above the margin) or clearly not one (its CI wholly below the margin, or its median not
+/// even ahead of A1's: more rounds would have to move it by the whole margin, which this rule
+/// bets they will not), and the leader is clearly ahead of the runner-up or clearly within the
+/// margin of it. Answers near the margin get the rounds; the others stop early.
 fn decided(cells: &[(&Member, Vec<f64>)]) -> bool {
     use sendpath_analysis::stats::{median, ratio_ci, MARGIN};
     let clear = |a: &(&Member, Vec<f64>), b: &(&Member, Vec<f64>)| {
@@ -802,8 +816,8 @@ mod tests {
     fn compared_cells_run_next_to_each_other_and_stop_together() {
         let q = Grid::preset(Preset::Quick);
         let cells = q.cells();
-        // Every (engine, mode) of one (round, pattern, flows, size) lies within a span of
-        // 2 x 6 cells (the two patterns of each), so drift moves them alike.
+        // Every (engine, mode) of one (round, pattern, flows, size) runs in a row, so drift
+        // moves them alike.
         let mut at: BTreeMap<(u64, String), Vec<usize>> = BTreeMap::new();
         for (i, (s, rep)) in cells.iter().enumerate() {
             at.entry((*rep, group_id(s))).or_default().push(i);
@@ -811,11 +825,17 @@ mod tests {
         assert_eq!(at.len(), 6 * 2 * 4 * 2, "rounds x patterns x sizes x flows");
         for ((rep, g), ix) in &at {
             assert_eq!(ix.len(), 6, "engines x modes in {g}");
-            assert!(ix[5] - ix[0] < 12, "round {rep}: {ix:?} for {g}");
+            assert_eq!(ix[5] - ix[0], 5, "round {rep}: {ix:?} for {g}");
         }
         // threads A1 and A2 of one group.
-        let (ma, mb) = (Member::of(&cells[0].0), Member::of(&cells[2].0));
-        assert_eq!(group_id(&cells[0].0), group_id(&cells[2].0));
+        let (ma, mb) = (Member::of(&cells[0].0), Member::of(&cells[1].0));
+        assert_eq!(group_id(&cells[0].0), group_id(&cells[1].0));
+        // io_uring A1 (bundle) and A3 (coalesce), each at its default ordering, are compared
+        // as the report does: one engine.
+        let (u1, u3) = (Member::of(&cells[3].0), Member::of(&cells[5].0));
+        assert_eq!((u1.mode, u3.mode), (Mode::A1, Mode::A3));
+        assert_eq!(u1.engine, (Engine::Uring, None));
+        assert_eq!(u1.engine, u3.engine);
         assert_eq!((ma.mode, mb.mode), (Mode::A1, Mode::A2));
         let (a, b) = (ma.id.clone(), mb.id.clone());
         let members = [ma, mb];
@@ -838,10 +858,21 @@ mod tests {
         values.insert(b.clone(), vec![(0, 10.0), (1, 10.1), (2, 9.9), (3, 30.0)]);
         values.insert(a.clone(), vec![(0, 10.0), (1, 10.1), (2, 9.9)]);
         assert!(done(&values, false));
+        // A cell with no ok value does not hold its group; one with too few keeps it going.
         values.remove(&b);
-        values.insert(a.clone(), vec![(0, 10.0), (1, 14.1), (2, 7.9)]);
-        values.remove(&a);
         assert!(done(&values, false), "no ok value: not held back");
+        values.insert(b.clone(), vec![(2, 30.0)]);
+        assert!(
+            !done(&values, false) && !done(&values, true),
+            "one value: not yet known"
+        );
+        // io_uring A3 near the margin against io_uring A1 holds the group (it is compared).
+        let (c, d) = (u1.id.clone(), u3.id.clone());
+        let members = [u1, u3];
+        let steady = vec![(0, 10.0), (1, 10.1), (2, 9.9)];
+        let near = vec![(0, 10.6), (1, 13.0), (2, 9.8)];
+        let v = Values::from([(c, steady), (d, near)]);
+        assert!(!group_done(&members, &v, 3, 3, true));
     }
 
     #[test]
@@ -871,11 +902,11 @@ mod tests {
             cells,
             vec![
                 (u, Mode::A1, st, Link, up),
-                (u, Mode::A1, rr, Link, RxMode::Copy),
                 (u, Mode::A1, st, Bundle, up),
                 (u, Mode::A3, st, Link, up),
-                (u, Mode::A3, rr, Link, RxMode::Copy),
                 (u, Mode::A3, st, Coalesce, up),
+                (u, Mode::A1, rr, Link, RxMode::Copy),
+                (u, Mode::A3, rr, Link, RxMode::Copy),
             ],
             "A3's batching ordering is coalesce; rr once per cell, on the copy receiver"
         );
