@@ -387,7 +387,7 @@ fn group_done(members: &[Member], values: &Values, rep: u64, min_reps: u64, comp
 fn decided(cells: &[(&Member, Vec<f64>)]) -> bool {
     use sendpath_analysis::stats::{median, ratio_ci, MARGIN};
     let clear = |a: &(&Member, Vec<f64>), b: &(&Member, Vec<f64>)| {
-        ratio_ci(&a.1, &b.1).is_none_or(|r| r.lo > MARGIN || r.hi < MARGIN || r.ratio <= 1.0)
+        ratio_ci(&a.1, &b.1).is_none_or(|r| r.above() || r.hi < MARGIN || r.ratio <= 1.0)
     };
     for c in cells.iter().filter(|c| c.0.mode != Mode::A1) {
         let base = cells
@@ -716,9 +716,6 @@ fn headline(r: &Record) -> (f64, &'static str) {
         _ => (r.throughput.gbps, "Gbit/s"),
     }
 }
-
-/// Spread (max - min) / median above which repetitions are flagged as noisy.
-pub const NOISY_SPREAD: f64 = 0.10;
 
 /// Median and relative spread ((max - min) / median) of `v`.
 pub fn median_spread(v: &[f64]) -> (f64, f64) {

@@ -247,20 +247,16 @@ impl TxStamper {
     /// Starts on `fd` (before its first message: OPT_ID's origin is the next byte).
     pub fn new(fd: RawFd, every: u64) -> io::Result<TxStamper> {
         set_tx(fd, false)?;
-        Ok(TxStamper {
-            every: every.max(1),
-            bytes: 0,
-            pending: VecDeque::new(),
-            out: TxStages {
-                every: every.max(1),
-                ..Default::default()
-            },
-        })
+        Ok(TxStamper::unarmed(every))
     }
 
     /// A stamper that touches no socket (unit tests of its users).
     #[cfg(test)]
     pub(crate) fn for_test(every: u64) -> TxStamper {
+        TxStamper::unarmed(every)
+    }
+
+    fn unarmed(every: u64) -> TxStamper {
         TxStamper {
             every: every.max(1),
             bytes: 0,

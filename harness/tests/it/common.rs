@@ -24,6 +24,19 @@ impl Drop for Cleanup {
     }
 }
 
+/// A veth pair of the test's own, up: namespaces `<stem><pid>_srv`/`_cli` on
+/// `10.<octet>.<pid>.0/24` (a stem and octet per test, so tests running at once never share a
+/// pair), with the guard that removes it. Returns the pair, its guard, its name and prefix.
+pub fn veth_up(stem: &str, octet: u32) -> (Veth, Cleanup, String, String) {
+    let pid = std::process::id();
+    let name = format!("{stem}{}", pid % 10_000);
+    let prefix = format!("10.{octet}.{}.0/24", pid % 250);
+    let veth = Veth::new(&name, &prefix).unwrap();
+    let guard = Cleanup(veth.clone());
+    veth.up().unwrap();
+    (veth, guard, name, prefix)
+}
+
 /// A token bucket on the sender's end (`tbf` ARGS): with a queue too short for the offered
 /// load it drops packets, the loss this kernel can make without netem.
 pub fn tbf(veth: &Veth, args: &[&str]) {

@@ -5,20 +5,14 @@
 //! (This kernel has no netem: the impairment here is a token bucket set with `tc`; where
 //! netem is missing, `topology up --netem` must say so in one line.)
 
-use crate::common::{is_root, tbf, Cleanup};
+use crate::common::{is_root, tbf, veth_up, Cleanup};
 use sendpath_core::netns::Veth;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 fn topology(tag: u32) -> (Veth, Cleanup, String, String) {
-    let pid = std::process::id();
-    let name = format!("f{tag}{}", pid % 10_000);
-    let prefix = format!("10.{}.{}.0/24", 204 + tag, pid % 250);
-    let veth = Veth::new(&name, &prefix).unwrap();
-    let guard = Cleanup(veth.clone());
-    veth.up().unwrap();
-    (veth, guard, name, prefix)
+    veth_up(&format!("f{tag}"), 204 + tag)
 }
 
 fn run_veth(name: &str, prefix: &str, secs: &str) -> (std::process::Output, Duration) {

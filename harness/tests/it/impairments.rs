@@ -4,8 +4,7 @@
 //! refused before any cell runs. (This kernel has no netem: `bottleneck`, a token bucket, is
 //! the impairment it can make; the netem names are refused here in one line.)
 
-use crate::common::{is_root, sendpath, tbf, Cleanup};
-use sendpath_core::netns::Veth;
+use crate::common::{is_root, sendpath, tbf, veth_up};
 
 fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -29,13 +28,8 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         eprintln!("skipped: needs root");
         return;
     }
-    let pid = std::process::id();
-    let name = format!("im{}", pid % 10_000);
-    let prefix = format!("10.219.{}.0/24", pid % 250);
-    let veth = Veth::new(&name, &prefix).unwrap();
-    let _guard = Cleanup(veth.clone());
-    veth.up().unwrap();
-    let dir = std::env::temp_dir().join(format!("sendpath-impair-{pid}"));
+    let (veth, _guard, name, prefix) = veth_up("im", 219);
+    let dir = std::env::temp_dir().join(format!("sendpath-impair-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let net = [
         "--topology",
@@ -172,47 +166,25 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
 
     // Refused before any cell runs, in one line each: an unknown name; a topology other
     // than veth; a pair that already has a qdisc of its own; netem where the kernel has none.
-    let o = sendpath()
-        .args(["sweep", "--impairments", "clean,satellite"])
-        .args(net)
-        .args(grid)
-        .args(["--duration", "0.4"])
-        .arg("--out")
-        .arg(dir.join("x"))
-        .output()
-        .unwrap();
+    let sweep = |impairments: &str, on_veth: bool, out: &str| {
+        sendpath()
+            .args(["sweep", "--impairments", impairments])
+            .args(if on_veth { &net[..] } else { &[] })
+            .args(grid)
+            .args(["--duration", "0.4"])
+            .arg("--out")
+            .arg(dir.join(out))
+            .output()
+            .unwrap()
+    };
+    let o = sweep("clean,satellite", true, "x");
     one_error_line(&o, "unknown impairment \"satellite\"");
-    let o = sendpath()
-        .args(["sweep", "--impairments", "clean"])
-        .args(grid)
-        .args(["--duration", "0.4"])
-        .arg("--out")
-        .arg(dir.join("x"))
-        .output()
-        .unwrap();
-    one_error_line(&o, "--topology veth");
+    one_error_line(&sweep("clean", false, "x"), "--topology veth");
     tbf(&veth, &["rate", "2gbit", "burst", "64kb", "latency", "5ms"]);
-    let o = sendpath()
-        .args(["sweep", "--impairments", "bottleneck"])
-        .args(net)
-        .args(grid)
-        .args(["--duration", "0.4"])
-        .arg("--out")
-        .arg(dir.join("x"))
-        .output()
-        .unwrap();
-    one_error_line(&o, "already has an impairment");
+    one_error_line(&sweep("bottleneck", true, "x"), "already has an impairment");
     assert!(veth.impairment().is_some(), "a user's qdisc is left alone");
     veth.set_netem("none").unwrap();
-    let o = sendpath()
-        .args(["sweep", "--impairments", "clean,lan"])
-        .args(net)
-        .args(grid)
-        .args(["--duration", "0.4"])
-        .arg("--out")
-        .arg(dir.join("lan"))
-        .output()
-        .unwrap();
+    let o = sweep("clean,lan", true, "lan");
     if o.status.success() {
         // A kernel with netem: the sub-sweep ran under it.
         let recs = records(&dir.join("lan").join("lan").join("results.jsonl"));

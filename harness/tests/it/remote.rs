@@ -5,8 +5,7 @@
 //! both directions. Every server process is killed and every namespace removed, even when an
 //! assert fails.
 
-use crate::common::{is_root, sendpath, Cleanup};
-use sendpath_core::netns::Veth;
+use crate::common::{is_root, sendpath, veth_up};
 use sendpath_core::remote::auth::Token;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -482,12 +481,7 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
         eprintln!("SKIPPED: network namespaces need root");
         return;
     }
-    let pid = std::process::id();
-    let name = format!("sr{}", pid % 100_000);
-    let prefix = format!("10.202.{}.0/24", pid % 250);
-    let veth = Veth::new(&name, &prefix).unwrap();
-    let _cleanup = Cleanup(veth.clone());
-    veth.up().unwrap();
+    let (veth, _cleanup, name, prefix) = veth_up("sr", 202);
     let dir = temp_dir("veth");
     let token = token_file(&dir, TOKEN);
     let server_ip = veth.server_ip.to_string();

@@ -4,8 +4,7 @@
 //! of the sender's namespace for the same run (the connection's whole life: a little more).
 //! This kernel has no netem; a tbf queue overflow is the loss any kernel with tc can make.
 
-use crate::common::{is_root, tbf, Cleanup};
-use sendpath_core::netns::Veth;
+use crate::common::{is_root, tbf, veth_up};
 use std::process::Command;
 
 fn retrans_segs(ns: &str) -> Option<u64> {
@@ -28,12 +27,7 @@ fn tcp_info_retransmits_match_the_kernels_count_over_lossy_veth() {
         eprintln!("SKIPPED: network namespaces need root");
         return;
     }
-    let pid = std::process::id();
-    let name = format!("st{}", pid % 100_000);
-    let prefix = format!("10.203.{}.0/24", pid % 250);
-    let veth = Veth::new(&name, &prefix).unwrap();
-    let _cleanup = Cleanup(veth.clone());
-    veth.up().unwrap();
+    let (veth, _cleanup, name, prefix) = veth_up("st", 203);
     if retrans_segs(&veth.server_ns).is_none() {
         eprintln!("SKIPPED: nstat (iproute2) is not installed");
         return;
