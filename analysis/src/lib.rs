@@ -13,6 +13,7 @@ pub mod compare;
 pub mod derive;
 pub mod explain;
 pub mod findings;
+pub mod host_speed;
 pub mod plot;
 pub mod report;
 pub mod stats;
@@ -164,6 +165,8 @@ pub struct ReportSummary {
     pub plots: Vec<PathBuf>,
     /// Warnings to show the user: skipped lines, failed and noisy cells.
     pub warnings: Vec<String>,
+    /// How far the host's speed moved over the run, in one line; None when not probed.
+    pub host_speed: Option<String>,
 }
 
 /// Reads a v1 JSON Lines file and writes into `out_dir` (created if missing): `derived.csv`,
@@ -268,6 +271,7 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
         report_html,
         plots,
         warnings: report::warnings(&analysis),
+        host_speed: analysis.host_speed.as_ref().map(|h| h.line()),
     })
 }
 

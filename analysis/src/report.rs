@@ -894,6 +894,9 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
                 .collect(),
         ));
     }
+    if let Some(h) = &a.host_speed {
+        b.push(Block::Para(h.paragraph()));
+    }
 }
 
 fn md_cell(s: &str) -> String {

@@ -557,6 +557,8 @@ pub struct Analysis {
     pub stages: Vec<crate::explain::StageRow>,
     /// What TCP did, per cell.
     pub tcp: Vec<crate::explain::TcpRow>,
+    /// How fast the host ran around each repetition; None when no record was probed.
+    pub host_speed: Option<crate::host_speed::HostSpeedSummary>,
 }
 
 /// Whether sender and receiver threads ended their windows on a shared CPU.
@@ -627,6 +629,7 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         placement: placement_summary(records),
         stages: crate::explain::stage_rows(records),
         tcp: crate::explain::tcp_rows(records),
+        host_speed: crate::host_speed::host_speed_summary(records, &table),
         table,
     }
 }

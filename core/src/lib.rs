@@ -77,6 +77,7 @@ pub mod schedule;
 pub mod send;
 pub mod sock;
 pub mod spec;
+pub mod speed;
 pub mod stamps;
 pub mod tcpinfo;
 pub mod time;

@@ -6,7 +6,7 @@ use crate::host;
 use crate::netns::{self, Veth};
 use crate::pattern::{run_receiver, run_senders};
 use crate::recv::RecvOptions;
-use crate::report::v1::Record;
+use crate::report::v1::{HostSpeedV1, Record};
 use crate::report::{from_flows, Context};
 use crate::results::FlowResult;
 use crate::send::{FlowResults, SenderOutcome};
@@ -80,9 +80,25 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         Topology::Veth(v) => v.impairment(),
         Topology::Loopback => None,
     };
+    // The host's speed on the sender's CPU, on both sides of the flows (outside the window).
+    let probe_cpu = spec
+        .pin
+        .as_ref()
+        .map(|p| crate::affinity::cpu_for(&p.sender, 0));
+    let before = crate::speed::probe_on(probe_cpu);
     let (flows, error) = run_flows(spec, &listener, addr, client_ns);
+    let after = crate::speed::probe_on(probe_cpu);
     let mut record = from_flows(spec, &ctx, host::facts(), &flows);
     record.spec.impairment = impairment;
+    // A probe that could not run (the pin failed: the flows' own pins report that) is absent.
+    if let (Ok(before_ns), Ok(after_ns)) = (before, after) {
+        record.host_speed = Some(HostSpeedV1 {
+            probe: crate::speed::PROBE_NAME.into(),
+            cpu: probe_cpu.map(|c| c as u64),
+            before_ns,
+            after_ns,
+        });
+    }
     if let Some(e) = error {
         record.status = crate::report::v1::Status::Failed;
         record.error = Some(match record.error.take() {

@@ -367,6 +367,9 @@ fn render(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()
         s.noisy_cells,
         s.cells
     );
+    if let Some(h) = &s.host_speed {
+        sendpath_core::say!("{h}");
+    }
     sendpath_core::say!(
         "report: {} and {} (answers for programs: {})",
         s.report_md.display(),

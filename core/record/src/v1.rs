@@ -66,6 +66,26 @@ pub struct Record {
     /// edges); null where no flow reported it (records from before this field).
     #[serde(default)]
     pub tcp: Option<TcpV1>,
+    /// How fast the host ran just before and just after this repetition (a fixed arithmetic
+    /// probe on the sender's CPU): on a shared host the CPU's speed moves with other tenants'
+    /// load, and this says by how much. Absent where not probed (`--remote`, older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_speed: Option<HostSpeedV1>,
+}
+
+/// The host's speed around one repetition: nanoseconds a fixed loop of integer arithmetic
+/// took (the fastest of a few runs), timed outside the window. Smaller is faster; only probes
+/// with the same `probe` name on the same machine compare.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostSpeedV1 {
+    /// The probe's workload (e.g. `alu6x1M-best3`).
+    pub probe: String,
+    /// The CPU it ran on (the sender's first pinned CPU); null when unpinned.
+    pub cpu: Option<u64>,
+    /// Before the flows started.
+    pub before_ns: u64,
+    /// After the flows ended.
+    pub after_ns: u64,
 }
 
 /// Where the time of sampled messages went (ns, HDR histograms like `latency_ns`). All on

@@ -253,6 +253,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         remote: None,
         stages: spec.stamp_every().and_then(|every| stages_of(every, flows)),
         tcp: tcp_of(flows),
+        host_speed: None,
     }
 }
 

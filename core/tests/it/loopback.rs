@@ -338,8 +338,18 @@ fn placement_is_recorded_and_honoured() {
         if placement == Placement::Together {
             assert_eq!(r.sender.cpus, r.receiver.cpus);
         }
+        // The host's speed was probed on the sender's CPU, on both sides of the flows.
+        let h = r.host_speed.as_ref().expect("a local run probes the host");
+        assert_eq!(h.cpu, Some(pin.sender[0] as u64));
+        assert!(h.before_ns > 0 && h.after_ns > 0, "{h:?}");
+        assert_eq!(h.probe, sendpath_core::speed::PROBE_NAME);
     }
     let r = run_loopback(&short(Mode::A1, 1024, 1), 0).unwrap();
     assert_eq!(r.spec.placement, Some(Placement::Unpinned));
     assert!(r.spec.pin.is_none());
+    assert_eq!(
+        r.host_speed.as_ref().map(|h| h.cpu),
+        Some(None),
+        "unpinned probe"
+    );
 }

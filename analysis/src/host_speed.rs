@@ -1,0 +1,297 @@
+//! How much of the scatter between repetitions the host explains: every local record carries
+//! `host_speed`, a fixed integer loop timed on the sender's CPU before and after the
+//! repetition (see `sendpath_core::speed`). On a shared host other tenants slow that CPU by
+//! up to 1.7x for seconds at a time; this module says how far the host's speed moved over a
+//! run, whether the measured figures moved with it, and which noisy cells ran at different
+//! host speeds.
+
+use crate::derive::{CellKey, DerivedTable, Metric};
+use sendpath_record::v1::{Record, Status};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A repetition ran on a slowed host when its speed was below this fraction of the fastest
+/// seen in the run; a cell's host speed moved when its repetitions' speeds spread by more than
+/// `1 - HOST_STEADY` of the fastest among them. 10%: twice the ±5% to which a settled cell's
+/// median is known, so a host that moved less cannot by itself make a cell noisy.
+pub const HOST_STEADY: f64 = 0.90;
+
+/// The host's speed over a run, from the records' probes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostSpeedSummary {
+    /// Ok records with a probe.
+    pub probed: usize,
+    /// The slowest repetition's speed, as a fraction of the fastest repetition's (per machine
+    /// and probe workload).
+    pub slowest: f64,
+    /// The median repetition's speed, likewise.
+    pub median: f64,
+    /// Repetitions slower than [`HOST_STEADY`] of the fastest.
+    pub slowed: usize,
+    /// Spearman rank correlation between a repetition's host speed and its throughput over its
+    /// cell's median (stream and rr cells with at least three probed repetitions); None with
+    /// fewer than eight such repetitions.
+    pub correlation: Option<f64>,
+    /// Repetitions behind `correlation`.
+    pub correlated_reps: usize,
+    /// Noisy cells (any metric) with probed repetitions.
+    pub noisy_cells: usize,
+    /// Of those, cells whose repetitions ran at host speeds more than 10% apart.
+    pub noisy_host_moved: usize,
+}
+
+/// Each probed ok record's speed: the fastest repetition's probe time over its own, where a
+/// repetition's probe time is the mean of the two around it (1.0 = as fast as the fastest
+/// repetition of the same machine; probes of different machines or workloads never meet).
+fn speeds(records: &[Record]) -> Vec<(&Record, f64)> {
+    fn machine(r: &Record) -> (&str, &str, &str) {
+        let probe = r.host_speed.as_ref().map_or("", |h| h.probe.as_str());
+        (r.host.cpu_model.as_str(), r.host.kernel.as_str(), probe)
+    }
+    let probed: Vec<(&Record, f64)> = records
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| {
+            let h = r.host_speed.as_ref()?;
+            Some((r, ((h.before_ns + h.after_ns) as f64 / 2.0).max(1.0)))
+        })
+        .collect();
+    let mut fastest: BTreeMap<(&str, &str, &str), f64> = BTreeMap::new();
+    for (r, ns) in &probed {
+        let f = fastest.entry(machine(r)).or_insert(f64::MAX);
+        *f = f.min(*ns);
+    }
+    probed
+        .into_iter()
+        .map(|(r, ns)| (r, fastest[&machine(r)] / ns))
+        .collect()
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            r[k] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation of two equally long series; None when either is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// The host's speed over `records`; None when no ok record was probed.
+pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<HostSpeedSummary> {
+    let all = speeds(records);
+    if all.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f64> = all.iter().map(|(_, s)| *s).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut by_cell: BTreeMap<CellKey, Vec<(&Record, f64)>> = BTreeMap::new();
+    for (r, s) in &all {
+        by_cell.entry(CellKey::of(r)).or_default().push((r, *s));
+    }
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for (key, reps) in &by_cell {
+        if reps.len() < 3 || !matches!(key.pattern.as_str(), "stream" | "rr") {
+            continue;
+        }
+        let Some(median) = table.row(key).and_then(|row| row.median(Metric::Gbps)) else {
+            continue;
+        };
+        if median <= 0.0 {
+            continue;
+        }
+        for (r, s) in reps {
+            xs.push(*s);
+            ys.push(r.throughput.gbps / median);
+        }
+    }
+    let noisy: BTreeSet<&CellKey> = table
+        .noisy
+        .iter()
+        .map(|n| &n.key)
+        .filter(|k| by_cell.contains_key(*k))
+        .collect();
+    let moved = noisy
+        .iter()
+        .filter(|k| {
+            let s: Vec<f64> = by_cell[**k].iter().map(|(_, s)| *s).collect();
+            let (lo, hi) = s
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            lo < HOST_STEADY * hi
+        })
+        .count();
+    Some(HostSpeedSummary {
+        probed: all.len(),
+        slowest: sorted[0],
+        median: crate::stats::median(&sorted),
+        slowed: sorted.iter().filter(|&&s| s < HOST_STEADY).count(),
+        correlation: (xs.len() >= 8).then(|| spearman(&xs, &ys)).flatten(),
+        correlated_reps: xs.len(),
+        noisy_cells: noisy.len(),
+        noisy_host_moved: moved,
+    })
+}
+
+impl HostSpeedSummary {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "host speed (a 1 ms probe around each repetition): {:.2}-1.00 of the fastest repetition's, median {:.2}; {} of {} repetitions more than 10% slower",
+            self.slowest, self.median, self.slowed, self.probed
+        );
+        if self.noisy_cells > 0 {
+            s.push_str(&format!(
+                "; {} of {} noisy cells ran at host speeds more than 10% apart",
+                self.noisy_host_moved, self.noisy_cells
+            ));
+        }
+        s
+    }
+
+    /// The report's paragraph.
+    pub fn paragraph(&self) -> String {
+        let mut s = format!(
+            "Host speed: a fixed 1 ms integer loop, timed on the sender's CPU just before and \
+             just after each repetition (`host_speed` in the records), ran at {:.2} to 1.00 of \
+             its speed in the fastest repetition (median {:.2}); in {} of {} repetitions the host \
+             was more than 10% slower than at its fastest. On a shared host (a cloud VM) other \
+             tenants take the core's execution units for seconds at a time; nothing in the \
+             benchmark can stop that, so figures measured then are lower.",
+            self.slowest, self.median, self.slowed, self.probed
+        );
+        match self.correlation {
+            Some(r) if r >= 0.3 => s.push_str(&format!(
+                " The repetitions' throughput followed the host's speed (rank correlation {r:.2} \
+                 over {} repetitions, each against its cell's median): much of the scatter \
+                 between repetitions is the host's.",
+                self.correlated_reps
+            )),
+            Some(r) => s.push_str(&format!(
+                " The repetitions' throughput did not clearly follow it (rank correlation {r:.2} \
+                 over {} repetitions, each against its cell's median).",
+                self.correlated_reps
+            )),
+            None => {}
+        }
+        if self.noisy_cells > 0 {
+            s.push_str(&format!(
+                " Of the {} noisy cells, {} ran at host speeds more than 10% apart across their \
+                 repetitions.",
+                self.noisy_cells, self.noisy_host_moved
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_sees_order_not_scale() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!((spearman(&x, &[10.0, 20.0, 30.0, 400.0, 5000.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((spearman(&x, &[5.0, 4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(spearman(&x, &[1.0; 5]), None);
+        // Ties share their mean rank.
+        assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![1.5, 0.0, 1.5]);
+    }
+
+    fn record(mode: &str, rep: u64, gbps: f64, probe_ns: Option<(u64, u64)>) -> Record {
+        let line = include_str!("../tests/fixtures/loopback_threads.jsonl")
+            .lines()
+            .next()
+            .unwrap();
+        let mut r: Record = serde_json::from_str(line).unwrap();
+        r.spec.mode = mode.parse().unwrap();
+        r.spec.rep = rep;
+        r.throughput.gbps = gbps;
+        r.host_speed = probe_ns.map(|(before_ns, after_ns)| sendpath_record::v1::HostSpeedV1 {
+            probe: "alu6x1M-best3".into(),
+            cpu: Some(0),
+            before_ns,
+            after_ns,
+        });
+        r
+    }
+
+    #[test]
+    fn a_cell_that_follows_the_host_is_counted_and_a_steady_one_is_not() {
+        // A1's repetitions ran while the host's speed moved (1.0 .. 0.6) and its throughput
+        // moved with it; A2's ran at one host speed and held still.
+        let host = [1000, 1100, 1250, 1400, 1550, 1650];
+        let mut recs = Vec::new();
+        for (rep, ns) in host.iter().enumerate() {
+            let speed = 1000.0 / *ns as f64;
+            recs.push(record("a1", rep as u64, 20.0 * speed, Some((*ns, *ns))));
+            recs.push(record(
+                "a2",
+                rep as u64,
+                10.0 + rep as f64 * 0.01,
+                Some((1000, 1010)),
+            ));
+        }
+        let table = crate::derive::derive_table(&recs);
+        let h = host_speed_summary(&recs, &table).expect("probed");
+        assert_eq!(h.probed, 12);
+        assert!((h.slowest - 1000.0 / 1650.0).abs() < 1e-9, "{}", h.slowest);
+        assert_eq!(
+            h.slowed, 4,
+            "1100 ns is within 10% of 1000, 1250 and slower are not"
+        );
+        assert_eq!(h.correlated_reps, 12);
+        assert!(h.correlation.unwrap() > 0.5, "{:?}", h.correlation);
+        assert_eq!((h.noisy_cells, h.noisy_host_moved), (1, 1));
+        assert!(
+            h.paragraph().contains("followed the host's speed"),
+            "{}",
+            h.paragraph()
+        );
+        assert!(h
+            .line()
+            .contains("1 of 1 noisy cells ran at host speeds more than 10% apart"));
+
+        // A noisy cell on a steady host is noisy for its own reasons, and said so.
+        let mut steady = Vec::new();
+        for rep in 0..6u64 {
+            let gbps = if rep % 2 == 0 { 10.0 } else { 15.0 };
+            steady.push(record("a1", rep, gbps, Some((1000, 1000 + rep))));
+        }
+        let h = host_speed_summary(&steady, &crate::derive::derive_table(&steady)).unwrap();
+        assert_eq!((h.noisy_cells, h.noisy_host_moved, h.slowed), (1, 0, 0));
+        assert_eq!(h.correlation, None, "fewer than eight repetitions");
+    }
+
+    #[test]
+    fn records_without_a_probe_give_no_summary() {
+        let recs = vec![record("a1", 0, 1.0, None), record("a1", 1, 1.1, None)];
+        assert_eq!(
+            host_speed_summary(&recs, &crate::derive::derive_table(&recs)),
+            None
+        );
+    }
+}
