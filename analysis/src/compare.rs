@@ -38,6 +38,29 @@ pub struct Comparison {
     pub findings_agree: (usize, usize),
     /// Findings rows that differ: key, answer in A, answer in B.
     pub findings_differ: Vec<(String, String, String)>,
+    /// The host-speed probe's median time in A and in B (ns per repetition, the mean of the
+    /// two probes around it), where both runs probed with the same workload: how much faster
+    /// or slower B's host ran than A's, apart from the send paths.
+    pub host_probe_ns: Option<(f64, f64)>,
+}
+
+/// The median probe time of a run's ok repetitions, and the probe's name; None if none was
+/// probed or the run mixes probe workloads.
+fn host_probe(records: &[Record]) -> Option<(String, f64)> {
+    let probes: Vec<(&str, f64)> = records
+        .iter()
+        .filter(|r| r.status == sendpath_record::v1::Status::Ok)
+        .filter_map(|r| {
+            let h = r.host_speed.as_ref()?;
+            Some((h.probe.as_str(), (h.before_ns + h.after_ns) as f64 / 2.0))
+        })
+        .collect();
+    let name = probes.first()?.0;
+    if probes.iter().any(|(n, _)| *n != name) {
+        return None;
+    }
+    let ns: Vec<f64> = probes.iter().map(|(_, ns)| *ns).collect();
+    Some((name.to_string(), crate::stats::median(&ns)))
 }
 
 /// Compares run `b` against run `a`.
@@ -66,11 +89,16 @@ pub fn compare(a: &[Record], b: &[Record]) -> Comparison {
         ib.keys().filter(|k| !ia.contains_key(*k)).count(),
     );
     let (agree, both, differ) = agreement(&findings(&fa), &findings(&fb));
+    let host_probe_ns = match (host_probe(a), host_probe(b)) {
+        (Some((na, pa)), Some((nb, pb))) if na == nb => Some((pa, pb)),
+        _ => None,
+    };
     Comparison {
         cells,
         only,
         findings_agree: (agree, both),
         findings_differ: differ,
+        host_probe_ns,
     }
 }
 
@@ -114,6 +142,14 @@ pub fn text(c: &Comparison, a: &str, b: &str) -> String {
     );
     for (k, va, vb) in &c.findings_differ {
         out += &format!("  {k}: A says {va}, B says {vb}\n");
+    }
+    if let Some((pa, pb)) = c.host_probe_ns {
+        out += &format!(
+            "host speed: B's host ran at {:.2}x A's (median host-speed probe {:.3} ms in A, {:.3} ms in B); a figure that moved by about as much may be the host's, not the send path's\n",
+            pa / pb,
+            pa / 1e6,
+            pb / 1e6
+        );
     }
     out
 }

@@ -258,13 +258,14 @@ fn sentences(a: &Analysis) -> Vec<String> {
     }
     // CPU per byte of the send paths, at the largest stream size, fewest flows, per engine.
     out.extend(cpu_sentences(&a.table));
-    out.extend(resolution_sentence(&a.table));
+    out.extend(resolution_sentence(a));
     out
 }
 
 /// How finely this run can tell cells apart: the typical width of a median's CI. A reader
 /// needs it to know what "no clear difference" hides.
-fn resolution_sentence(t: &DerivedTable) -> Option<String> {
+fn resolution_sentence(a: &Analysis) -> Option<String> {
+    let t = &a.table;
     let halves: Vec<f64> = t
         .rows
         .iter()
@@ -278,9 +279,22 @@ fn resolution_sentence(t: &DerivedTable) -> Option<String> {
     Some(format!(
         "How sure: a cell's median throughput is known to about ±{:.0}% here (the median over \
          cells of its {:.0}% CI half-width), so gaps well under that are reported as no clear \
-         difference, not as wins.",
+         difference, not as wins.{}",
         100.0 * crate::stats::median(&halves),
         100.0 * crate::stats::LEVEL,
+        match &a.host_speed {
+            Some(h)
+                if h.slowest < crate::host_speed::HOST_STEADY
+                    && h.correlation.is_some_and(|r| r >= 0.3) =>
+                format!(
+                    " Part of that is the host's: its speed (a probe around each repetition) \
+                     ranged from {:.2} to 1.00 of its fastest, and the repetitions' throughput \
+                     followed it (rank correlation {:.2}).",
+                    h.slowest,
+                    h.correlation.unwrap_or_default()
+                ),
+            _ => String::new(),
+        }
     ))
 }
 

@@ -185,7 +185,7 @@ impl HostSpeedSummary {
         match self.correlation {
             Some(r) if r >= 0.3 => s.push_str(&format!(
                 " The repetitions' throughput followed the host's speed (rank correlation {r:.2} \
-                 over {} repetitions, each against its cell's median): much of the scatter \
+                 over {} repetitions, each against its cell's median): part of the scatter \
                  between repetitions is the host's.",
                 self.correlated_reps
             )),
@@ -274,6 +274,13 @@ mod tests {
         assert!(h
             .line()
             .contains("1 of 1 noisy cells ran at host speeds more than 10% apart"));
+        // The key findings' "How sure" names the host as a cause.
+        let found = crate::findings::findings(&crate::summary::analyze(&recs, &[]));
+        let sure = found.sentences.iter().find(|s| s.starts_with("How sure"));
+        assert!(
+            sure.is_some_and(|s| s.contains("Part of that is the host's")),
+            "{sure:?}"
+        );
 
         // A noisy cell on a steady host is noisy for its own reasons, and said so.
         let mut steady = Vec::new();
@@ -284,6 +291,12 @@ mod tests {
         let h = host_speed_summary(&steady, &crate::derive::derive_table(&steady)).unwrap();
         assert_eq!((h.noisy_cells, h.noisy_host_moved, h.slowed), (1, 0, 0));
         assert_eq!(h.correlation, None, "fewer than eight repetitions");
+        let found = crate::findings::findings(&crate::summary::analyze(&steady, &[]));
+        assert!(
+            found.sentences.iter().all(|s| !s.contains("host's")),
+            "{:?}",
+            found.sentences
+        );
     }
 
     #[test]

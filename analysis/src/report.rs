@@ -863,6 +863,9 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
             pct(SETTLED_REL_HALF_WIDTH),
             LEVEL * 100.0
         )));
+        if let Some(h) = &a.host_speed {
+            b.push(Block::Para(h.paragraph()));
+        }
     } else {
         let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
         b.push(Block::Para(format!(
@@ -874,6 +877,10 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
             pct(SETTLED_REL_HALF_WIDTH),
             LEVEL * 100.0
         )));
+        // Why, before the long list of which.
+        if let Some(h) = &a.host_speed {
+            b.push(Block::Para(h.paragraph()));
+        }
         b.push(Block::Table(
             ["cell", "metric", "median", "min", "max", "± (CI)", "reps"]
                 .map(String::from)
@@ -893,9 +900,6 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
                 })
                 .collect(),
         ));
-    }
-    if let Some(h) = &a.host_speed {
-        b.push(Block::Para(h.paragraph()));
     }
 }
 

@@ -699,4 +699,26 @@ fn compare_names_the_cells_and_findings_that_differ() {
         )),
         "{out}"
     );
+    assert_eq!(c.host_probe_ns, None, "the fixture predates the probe");
+    assert!(!out.contains("host speed"), "{out}");
+
+    // With probes: B's host took 1.25x as long for the same loop, so it ran at 0.80x A's.
+    let probed = |rs: &[sendpath_record::v1::Record], ns: u64| -> Vec<_> {
+        rs.iter()
+            .cloned()
+            .map(|mut r| {
+                r.host_speed = Some(sendpath_record::v1::HostSpeedV1 {
+                    probe: "alu6x1M-best3".into(),
+                    cpu: Some(0),
+                    before_ns: ns,
+                    after_ns: ns,
+                });
+                r
+            })
+            .collect()
+    };
+    let c = sendpath_analysis::compare::compare(&probed(&a, 1_000_000), &probed(&b, 1_250_000));
+    assert_eq!(c.host_probe_ns, Some((1e6, 1.25e6)));
+    let out = sendpath_analysis::compare::text(&c, "a", "b");
+    assert!(out.contains("B's host ran at 0.80x A's"), "{out}");
 }

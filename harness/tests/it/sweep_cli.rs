@@ -120,6 +120,15 @@ fn tiny_sweep_writes_exactly_the_grid_and_valid_records() {
         out.contains("sweep done: 8 repetitions measured (0 failed)"),
         "{out}"
     );
+    // Every repetition probed the host's speed, and the summary says how far it moved.
+    for r in &recs {
+        let h = &r["host_speed"];
+        assert!(h["before_ns"].as_u64().unwrap() > 0 && h["after_ns"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        out.contains("host speed (a 1 ms probe around each repetition): "),
+        "{out}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -557,7 +566,10 @@ fn a_stamped_sweep_reports_where_the_time_goes_and_what_tcp_did() {
         }
         assert!(
             r["stages"]["joined"].as_u64().unwrap() > 0,
-            "{}",
+            "{} {} {}: {}",
+            r["spec"]["mode"],
+            r["spec"]["engine"],
+            r["spec"]["pattern"],
             r["stages"]
         );
         assert!(r["tcp"]["per_flow"][0]["bytes_sent"].as_u64().unwrap() > 0);
