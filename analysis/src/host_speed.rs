@@ -159,7 +159,7 @@ impl HostSpeedSummary {
     /// One line for the terminal.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "host speed (a 1 ms probe around each repetition): {:.2}-1.00 of the fastest repetition's, median {:.2}; {} of {} repetitions more than 10% slower",
+            "host speed (a 0.5 ms probe around each repetition): {:.2}-1.00 of the fastest repetition's, median {:.2}; {} of {} repetitions more than 10% slower",
             self.slowest, self.median, self.slowed, self.probed
         );
         if self.noisy_cells > 0 {
@@ -174,7 +174,7 @@ impl HostSpeedSummary {
     /// The report's paragraph.
     pub fn paragraph(&self) -> String {
         let mut s = format!(
-            "Host speed: a fixed 1 ms integer loop, timed on the sender's CPU just before and \
+            "Host speed: a fixed 0.5 ms integer loop, timed on the sender's CPU just before and \
              just after each repetition (`host_speed` in the records), ran at {:.2} to 1.00 of \
              its speed in the fastest repetition (median {:.2}); in {} of {} repetitions the host \
              was more than 10% slower than at its fastest. On a shared host (a cloud VM) other \
@@ -231,7 +231,7 @@ mod tests {
         r.spec.rep = rep;
         r.throughput.gbps = gbps;
         r.host_speed = probe_ns.map(|(before_ns, after_ns)| sendpath_record::v1::HostSpeedV1 {
-            probe: "alu6x1M-best3".into(),
+            probe: "alu6x500k-best3".into(),
             cpu: Some(0),
             before_ns,
             after_ns,

@@ -708,7 +708,7 @@ fn compare_names_the_cells_and_findings_that_differ() {
             .cloned()
             .map(|mut r| {
                 r.host_speed = Some(sendpath_record::v1::HostSpeedV1 {
-                    probe: "alu6x1M-best3".into(),
+                    probe: "alu6x500k-best3".into(),
                     cpu: Some(0),
                     before_ns: ns,
                     after_ns: ns,

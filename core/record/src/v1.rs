@@ -78,7 +78,7 @@ pub struct Record {
 /// with the same `probe` name on the same machine compare.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostSpeedV1 {
-    /// The probe's workload (e.g. `alu6x1M-best3`).
+    /// The probe's workload (e.g. `alu6x500k-best3`).
     pub probe: String,
     /// The CPU it ran on (the sender's first pinned CPU); null when unpinned.
     pub cpu: Option<u64>,
