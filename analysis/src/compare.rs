@@ -52,7 +52,7 @@ fn host_probe(records: &[Record]) -> Option<(String, f64)> {
         .filter(|r| r.status == sendpath_record::v1::Status::Ok)
         .filter_map(|r| {
             let h = r.host_speed.as_ref()?;
-            Some((h.probe.as_str(), (h.before_ns + h.after_ns) as f64 / 2.0))
+            Some((h.probe.as_str(), crate::host_speed::probe_ns(h)))
         })
         .collect();
     let name = probes.first()?.0;

@@ -283,16 +283,15 @@ fn resolution_sentence(a: &Analysis) -> Option<String> {
         100.0 * crate::stats::median(&halves),
         100.0 * crate::stats::LEVEL,
         match &a.host_speed {
-            Some(h)
-                if h.slowest < crate::host_speed::HOST_STEADY
-                    && h.correlation.is_some_and(|r| r >= 0.3) =>
-                format!(
+            Some(h) if h.slowest < crate::host_speed::HOST_STEADY => match h.followed() {
+                Some(r) => format!(
                     " Part of that is the host's: its speed (a probe around each repetition) \
                      ranged from {:.2} to 1.00 of its fastest, and the repetitions' throughput \
-                     followed it (rank correlation {:.2}).",
-                    h.slowest,
-                    h.correlation.unwrap_or_default()
+                     followed it (rank correlation {r:.2}).",
+                    h.slowest
                 ),
+                None => String::new(),
+            },
             _ => String::new(),
         }
     ))

@@ -6,23 +6,41 @@
 //! host speeds.
 
 use crate::derive::{CellKey, DerivedTable, Metric};
-use sendpath_record::v1::{Record, Status};
+use sendpath_record::v1::{HostSpeedV1, Record, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A repetition ran on a slowed host when its speed was below this fraction of the fastest
 /// seen in the run; a cell's host speed moved when its repetitions' speeds spread by more than
 /// `1 - HOST_STEADY` of the fastest among them. 10%: twice the ±5% to which a settled cell's
-/// median is known, so a host that moved less cannot by itself make a cell noisy.
+/// median is known, so a host that moved less should not by itself make a cell noisy.
 pub const HOST_STEADY: f64 = 0.90;
+
+/// The rank correlation from which the report says the figures followed the host's speed.
+/// 0.3: a modest but clear association over the hundreds of repetitions of a sweep (the
+/// correlation is only computed from eight); the main job here gives 0.4-0.6.
+pub const FOLLOWS_HOST: f64 = 0.3;
+
+/// A repetition's probe time: the mean of the probes just before and just after it (ns,
+/// never below 1, so ratios of it are finite).
+pub fn probe_ns(h: &HostSpeedV1) -> f64 {
+    ((h.before_ns as f64 + h.after_ns as f64) / 2.0).max(1.0)
+}
+
+/// "10%", from [`HOST_STEADY`].
+fn moved_pct() -> String {
+    format!("{:.0}%", (1.0 - HOST_STEADY) * 100.0)
+}
 
 /// The host's speed over a run, from the records' probes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HostSpeedSummary {
     /// Ok records with a probe.
     pub probed: usize,
-    /// The slowest repetition's speed, as a fraction of the fastest repetition's (per machine
-    /// and probe workload).
+    /// Whether the records say they ran in a virtual machine (a shared host).
+    pub virtualized: bool,
+    /// The slowest repetition's speed, as a fraction of the fastest repetition's (per CPU
+    /// model, kernel, probed CPU and probe workload).
     pub slowest: f64,
     /// The median repetition's speed, likewise.
     pub median: f64,
@@ -34,29 +52,41 @@ pub struct HostSpeedSummary {
     pub correlation: Option<f64>,
     /// Repetitions behind `correlation`.
     pub correlated_reps: usize,
-    /// Noisy cells (any metric) with probed repetitions.
+    /// Noisy cells (throughput or sender CPU per byte, as the derived table says) with at
+    /// least two probed repetitions.
     pub noisy_cells: usize,
     /// Of those, cells whose repetitions ran at host speeds more than 10% apart.
     pub noisy_host_moved: usize,
+    /// The other cells with at least two probed repetitions (settled, to compare with: a cell
+    /// that ran longer sees more of the host's moves).
+    pub settled_cells: usize,
+    /// Of those, cells whose repetitions ran at host speeds more than 10% apart.
+    pub settled_host_moved: usize,
 }
 
-/// Each probed ok record's speed: the fastest repetition's probe time over its own, where a
-/// repetition's probe time is the mean of the two around it (1.0 = as fast as the fastest
-/// repetition of the same machine; probes of different machines or workloads never meet).
+/// Each probed ok record's speed: the fastest repetition's probe time over its own (1.0 = as
+/// fast as the fastest repetition with the same CPU model, kernel, probed CPU and probe
+/// workload; probes that differ in any of these are never compared).
 fn speeds(records: &[Record]) -> Vec<(&Record, f64)> {
-    fn machine(r: &Record) -> (&str, &str, &str) {
-        let probe = r.host_speed.as_ref().map_or("", |h| h.probe.as_str());
-        (r.host.cpu_model.as_str(), r.host.kernel.as_str(), probe)
+    type Machine<'a> = (&'a str, &'a str, Option<u64>, &'a str);
+    fn machine(r: &Record) -> Machine<'_> {
+        let (cpu, probe) = r
+            .host_speed
+            .as_ref()
+            .map_or((None, ""), |h| (h.cpu, h.probe.as_str()));
+        (
+            r.host.cpu_model.as_str(),
+            r.host.kernel.as_str(),
+            cpu,
+            probe,
+        )
     }
     let probed: Vec<(&Record, f64)> = records
         .iter()
         .filter(|r| r.status == Status::Ok)
-        .filter_map(|r| {
-            let h = r.host_speed.as_ref()?;
-            Some((r, ((h.before_ns + h.after_ns) as f64 / 2.0).max(1.0)))
-        })
+        .filter_map(|r| Some((r, probe_ns(r.host_speed.as_ref()?))))
         .collect();
-    let mut fastest: BTreeMap<(&str, &str, &str), f64> = BTreeMap::new();
+    let mut fastest: BTreeMap<Machine, f64> = BTreeMap::new();
     for (r, ns) in &probed {
         let f = fastest.entry(machine(r)).or_insert(f64::MAX);
         *f = f.min(*ns);
@@ -127,46 +157,77 @@ pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<Ho
             ys.push(r.throughput.gbps / median);
         }
     }
-    let noisy: BTreeSet<&CellKey> = table
-        .noisy
-        .iter()
-        .map(|n| &n.key)
-        .filter(|k| by_cell.contains_key(*k))
-        .collect();
-    let moved = noisy
-        .iter()
-        .filter(|k| {
-            let s: Vec<f64> = by_cell[**k].iter().map(|(_, s)| *s).collect();
-            let (lo, hi) = s
-                .iter()
-                .fold((f64::MAX, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            lo < HOST_STEADY * hi
-        })
-        .count();
+    let noisy: BTreeSet<&CellKey> = table.noisy.iter().map(|n| &n.key).collect();
+    let moved = |reps: &[(&Record, f64)]| {
+        let (lo, hi) = reps.iter().fold((f64::MAX, 0.0f64), |(lo, hi), (_, v)| {
+            (lo.min(*v), hi.max(*v))
+        });
+        lo < HOST_STEADY * hi
+    };
+    let (mut noisy_cells, mut noisy_host_moved) = (0, 0);
+    let (mut settled_cells, mut settled_host_moved) = (0, 0);
+    for (key, reps) in by_cell.iter().filter(|(_, reps)| reps.len() >= 2) {
+        let m = usize::from(moved(reps));
+        if noisy.contains(key) {
+            noisy_cells += 1;
+            noisy_host_moved += m;
+        } else {
+            settled_cells += 1;
+            settled_host_moved += m;
+        }
+    }
     Some(HostSpeedSummary {
         probed: all.len(),
+        virtualized: all.iter().any(|(r, _)| r.host.virtualized),
         slowest: sorted[0],
         median: crate::stats::median(&sorted),
         slowed: sorted.iter().filter(|&&s| s < HOST_STEADY).count(),
         correlation: (xs.len() >= 8).then(|| spearman(&xs, &ys)).flatten(),
         correlated_reps: xs.len(),
-        noisy_cells: noisy.len(),
-        noisy_host_moved: moved,
+        noisy_cells,
+        noisy_host_moved,
+        settled_cells,
+        settled_host_moved,
     })
 }
 
 impl HostSpeedSummary {
+    /// Whether the repetitions' throughput followed the host's speed ([`FOLLOWS_HOST`]).
+    pub fn followed(&self) -> Option<f64> {
+        self.correlation.filter(|r| *r >= FOLLOWS_HOST)
+    }
+
+    /// How many noisy and settled cells ran at host speeds that moved, in words.
+    fn moved_cells(&self) -> Option<String> {
+        (self.noisy_cells > 0).then(|| {
+            format!(
+                "{} of {} noisy cells ran at host speeds more than {} apart across their \
+                 repetitions ({} of {} settled cells did)",
+                self.noisy_host_moved,
+                self.noisy_cells,
+                moved_pct(),
+                self.settled_host_moved,
+                self.settled_cells
+            )
+        })
+    }
+
     /// One line for the terminal.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "host speed (a 0.5 ms probe around each repetition): {:.2}-1.00 of the fastest repetition's, median {:.2}; {} of {} repetitions more than 10% slower",
-            self.slowest, self.median, self.slowed, self.probed
+            "host speed (a probe around each repetition): {:.2}-1.00 of the fastest repetition's, median {:.2}; {} of {} repetitions more than {} slower",
+            self.slowest,
+            self.median,
+            self.slowed,
+            self.probed,
+            moved_pct()
         );
-        if self.noisy_cells > 0 {
-            s.push_str(&format!(
-                "; {} of {} noisy cells ran at host speeds more than 10% apart",
-                self.noisy_host_moved, self.noisy_cells
-            ));
+        if let Some(r) = self.correlation {
+            s.push_str(&format!("; throughput against it: rank correlation {r:.2}"));
+        }
+        if let Some(m) = self.moved_cells() {
+            s.push_str("; ");
+            s.push_str(&m);
         }
         s
     }
@@ -174,34 +235,43 @@ impl HostSpeedSummary {
     /// The report's paragraph.
     pub fn paragraph(&self) -> String {
         let mut s = format!(
-            "Host speed: a fixed 0.5 ms integer loop, timed on the sender's CPU just before and \
-             just after each repetition (`host_speed` in the records), ran at {:.2} to 1.00 of \
-             its speed in the fastest repetition (median {:.2}); in {} of {} repetitions the host \
-             was more than 10% slower than at its fastest. On a shared host (a cloud VM) other \
-             tenants take the core's execution units for seconds at a time; nothing in the \
-             benchmark can stop that, so figures measured then are lower.",
-            self.slowest, self.median, self.slowed, self.probed
+            "Host speed: a fixed integer loop, timed on the sender's CPU just before and just \
+             after each repetition (`host_speed` in the records), ran at {:.2} to 1.00 of its \
+             speed in the fastest repetition (median {:.2}); in {} of {} repetitions the host \
+             was more than {} slower than at its fastest.",
+            self.slowest,
+            self.median,
+            self.slowed,
+            self.probed,
+            moved_pct()
         );
-        match self.correlation {
-            Some(r) if r >= 0.3 => s.push_str(&format!(
-                " The repetitions' throughput followed the host's speed (rank correlation {r:.2} \
-                 over {} repetitions, each against its cell's median): part of the scatter \
-                 between repetitions is the host's.",
-                self.correlated_reps
-            )),
-            Some(r) => s.push_str(&format!(
+        match (self.correlation, self.followed()) {
+            (_, Some(r)) => {
+                s.push_str(&format!(
+                    " The repetitions' throughput followed the host's speed (rank correlation \
+                     {r:.2} over {} repetitions, each against its cell's median): part of the \
+                     scatter between repetitions is the host's.",
+                    self.correlated_reps
+                ));
+                if self.virtualized {
+                    s.push_str(
+                        " On a shared host (this is a virtual machine) other tenants take the \
+                         core's execution units for seconds at a time; nothing in the benchmark \
+                         can stop that.",
+                    );
+                }
+            }
+            (Some(r), None) => s.push_str(&format!(
                 " The repetitions' throughput did not clearly follow it (rank correlation {r:.2} \
                  over {} repetitions, each against its cell's median).",
                 self.correlated_reps
             )),
-            None => {}
+            (None, None) => {}
         }
-        if self.noisy_cells > 0 {
-            s.push_str(&format!(
-                " Of the {} noisy cells, {} ran at host speeds more than 10% apart across their \
-                 repetitions.",
-                self.noisy_cells, self.noisy_host_moved
-            ));
+        if let Some(m) = self.moved_cells() {
+            s.push(' ');
+            s.push_str(&m);
+            s.push('.');
         }
         s
     }
@@ -266,14 +336,21 @@ mod tests {
         assert_eq!(h.correlated_reps, 12);
         assert!(h.correlation.unwrap() > 0.5, "{:?}", h.correlation);
         assert_eq!((h.noisy_cells, h.noisy_host_moved), (1, 1));
+        assert_eq!((h.settled_cells, h.settled_host_moved), (1, 0));
+        let p = h.paragraph();
+        assert!(p.contains("followed the host's speed"), "{p}");
         assert!(
-            h.paragraph().contains("followed the host's speed"),
-            "{}",
-            h.paragraph()
+            p.contains("this is a virtual machine"),
+            "the fixture is: {p}"
         );
-        assert!(h
-            .line()
-            .contains("1 of 1 noisy cells ran at host speeds more than 10% apart"));
+        assert!(
+            h.line().contains(
+                "1 of 1 noisy cells ran at host speeds more than 10% apart across their \
+                 repetitions (0 of 1 settled cells did)"
+            ),
+            "{}",
+            h.line()
+        );
         // The key findings' "How sure" names the host as a cause.
         let found = crate::findings::findings(&crate::summary::analyze(&recs, &[]));
         let sure = found.sentences.iter().find(|s| s.starts_with("How sure"));
@@ -291,12 +368,58 @@ mod tests {
         let h = host_speed_summary(&steady, &crate::derive::derive_table(&steady)).unwrap();
         assert_eq!((h.noisy_cells, h.noisy_host_moved, h.slowed), (1, 0, 0));
         assert_eq!(h.correlation, None, "fewer than eight repetitions");
+        assert!(
+            !h.paragraph().contains("other tenants"),
+            "{}",
+            h.paragraph()
+        );
         let found = crate::findings::findings(&crate::summary::analyze(&steady, &[]));
         assert!(
             found.sentences.iter().all(|s| !s.contains("host's")),
             "{:?}",
             found.sentences
         );
+    }
+
+    #[test]
+    fn failed_records_rate_cells_and_other_cpus_stay_out() {
+        let mut recs = Vec::new();
+        for rep in 0..4u64 {
+            recs.push(record("a1", rep, 10.0, Some((1000, 1000))));
+        }
+        // A failed repetition's probe is not counted, however slow.
+        let mut failed = record("a1", 9, 0.0, Some((5000, 5000)));
+        failed.status = Status::Failed;
+        recs.push(failed);
+        // A probe on another CPU has a fastest of its own: 2000 ns there is speed 1.0.
+        let mut other_cpu = record("a2", 0, 10.0, Some((2000, 2000)));
+        other_cpu.host_speed.as_mut().unwrap().cpu = Some(1);
+        recs.push(other_cpu);
+        // Rate cells count for the host's speed but not for the correlation.
+        for rep in 0..4u64 {
+            let mut r = record("a1", rep, 1.0 + rep as f64, Some((1000, 1000 + 300 * rep)));
+            r.spec.pattern = "rate".parse().unwrap();
+            recs.push(r);
+        }
+        let h = host_speed_summary(&recs, &crate::derive::derive_table(&recs)).unwrap();
+        assert_eq!(
+            h.probed, 9,
+            "4 stream + 1 other CPU + 4 rate; the failed one is out"
+        );
+        assert_eq!(h.correlated_reps, 4, "the stream cell only");
+        assert!((h.slowest - 1000.0 / 1450.0).abs() < 1e-9, "{}", h.slowest);
+        assert_eq!(
+            h.slowed, 3,
+            "rate reps 1-3 (1150, 1300, 1450 ns); the other CPU's probe is its own fastest"
+        );
+        assert_eq!(probe_ns(recs[0].host_speed.as_ref().unwrap()), 1000.0);
+        let zero = HostSpeedV1 {
+            probe: "x".into(),
+            cpu: None,
+            before_ns: 0,
+            after_ns: 0,
+        };
+        assert_eq!(probe_ns(&zero), 1.0, "never zero: ratios stay finite");
     }
 
     #[test]

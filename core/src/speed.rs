@@ -65,7 +65,7 @@ pub fn probe_on(cpu: Option<usize>) -> Result<u64> {
         Some(cpu) => std::thread::Builder::new()
             .name("speed-probe".into())
             .spawn(move || crate::affinity::pin_current(cpu).map(|_| probe_ns()))
-            .expect("spawn the speed probe thread")
+            .map_err(|e| crate::error::Error::io("spawn the speed probe thread", e))?
             .join()
             .unwrap_or_else(|_| {
                 Err(crate::error::Error::Internal(

@@ -722,3 +722,53 @@ fn compare_names_the_cells_and_findings_that_differ() {
     let out = sendpath_analysis::compare::text(&c, "a", "b");
     assert!(out.contains("B's host ran at 0.80x A's"), "{out}");
 }
+
+#[test]
+fn the_host_speed_paragraph_says_why_before_the_noisy_table_lists_which() {
+    // The fixture's second repetitions, as if run while the host was 1.5x slower: 0.7x the
+    // throughput, and a probe that took 1.5x as long.
+    let recs: Vec<_> = parse_records(&read("loopback_threads.jsonl"))
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|mut r| {
+            let slow = r.spec.rep == 1;
+            if slow {
+                r.throughput.gbps *= 0.7;
+            }
+            let ns = if slow { 1_500_000 } else { 1_000_000 };
+            r.host_speed = Some(sendpath_record::v1::HostSpeedV1 {
+                probe: "alu6x500k-best3".into(),
+                cpu: Some(0),
+                before_ns: ns,
+                after_ns: ns,
+            });
+            r
+        })
+        .collect();
+    let dir = out_dir("host_speed_report");
+    let input = dir.join("results.jsonl");
+    let lines: Vec<String> = recs
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let s = render_report(&input, &dir).unwrap();
+    assert!(s.noisy_cells > 0, "the slow repetitions make cells noisy");
+    let md = std::fs::read_to_string(&s.report_md).unwrap();
+    let (noisy, host, table) = (
+        md.find("Noisy: ").expect("noisy paragraph"),
+        md.find("Host speed: ").expect("host speed paragraph"),
+        md.find("| cell | metric | median |").expect("noisy table"),
+    );
+    assert!(noisy < host && host < table, "{noisy} {host} {table}");
+    assert!(
+        md.contains("ran at 0.67 to 1.00 of its speed in the fastest repetition"),
+        "{md}"
+    );
+    let line = s.host_speed.expect("a terminal line");
+    assert!(
+        line.contains("18 of 36 repetitions more than 10% slower"),
+        "{line}"
+    );
+}

@@ -68,14 +68,16 @@ pub struct Record {
     pub tcp: Option<TcpV1>,
     /// How fast the host ran just before and just after this repetition (a fixed arithmetic
     /// probe on the sender's CPU): on a shared host the CPU's speed moves with other tenants'
-    /// load, and this says by how much. Absent where not probed (`--remote`, older records).
+    /// load, and this says by how much. Absent where not probed (`--remote`, older records, or
+    /// a probe that could not be pinned to the sender's CPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_speed: Option<HostSpeedV1>,
 }
 
 /// The host's speed around one repetition: nanoseconds a fixed loop of integer arithmetic
-/// took (the fastest of a few runs), timed outside the window. Smaller is faster; only probes
-/// with the same `probe` name on the same machine compare.
+/// took (the fastest of a few runs), timed outside the window. Smaller is faster; probes
+/// compare only under the same `probe` name (across machines too: the same loop, timed on
+/// each).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostSpeedV1 {
     /// The probe's workload (e.g. `alu6x500k-best3`).
