@@ -6,6 +6,7 @@
 //! host speeds.
 
 use crate::derive::{CellKey, DerivedTable, Metric};
+use plotters::prelude::*;
 use sendpath_record::v1::{HostSpeedV1, Record, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +130,28 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
+/// Each probed ok repetition in the order the records were written (the order they ran): its
+/// host speed, and its throughput over its cell's median where that compares (stream and rr
+/// cells with at least three probed repetitions and a positive median).
+fn points(records: &[Record], table: &DerivedTable) -> Vec<(f64, Option<f64>)> {
+    let all = speeds(records);
+    let mut reps: BTreeMap<CellKey, usize> = BTreeMap::new();
+    for (r, _) in &all {
+        *reps.entry(CellKey::of(r)).or_default() += 1;
+    }
+    all.iter()
+        .map(|(r, speed)| {
+            let key = CellKey::of(r);
+            let rel = (reps[&key] >= 3 && matches!(key.pattern.as_str(), "stream" | "rr"))
+                .then(|| table.row(&key).and_then(|row| row.median(Metric::Gbps)))
+                .flatten()
+                .filter(|m| *m > 0.0)
+                .map(|m| r.throughput.gbps / m);
+            (*speed, rel)
+        })
+        .collect()
+}
+
 /// The host's speed over `records`; None when no ok record was probed.
 pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<HostSpeedSummary> {
     let all = speeds(records);
@@ -141,22 +164,10 @@ pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<Ho
     for (r, s) in &all {
         by_cell.entry(CellKey::of(r)).or_default().push((r, *s));
     }
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for (key, reps) in &by_cell {
-        if reps.len() < 3 || !matches!(key.pattern.as_str(), "stream" | "rr") {
-            continue;
-        }
-        let Some(median) = table.row(key).and_then(|row| row.median(Metric::Gbps)) else {
-            continue;
-        };
-        if median <= 0.0 {
-            continue;
-        }
-        for (r, s) in reps {
-            xs.push(*s);
-            ys.push(r.throughput.gbps / median);
-        }
-    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = points(records, table)
+        .into_iter()
+        .filter_map(|(s, rel)| Some((s, rel?)))
+        .unzip();
     let noisy: BTreeSet<&CellKey> = table.noisy.iter().map(|n| &n.key).collect();
     let moved = |reps: &[(&Record, f64)]| {
         let (lo, hi) = reps.iter().fold((f64::MAX, 0.0f64), |(lo, hi), (_, v)| {
@@ -275,6 +286,120 @@ impl HostSpeedSummary {
         }
         s
     }
+}
+
+/// The title of the host-speed plot (the report finds the plot by it).
+pub const HOST_PLOT_TITLE: &str = "Host speed and throughput, repetition by repetition";
+
+/// How many repetitions the throughput line's running median spans.
+const RUNNING: usize = 9;
+
+/// The plot: each repetition's host speed (a line) and its throughput over its cell's median
+/// (dots, and a running median over [`RUNNING`] repetitions), in the order they ran, as (SVG,
+/// PNG). None without probes to plot.
+pub fn host_speed_plot(
+    records: &[Record],
+    table: &DerivedTable,
+) -> Option<Result<(String, Vec<u8>), String>> {
+    let pts = points(records, table);
+    if pts.len() < 2 {
+        return None;
+    }
+    crate::plot::register_fonts();
+    let (w, h) = (1000u32, 420u32);
+    let run = || -> Result<(String, Vec<u8>), String> {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            draw(&root, &pts)?;
+            root.present().map_err(|x| x.to_string())?;
+        }
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            draw(&root, &pts)?;
+            root.present().map_err(|x| x.to_string())?;
+        }
+        Ok((svg, crate::plot::encode_png(&rgb, w, h)?))
+    };
+    Some(run())
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    pts: &[(f64, Option<f64>)],
+) -> Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (lo, hi) = (0.4, 1.6);
+    let clip = |v: f64| v.clamp(lo, hi);
+    let mut chart = ChartBuilder::on(root)
+        .caption(HOST_PLOT_TITLE, (crate::plot::FONT, 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..pts.len() as f64, lo..hi)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc("repetition, in the order they ran")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("relative (1.0 = fastest host / cell median)")
+        .label_style((crate::plot::FONT, 13))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let thr = RGBColor(214, 39, 40);
+    let host = RGBColor(31, 119, 180);
+    let rel: Vec<(f64, f64)> = pts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| Some((i as f64, (*r)?)))
+        .collect();
+    chart
+        .draw_series(
+            rel.iter()
+                .map(|&(x, y)| Circle::new((x, clip(y)), 2, thr.mix(0.35).filled())),
+        )
+        .map_err(|x| e(&x))?;
+    let running = |v: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        v.windows(RUNNING)
+            .map(|w| {
+                let ys: Vec<f64> = w.iter().map(|p| p.1).collect();
+                (w[RUNNING / 2].0, clip(crate::stats::median(&ys)))
+            })
+            .collect()
+    };
+    chart
+        .draw_series(LineSeries::new(running(&rel), thr.stroke_width(2)))
+        .map_err(|x| e(&x))?
+        .label(format!(
+            "throughput / its cell's median (dots; line: running median of {RUNNING})"
+        ))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], thr.stroke_width(2)));
+    let speed: Vec<(f64, f64)> = pts
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (i as f64, clip(*s)))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(speed.clone(), host.mix(0.3)))
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(LineSeries::new(running(&speed), host.stroke_width(2)))
+        .map_err(|x| e(&x))?
+        .label(format!(
+            "host speed (probe; 1.0 = the fastest repetition; thin: each, thick: running median of {RUNNING})"
+        ))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], host.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((crate::plot::FONT, 13))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
 }
 
 #[cfg(test)]

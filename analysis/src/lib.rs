@@ -241,6 +241,20 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             svg,
         });
     }
+    if let Some(plot) = host_speed::host_speed_plot(&recs.records, &analysis.table) {
+        let (svg, png) = plot.map_err(|msg| plot::PlotError {
+            name: "host_speed".into(),
+            msg,
+        })?;
+        plots.push(write(plots_dir.join("host_speed.png"), &png)?);
+        plots.push(write(plots_dir.join("host_speed.svg"), svg.as_bytes())?);
+        rendered.push(report::RenderedPlot {
+            title: host_speed::HOST_PLOT_TITLE.into(),
+            png: "plots/host_speed.png".into(),
+            svg_file: "plots/host_speed.svg".into(),
+            svg,
+        });
+    }
     let source = input.display().to_string();
     let blocks = report::blocks(&analysis, &found, &source, &rendered);
     let report_md = write(

@@ -205,7 +205,7 @@ pub fn blocks(
     counters_section(&mut b, a);
     placement_section(&mut b, a);
     flows_section(&mut b, a);
-    warnings_section(&mut b, a);
+    warnings_section(&mut b, a, plots);
 
     b.push(Block::Heading(2, "Plots".into()));
     if plots.is_empty() {
@@ -829,7 +829,7 @@ fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
     ));
 }
 
-fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
+fn warnings_section(b: &mut Vec<Block>, a: &Analysis, plots: &[RenderedPlot]) {
     b.push(Block::Heading(2, "Warnings".into()));
     let t = &a.table;
     let mut items: Vec<String> = a
@@ -863,9 +863,7 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
             pct(SETTLED_REL_HALF_WIDTH),
             LEVEL * 100.0
         )));
-        if let Some(h) = &a.host_speed {
-            b.push(Block::Para(h.paragraph()));
-        }
+        host_speed_blocks(b, a, plots);
     } else {
         let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
         b.push(Block::Para(format!(
@@ -878,9 +876,7 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
             LEVEL * 100.0
         )));
         // Why, before the long list of which.
-        if let Some(h) = &a.host_speed {
-            b.push(Block::Para(h.paragraph()));
-        }
+        host_speed_blocks(b, a, plots);
         b.push(Block::Table(
             ["cell", "metric", "median", "min", "max", "± (CI)", "reps"]
                 .map(String::from)
@@ -900,6 +896,19 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis) {
                 })
                 .collect(),
         ));
+    }
+}
+
+/// Why cells scatter, where the records can say: the host's speed and its plot.
+fn host_speed_blocks(b: &mut Vec<Block>, a: &Analysis, plots: &[RenderedPlot]) {
+    if let Some(h) = &a.host_speed {
+        b.push(Block::Para(h.paragraph()));
+        if let Some(p) = plots
+            .iter()
+            .find(|p| p.title == crate::host_speed::HOST_PLOT_TITLE)
+        {
+            b.push(Block::Plot(p.clone()));
+        }
     }
 }
 

@@ -766,6 +766,15 @@ fn the_host_speed_paragraph_says_why_before_the_noisy_table_lists_which() {
         md.contains("ran at 0.67 to 1.00 of its speed in the fastest repetition"),
         "{md}"
     );
+    // The plot that shows it sits right after the paragraph, and is written as PNG and SVG.
+    let plot = md
+        .find("](plots/host_speed.png)")
+        .expect("the host-speed plot");
+    assert!(host < plot && plot < table, "{host} {plot} {table}");
+    for f in ["host_speed.png", "host_speed.svg"] {
+        assert!(s.plots.iter().any(|p| p.ends_with(f)), "{f}");
+        assert!(std::fs::metadata(dir.join("plots").join(f)).unwrap().len() > 1000);
+    }
     let line = s.host_speed.expect("a terminal line");
     assert!(
         line.contains("18 of 36 repetitions more than 10% slower"),
