@@ -212,9 +212,10 @@ pub fn blocks(
         b.push(Block::Para("No cell has a value to plot.".into()));
     } else {
         b.push(Block::Para(
-            "Median over repetitions against message size (log2 axis); a vertical bar spans \
-             min..max over the repetitions. Solid lines with circles: threads engine; dashed \
-             lines with triangles: uring engine."
+            "Per metric: the median over repetitions against message size (log2 axis); a \
+             vertical bar spans min..max over the repetitions. Solid lines with circles: threads \
+             engine; dashed lines with triangles: uring engine. Then, where the records have \
+             them, where a sampled message's time went and the host's speed over the run."
                 .into(),
         ));
     }
