@@ -279,24 +279,12 @@ pub fn stage_plot(rows: &[StageRow]) -> Option<Result<(String, Vec<u8>), String>
     if rows.is_empty() {
         return None;
     }
-    crate::plot::register_fonts();
-    let (w, h) = (1000u32, 120 + 34 * rows.len() as u32);
-    let run = || -> Result<(String, Vec<u8>), String> {
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-            draw_bars(&root, &rows)?;
-            root.present().map_err(|x| x.to_string())?;
-        }
-        let mut rgb = vec![255u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            draw_bars(&root, &rows)?;
-            root.present().map_err(|x| x.to_string())?;
-        }
-        Ok((svg, crate::plot::encode_png(&rgb, w, h)?))
-    };
-    Some(run())
+    Some(crate::plot::svg_and_png(
+        1000,
+        120 + 34 * rows.len() as u32,
+        |r| draw_bars(r, &rows),
+        |r| draw_bars(r, &rows),
+    ))
 }
 
 /// "Where the time goes": the stage table, the bars, and which stage dominates each cell.

@@ -305,24 +305,12 @@ pub fn host_speed_plot(
     if pts.len() < 2 {
         return None;
     }
-    crate::plot::register_fonts();
-    let (w, h) = (1000u32, 420u32);
-    let run = || -> Result<(String, Vec<u8>), String> {
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-            draw(&root, &pts)?;
-            root.present().map_err(|x| x.to_string())?;
-        }
-        let mut rgb = vec![255u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            draw(&root, &pts)?;
-            root.present().map_err(|x| x.to_string())?;
-        }
-        Ok((svg, crate::plot::encode_png(&rgb, w, h)?))
-    };
-    Some(run())
+    Some(crate::plot::svg_and_png(
+        1000,
+        420,
+        |r| draw(r, &pts),
+        |r| draw(r, &pts),
+    ))
 }
 
 fn draw<DB: DrawingBackend>(

@@ -227,31 +227,34 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             svg,
         });
     }
-    if let Some(bars) = explain::stage_plot(&analysis.stages) {
-        let (svg, png) = bars.map_err(|msg| plot::PlotError {
-            name: "stages".into(),
+    // The plots drawn from the records rather than per metric, where the records allow them.
+    let extra = [
+        (
+            "stages",
+            explain::STAGE_PLOT_TITLE,
+            explain::stage_plot(&analysis.stages),
+        ),
+        (
+            "host_speed",
+            host_speed::HOST_PLOT_TITLE,
+            host_speed::host_speed_plot(&recs.records, &analysis.table),
+        ),
+    ];
+    for (stem, title, made) in extra {
+        let Some(made) = made else { continue };
+        let (svg, png) = made.map_err(|msg| plot::PlotError {
+            name: stem.into(),
             msg,
         })?;
-        plots.push(write(plots_dir.join("stages.png"), &png)?);
-        plots.push(write(plots_dir.join("stages.svg"), svg.as_bytes())?);
+        plots.push(write(plots_dir.join(format!("{stem}.png")), &png)?);
+        plots.push(write(
+            plots_dir.join(format!("{stem}.svg")),
+            svg.as_bytes(),
+        )?);
         rendered.push(report::RenderedPlot {
-            title: explain::STAGE_PLOT_TITLE.into(),
-            png: "plots/stages.png".into(),
-            svg_file: "plots/stages.svg".into(),
-            svg,
-        });
-    }
-    if let Some(plot) = host_speed::host_speed_plot(&recs.records, &analysis.table) {
-        let (svg, png) = plot.map_err(|msg| plot::PlotError {
-            name: "host_speed".into(),
-            msg,
-        })?;
-        plots.push(write(plots_dir.join("host_speed.png"), &png)?);
-        plots.push(write(plots_dir.join("host_speed.svg"), svg.as_bytes())?);
-        rendered.push(report::RenderedPlot {
-            title: host_speed::HOST_PLOT_TITLE.into(),
-            png: "plots/host_speed.png".into(),
-            svg_file: "plots/host_speed.svg".into(),
+            title: title.into(),
+            png: format!("plots/{stem}.png"),
+            svg_file: format!("plots/{stem}.svg"),
             svg,
         });
     }

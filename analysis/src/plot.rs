@@ -226,6 +226,30 @@ pub fn render_png(spec: &PlotSpec) -> Result<Vec<u8>, PlotError> {
     encode_png(&rgb, WIDTH, HEIGHT).map_err(err)
 }
 
+/// Draws one figure of `w` x `h` pixels twice, as SVG and as PNG (the same drawing function,
+/// once per backend), and returns (SVG text, PNG bytes).
+pub(crate) fn svg_and_png(
+    w: u32,
+    h: u32,
+    draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+    draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<(String, Vec<u8>), String> {
+    register_fonts();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        draw_svg(&root)?;
+        root.present().map_err(|x| x.to_string())?;
+    }
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw_png(&root)?;
+        root.present().map_err(|x| x.to_string())?;
+    }
+    Ok((svg, encode_png(&rgb, w, h)?))
+}
+
 /// An RGB buffer of `w` x `h` pixels as PNG bytes.
 pub(crate) fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();

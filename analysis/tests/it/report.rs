@@ -57,6 +57,23 @@ fn golden(name: &str, actual: &str) {
     assert_eq!(expected, actual, "{} differs in length", path.display());
 }
 
+/// Writes `recs` as a results file and renders its report; returns what was written and the
+/// report's directory.
+fn render_records(
+    recs: &[sendpath_record::v1::Record],
+    name: &str,
+) -> (sendpath_analysis::ReportSummary, PathBuf) {
+    let dir = out_dir(name);
+    let input = dir.join("results.jsonl");
+    let lines: Vec<String> = recs
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("out");
+    (render_report(&input, &out).unwrap(), out)
+}
+
 fn key(mode: &str, size: u64, flows: u64) -> CellKey {
     CellKey {
         pattern: "stream".into(),
@@ -600,15 +617,7 @@ fn placement_is_counted_and_compared_from_the_records() {
     assert_eq!((*shared, *apart), (g(0), g(1)));
     assert_eq!(p.pinned, 0);
     let md = |recs: &[sendpath_record::v1::Record], name: &str| {
-        let dir = out_dir(name);
-        let input = dir.join("results.jsonl");
-        let lines: Vec<String> = recs
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap())
-            .collect();
-        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-        let s = render_report(&input, &dir.join("out")).unwrap();
-        std::fs::read_to_string(s.report_md).unwrap()
+        std::fs::read_to_string(render_records(recs, name).0.report_md).unwrap()
     };
     assert!(md(&recs, "placement_unpinned").contains("0 of them pinned; the others unpinned"));
     // Pinned together, as the quick preset runs: the report says it was asked for.
@@ -746,14 +755,7 @@ fn the_host_speed_paragraph_says_why_before_the_noisy_table_lists_which() {
             r
         })
         .collect();
-    let dir = out_dir("host_speed_report");
-    let input = dir.join("results.jsonl");
-    let lines: Vec<String> = recs
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap())
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let s = render_report(&input, &dir).unwrap();
+    let (s, dir) = render_records(&recs, "host_speed_report");
     assert!(s.noisy_cells > 0, "the slow repetitions make cells noisy");
     let md = std::fs::read_to_string(&s.report_md).unwrap();
     let (noisy, host, table) = (
