@@ -282,18 +282,16 @@ fn resolution_sentence(a: &Analysis) -> Option<String> {
          difference, not as wins.{}",
         100.0 * crate::stats::median(&halves),
         100.0 * crate::stats::LEVEL,
-        match &a.host_speed {
-            Some(h) if h.slowest < crate::host_speed::HOST_STEADY => match h.followed() {
-                Some(r) => format!(
-                    " Part of that is the host's: its speed (a probe around each repetition) \
-                     ranged from {:.2} to 1.00 of its fastest, and the repetitions' throughput \
-                     followed it (rank correlation {r:.2}).",
-                    h.slowest
-                ),
-                None => String::new(),
-            },
-            _ => String::new(),
-        }
+        a.host_speed
+            .as_ref()
+            .filter(|h| h.slowest < crate::host_speed::HOST_STEADY)
+            .and_then(|h| h.followed().map(|r| (h.slowest, r)))
+            .map(|(slowest, r)| format!(
+                " Part of that is the host's: its speed (a probe around each repetition) ranged \
+                 from {slowest:.2} to 1.00 of its fastest, and the repetitions' throughput \
+                 followed it (rank correlation {r:.2})."
+            ))
+            .unwrap_or_default()
     ))
 }
 

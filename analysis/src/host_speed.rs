@@ -133,10 +133,9 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
 /// Each probed ok repetition in the order the records were written (the order they ran): its
 /// host speed, and its throughput over its cell's median where that compares (stream and rr
 /// cells with at least three probed repetitions and a positive median).
-fn points(records: &[Record], table: &DerivedTable) -> Vec<(f64, Option<f64>)> {
-    let all = speeds(records);
+fn points(all: &[(&Record, f64)], table: &DerivedTable) -> Vec<(f64, Option<f64>)> {
     let mut reps: BTreeMap<CellKey, usize> = BTreeMap::new();
-    for (r, _) in &all {
+    for (r, _) in all {
         *reps.entry(CellKey::of(r)).or_default() += 1;
     }
     all.iter()
@@ -164,7 +163,7 @@ pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<Ho
     for (r, s) in &all {
         by_cell.entry(CellKey::of(r)).or_default().push((r, *s));
     }
-    let (xs, ys): (Vec<f64>, Vec<f64>) = points(records, table)
+    let (xs, ys): (Vec<f64>, Vec<f64>) = points(&all, table)
         .into_iter()
         .filter_map(|(s, rel)| Some((s, rel?)))
         .unzip();
@@ -301,7 +300,7 @@ pub fn host_speed_plot(
     records: &[Record],
     table: &DerivedTable,
 ) -> Option<Result<(String, Vec<u8>), String>> {
-    let pts = points(records, table);
+    let pts = points(&speeds(records), table);
     if pts.len() < 2 {
         return None;
     }

@@ -648,15 +648,21 @@ pub fn run(
         }
     }
     // `all` is round by round (reps outermost): a group that needs no more rounds after
-    // `min_reps` (`group_done`) skips its later rounds, the others stay interleaved.
+    // `min_reps` (`group_done`) skips its later rounds, the others stay interleaved. The
+    // decision reads earlier rounds only, so it is made once per (group, round) and holds for
+    // all the group's cells in that round.
+    let mut decisions: BTreeMap<(String, u64), bool> = BTreeMap::new();
     for (spec, rep) in &all {
         if done.contains(&key(spec, *rep)) {
             continue;
         }
         let id = cell_id(spec);
         let compare = spec.pattern != Pattern::Rate;
+        let group = group_id(spec);
         if *rep >= min_reps
-            && group_done(&groups[&group_id(spec)], &values, *rep, min_reps, compare)
+            && *decisions
+                .entry((group.clone(), *rep))
+                .or_insert_with(|| group_done(&groups[&group], &values, *rep, min_reps, compare))
         {
             settled_early += 1;
             pb.set_length(pb.length().unwrap_or(0).saturating_sub(1));

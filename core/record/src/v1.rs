@@ -68,8 +68,9 @@ pub struct Record {
     pub tcp: Option<TcpV1>,
     /// How fast the host ran just before and just after this repetition (a fixed arithmetic
     /// probe on the sender's CPU): on a shared host the CPU's speed moves with other tenants'
-    /// load, and this says by how much. Absent where not probed (`--remote`, older records, or
-    /// a probe that could not be pinned to the sender's CPU).
+    /// load, and this says by how much. Absent where not probed: runs across hosts (`--remote`,
+    /// the per-mode binaries), older records, a probe that could not be pinned to the sender's
+    /// CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_speed: Option<HostSpeedV1>,
 }
