@@ -235,6 +235,10 @@ struct SweepArgs {
     /// Most repetitions of a cell whose group is not settled (the fewest stay as they are).
     #[arg(long, value_name = "N")]
     max_reps: Option<u64>,
+    /// Start no repetition beyond the fewest that would carry the sweep past SECONDS of wall
+    /// time (default: the preset's; quick: 225, the others none; 0: none).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_time_limit, allow_hyphen_values = true)]
+    time_limit: Option<f64>,
     /// Zero-copy slots per flow (A3). Default: 64, or room for four sends of A3's coalesced
     /// io_uring sends.
     #[arg(long)]
@@ -527,6 +531,9 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
                 grid.reps = v;
             }
+            if let Some(v) = a.time_limit {
+                grid.time_limit_s = (v > 0.0).then_some(v);
+            }
             if let Some(v) = a.uring_orderings {
                 grid.uring_orderings = v;
             }
@@ -588,22 +595,34 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             };
             let per_rep = grid.cells().len() as u64 / grid.reps.max(1);
             eprintln!(
-                "sweep: {per_rep} cells x {} reps -> {}",
+                "sweep: {per_rep} cells x {} -> {}",
                 if grid.min_reps < grid.reps {
                     format!(
-                        "{} to {} (more while a comparison group is not settled)",
-                        grid.min_reps, grid.reps
+                        "{} to {} reps (more while a comparison group is not settled{})",
+                        grid.min_reps,
+                        grid.reps,
+                        grid.time_limit_s
+                            .map(|t| format!(", none past {t:.0} s"))
+                            .unwrap_or_default()
                     )
                 } else {
-                    grid.reps.to_string()
+                    format!("{} reps", grid.reps)
                 },
                 dir.join("results.jsonl").display()
             );
             let progress = !a.no_progress;
             let done = |o: &sweep::Outcome, dir: &std::path::Path| -> anyhow::Result<()> {
                 let overhead = o.wall_s - o.cell_time_s;
+                let not_run = match (o.settled_early, o.past_time_limit) {
+                    (0, 0) => String::new(),
+                    (s, 0) => format!(", {s} not needed (settled or decided)"),
+                    (0, t) => format!(", {t} left out by the time limit"),
+                    (s, t) => format!(
+                        ", {s} not needed (settled or decided), {t} left out by the time limit"
+                    ),
+                };
                 sendpath_core::say!(
-                    "sweep done: {} repetitions measured ({} failed), {} skipped; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
+                    "sweep done: {} repetitions measured ({} failed), {} skipped{not_run}; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
                     o.measured,
                     o.failed,
                     o.skipped,
@@ -700,6 +719,16 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// A time limit in seconds: finite and not negative (0: none).
+fn parse_time_limit(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds (0 or more; 0: no limit)"
+        )),
     }
 }
 

@@ -25,7 +25,8 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 to 6 reps (until
-    /// the medians of a comparison group are settled) x 0.3 s, placement together.
+    /// the medians of a comparison group are settled, none past 225 s) x 0.3 s, placement
+    /// together.
     Quick,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
@@ -70,7 +71,17 @@ pub struct Grid {
     pub zc_slots: Option<usize>,
     /// Where the sides run unless asked otherwise.
     pub placement: Placement,
+    /// Wall-clock seconds after which no more repetitions beyond `min_reps` start (None: no
+    /// limit). A comparison group's next round is skipped when the time its cells took per
+    /// repetition so far would carry the sweep past the limit; the first `min_reps` rounds
+    /// always run, so every cell keeps the fewest repetitions whatever the limit.
+    pub time_limit_s: Option<f64>,
 }
+
+/// The quick preset's time limit: with its worst case (every group to 6 rounds) at about 240 s
+/// here, the limit keeps the README's main job, report included, within 4 minutes on this
+/// kind of machine and bounds it on a slower one.
+pub const QUICK_TIME_LIMIT_S: f64 = 225.0;
 
 impl Grid {
     /// The grid of a preset.
@@ -93,6 +104,7 @@ impl Grid {
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Together,
+                time_limit_s: Some(QUICK_TIME_LIMIT_S),
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -109,6 +121,7 @@ impl Grid {
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Unpinned,
+                time_limit_s: None,
             },
             Preset::Full => Grid {
                 modes: all_modes,
@@ -125,6 +138,7 @@ impl Grid {
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Together,
+                time_limit_s: None,
             },
         }
     }
@@ -252,6 +266,17 @@ impl Grid {
     }
 }
 
+/// What becomes of a comparison group's round beyond the fewest repetitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// It runs.
+    Run,
+    /// Its group needs no more rounds ([`group_done`]).
+    Settled,
+    /// It would end past the sweep's time limit.
+    PastTimeLimit,
+}
+
 /// What a sweep did.
 #[derive(Debug)]
 pub struct Outcome {
@@ -263,6 +288,8 @@ pub struct Outcome {
     pub skipped: usize,
     /// Repetitions not run because their comparison group needed no more.
     pub settled_early: usize,
+    /// Repetitions not run because they would have carried the sweep past its time limit.
+    pub past_time_limit: usize,
     /// Cells recorded as failed now.
     pub failed: usize,
     /// Wall time of the sweep.
@@ -629,7 +656,11 @@ pub fn run(
             .expect("valid template"),
     );
     let started = Instant::now();
-    let (mut failed, mut cell_time_s, mut measured, mut settled_early) = (0, 0.0, 0, 0);
+    let (mut failed, mut cell_time_s, mut measured) = (0, 0.0, 0);
+    let (mut settled_early, mut past_time_limit) = (0, 0);
+    // Wall seconds each cell's repetitions took so far (sum, count): what the next round of
+    // its group is expected to take, for the time limit.
+    let mut cell_wall: BTreeMap<String, (f64, u32)> = BTreeMap::new();
     pb.suspend(|| {
         sendpath_core::say!(
             "{:<38} {:>4} {:>12} {:>12} {:>8}",
@@ -648,10 +679,14 @@ pub fn run(
         }
     }
     // `all` is round by round (reps outermost): a group that needs no more rounds after
-    // `min_reps` (`group_done`) skips its later rounds, the others stay interleaved. The
-    // decision reads earlier rounds only, so it is made once per (group, round) and holds for
-    // all the group's cells in that round.
-    let mut decisions: BTreeMap<(String, u64), bool> = BTreeMap::new();
+    // `min_reps` (`group_done`), or whose round would end past the time limit, skips it; the
+    // others stay interleaved. The decision reads earlier rounds only, so it is made once per
+    // (group, round), when the group's first cell of the round comes up, and holds for all the
+    // group's cells in that round.
+    let mut decisions: BTreeMap<(String, u64), Round> = BTreeMap::new();
+    // A group skipped for a round is skipped for all later ones: it gets no new values, so it
+    // stays settled, and the time it would need only comes closer to the limit.
+    let mut stopped: BTreeMap<String, Round> = BTreeMap::new();
     for (spec, rep) in &all {
         if done.contains(&key(spec, *rep)) {
             continue;
@@ -659,18 +694,46 @@ pub fn run(
         let id = cell_id(spec);
         let compare = spec.pattern != Pattern::Rate;
         let group = group_id(spec);
-        if *rep >= min_reps
-            && *decisions
-                .entry((group.clone(), *rep))
-                .or_insert_with(|| group_done(&groups[&group], &values, *rep, min_reps, compare))
-        {
-            settled_early += 1;
-            pb.set_length(pb.length().unwrap_or(0).saturating_sub(1));
-            continue;
+        if *rep >= min_reps {
+            let round = *decisions.entry((group.clone(), *rep)).or_insert_with(|| {
+                if let Some(&why) = stopped.get(&group) {
+                    return why;
+                }
+                if group_done(&groups[&group], &values, *rep, min_reps, compare) {
+                    return Round::Settled;
+                }
+                let Some(limit) = grid.time_limit_s else {
+                    return Round::Run;
+                };
+                let expected: f64 = groups[&group]
+                    .iter()
+                    .map(|m| match cell_wall.get(&m.id) {
+                        Some(&(sum, n)) if n > 0 => sum / n as f64,
+                        _ => spec.warmup_s + spec.duration_s,
+                    })
+                    .sum();
+                if started.elapsed().as_secs_f64() + expected > limit {
+                    Round::PastTimeLimit
+                } else {
+                    Round::Run
+                }
+            });
+            if round != Round::Run {
+                stopped.insert(group.clone(), round);
+                match round {
+                    Round::Settled => settled_early += 1,
+                    _ => past_time_limit += 1,
+                }
+                pb.set_length(pb.length().unwrap_or(0).saturating_sub(1));
+                continue;
+            }
         }
         let label = cell_label(spec);
         pb.set_message(format!("{label} rep {rep}"));
+        let t0 = Instant::now();
         let record = measure(spec, *rep, cells, &capacity);
+        let w = cell_wall.entry(id.clone()).or_default();
+        *w = (w.0 + t0.elapsed().as_secs_f64(), w.1 + 1);
         if record.status == Status::Ok && spec.pattern == Pattern::Stream {
             capacity
                 .entry(capacity_key(spec))
@@ -707,6 +770,7 @@ pub fn run(
         measured,
         skipped,
         settled_early,
+        past_time_limit,
         failed,
         wall_s: started.elapsed().as_secs_f64(),
         cell_time_s,
@@ -876,6 +940,113 @@ mod tests {
         let near = vec![(0, 10.6), (1, 13.0), (2, 9.8)];
         let v = Values::from([(c, steady), (d, near)]);
         assert!(!group_done(&members, &v, 3, 3, true));
+    }
+
+    /// Cells that take `per_cell` of wall time each and report throughputs that never settle
+    /// nor decide: A2 about 8% ahead of A1 (near the margin), both swinging by +-50% from one
+    /// repetition to the next. Only the most repetitions or the time limit can stop them.
+    struct Swinging {
+        per_cell: std::time::Duration,
+        calls: u64,
+    }
+
+    impl Cells for Swinging {
+        fn topology_name(&self) -> &'static str {
+            "loopback"
+        }
+        fn measure(&mut self, spec: &RunSpec, rep: u64) -> sendpath_core::Result<Record> {
+            std::thread::sleep(self.per_cell);
+            self.calls += 1;
+            let ctx = Context {
+                topology: "loopback".into(),
+                rep,
+                threads: 1,
+                started_at: host::utc_now_rfc3339(),
+            };
+            let mut r = failed(spec, &ctx, host::facts(), String::new());
+            r.status = Status::Ok;
+            r.error = None;
+            let swing = if (self.calls / 2).is_multiple_of(2) {
+                0.5
+            } else {
+                1.5
+            };
+            let mode = if spec.mode == Mode::A2 { 1.08 } else { 1.0 };
+            r.throughput.gbps = 10.0 * mode * swing;
+            Ok(r)
+        }
+    }
+
+    fn swinging_grid(time_limit_s: Option<f64>) -> Grid {
+        Grid {
+            modes: vec![Mode::A1, Mode::A2],
+            engines: vec![Engine::Threads],
+            sizes: vec![64],
+            flows: vec![1],
+            patterns: vec![Pattern::Stream],
+            min_reps: 2,
+            reps: 1000,
+            time_limit_s,
+            ..Grid::preset(Preset::Quick)
+        }
+    }
+
+    fn tmp_out(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sendpath-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_time_limit_stops_whole_rounds_of_a_group_that_never_settles() {
+        let out = tmp_out("time-limit");
+        let mut cells = Swinging {
+            per_cell: std::time::Duration::from_millis(20),
+            calls: 0,
+        };
+        let o = run(&swinging_grid(Some(0.6)), &mut cells, &out, false).unwrap();
+        let recs = sendpath_analysis::parse_records(
+            &std::fs::read_to_string(out.join("results.jsonl")).unwrap(),
+        )
+        .unwrap()
+        .records;
+        std::fs::remove_dir_all(&out).ok();
+        assert_eq!(o.measured, recs.len());
+        assert!(
+            o.measured >= 4 && o.measured < 200,
+            "more than the fewest, far fewer than the most: {}",
+            o.measured
+        );
+        assert_eq!(o.measured % 2, 0, "both cells in every round that ran");
+        assert_eq!(o.settled_early, 0, "the group never settles");
+        assert_eq!(o.past_time_limit, 2000 - o.measured, "the rest: left out");
+        // No round starts that would end past the limit (each takes 40 ms here).
+        assert!(o.wall_s < 0.6 + 0.2, "wall {:.2} s", o.wall_s);
+    }
+
+    #[test]
+    fn the_fewest_repetitions_run_whatever_the_time_limit() {
+        let out = tmp_out("time-limit-min");
+        let mut cells = Swinging {
+            per_cell: std::time::Duration::from_millis(1),
+            calls: 0,
+        };
+        let o = run(&swinging_grid(Some(0.000_001)), &mut cells, &out, false).unwrap();
+        std::fs::remove_dir_all(&out).ok();
+        assert_eq!(o.measured, 2 * 2, "two cells x the fewest (2)");
+        assert_eq!(o.past_time_limit, 2000 - 4);
+        // Without a limit, the same group runs to the most repetitions.
+        let mut cells = Swinging {
+            per_cell: std::time::Duration::ZERO,
+            calls: 0,
+        };
+        let grid = Grid {
+            reps: 40,
+            ..swinging_grid(None)
+        };
+        let o = run(&grid, &mut cells, &out, false).unwrap();
+        std::fs::remove_dir_all(&out).ok();
+        assert_eq!((o.measured, o.settled_early, o.past_time_limit), (80, 0, 0));
     }
 
     #[test]

@@ -446,6 +446,14 @@ fn bad_sweep_input_is_refused_up_front() {
         .output()
         .unwrap();
     assert_refused(&o, "no results.jsonl there to resume");
+    for bad in ["-1", "soon", "inf"] {
+        let o = sendpath()
+            .args(["sweep", "--no-progress", "--time-limit", bad, "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_refused(&o, "not a number of seconds");
+    }
     let o = sendpath()
         .arg("report")
         .arg(dir.join("missing.jsonl"))
