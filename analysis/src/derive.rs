@@ -335,6 +335,9 @@ pub struct DerivedTable {
     pub noisy: Vec<NoisyCell>,
     /// Other remarks (e.g. a cell mixing topologies).
     pub warnings: Vec<String>,
+    /// Seconds of warm-up and window per ok repetition (their mean; None without any).
+    #[serde(skip)]
+    pub rep_time_s: Option<f64>,
 }
 
 impl DerivedTable {
@@ -350,6 +353,86 @@ impl DerivedTable {
     pub fn has(&self, m: Metric) -> bool {
         self.rows.iter().any(|r| r.get(m).is_some())
     }
+
+    /// How many repetitions would settle the cells, at the scatter their repetitions showed
+    /// (None when no cell is noisy). A cell needs what its less settled metric needs, of those
+    /// that make it noisy ([`crate::stats::reps_to_settle`]).
+    pub fn settling(&self) -> Option<Settling> {
+        if self.noisy.is_empty() {
+            return None;
+        }
+        let mut need: Vec<usize> = Vec::new();
+        let mut have: Vec<usize> = Vec::new();
+        for r in &self.rows {
+            let stats: Vec<&Stat> = NOISY_METRICS.iter().filter_map(|&m| r.get(m)).collect();
+            if stats.is_empty() {
+                continue;
+            }
+            need.push(
+                stats
+                    .iter()
+                    .map(|s| crate::stats::reps_to_settle(s.n, s.ci_half))
+                    .max()
+                    .unwrap_or(0),
+            );
+            have.push(r.reps);
+        }
+        need.sort_unstable();
+        have.sort_unstable();
+        // The count that leaves at most (1 - share) of the cells noisy.
+        let at = |share: f64| {
+            need[((share * need.len() as f64).ceil() as usize).clamp(1, need.len()) - 1]
+        };
+        Some(Settling {
+            half: at(0.5),
+            most: at(SETTLED_SHARE),
+            have: (have[0], have[have.len() - 1]),
+            minutes: self
+                .rep_time_s
+                .map(|t| (need.len() * at(SETTLED_SHARE)) as f64 * t / 60.0),
+        })
+    }
+}
+
+/// The metrics whose noise makes a cell noisy: the headline figure and what it costs.
+pub const NOISY_METRICS: [Metric; 2] = [Metric::Gbps, Metric::SenderCpuNsPerByte];
+
+/// The share of cells [`Settling::most`] is for: at most 15% noisy.
+pub const SETTLED_SHARE: f64 = 0.85;
+
+/// How many repetitions per cell would settle the cells of a run, forecast from the scatter of
+/// their repetitions ([`DerivedTable::settling`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Settling {
+    /// Repetitions per cell that would settle half the cells.
+    pub half: usize,
+    /// Repetitions per cell that would settle [`SETTLED_SHARE`] of them.
+    pub most: usize,
+    /// The fewest and most repetitions a cell has now.
+    pub have: (usize, usize),
+    /// Minutes of warm-ups and windows alone that [`most`](Self::most) repetitions of every
+    /// cell would take at this run's length of a repetition (None when unknown).
+    pub minutes: Option<f64>,
+}
+
+impl Settling {
+    /// "about 40 repetitions per cell would settle 85% of them (half of them: 20; they have
+    /// 5-6)".
+    pub fn clause(&self) -> String {
+        let have = match self.have {
+            (a, b) if a == b => a.to_string(),
+            (a, b) => format!("{a}-{b}"),
+        };
+        let time = self.minutes.map_or(String::new(), |m| {
+            format!(", at least {} minutes of windows", m.ceil().max(1.0))
+        });
+        format!(
+            "at the scatter their repetitions showed, about {} repetitions per cell would settle {:.0}% of them (half of them: {}; they have {have}){time}",
+            self.most,
+            SETTLED_SHARE * 100.0,
+            self.half
+        )
+    }
 }
 
 /// Builds the derived table from records: medians over the ok repetitions of each cell.
@@ -359,6 +442,7 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
         groups.entry(CellKey::of(r)).or_default().push(r);
     }
     let mut t = DerivedTable::default();
+    let mut rep_time: Vec<f64> = Vec::new();
     for (key, recs) in groups {
         let ok: Vec<&Record> = recs
             .iter()
@@ -394,7 +478,7 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
         for m in Metric::ALL {
             let vals: Vec<f64> = ok.iter().filter_map(|r| m.value(r)).collect();
             if let Some(s) = Stat::of(&vals) {
-                if matches!(m, Metric::Gbps | Metric::SenderCpuNsPerByte) && s.is_noisy() {
+                if NOISY_METRICS.contains(&m) && s.is_noisy() {
                     t.noisy.push(NoisyCell {
                         key: key.clone(),
                         metric: m,
@@ -404,6 +488,7 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
                 metrics.insert(m, s);
             }
         }
+        rep_time.extend(ok.iter().map(|r| r.spec.warmup_s + r.spec.duration_s));
         t.rows.push(DerivedRow {
             key,
             reps: ok.len(),
@@ -413,6 +498,8 @@ pub fn derive_table(records: &[Record]) -> DerivedTable {
             metrics,
         });
     }
+    t.rep_time_s =
+        (!rep_time.is_empty()).then(|| rep_time.iter().sum::<f64>() / rep_time.len() as f64);
     t
 }
 

@@ -149,6 +149,8 @@ pub struct ReportSummary {
     pub noisy: usize,
     /// Cells with at least one noisy metric.
     pub noisy_cells: usize,
+    /// How many repetitions would settle the cells (None when none is noisy).
+    pub settling: Option<derive::Settling>,
     /// `findings.json`: the key findings, for programs (`sendpath compare`).
     pub findings_json: PathBuf,
     /// The key findings, as sentences.
@@ -280,6 +282,7 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             .map(|n| &n.key)
             .collect::<std::collections::BTreeSet<_>>()
             .len(),
+        settling: analysis.table.settling(),
         findings_json,
         key_findings: found.sentences.clone(),
         derived_csv,

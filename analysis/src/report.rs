@@ -96,6 +96,13 @@ fn join<T: std::fmt::Display>(v: impl IntoIterator<Item = T>) -> String {
         .join(", ")
 }
 
+/// `s` with its first letter upper-case.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
 fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
@@ -867,10 +874,16 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis, plots: &[RenderedPlot]) {
         host_speed_blocks(b, a, plots);
     } else {
         let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
+        let settle = t.settling().map_or(String::new(), |s| {
+            format!(
+                " {}: `sendpath sweep --max-reps {} --time-limit 0`.",
+                capitalized(&s.clause()),
+                s.most
+            )
+        });
         b.push(Block::Para(format!(
             "Noisy: {} of {} cells have a median throughput or sender CPU per byte known only to \
-             worse than ±{} ({:.0}% bootstrap confidence interval); read them with care, or \
-             measure longer or with more repetitions.",
+             worse than ±{} ({:.0}% bootstrap confidence interval); read them with care.{settle}",
             cells.len(),
             t.rows.len(),
             pct(SETTLED_REL_HALF_WIDTH),

@@ -89,6 +89,18 @@ pub fn rel_half_width(v: &[f64]) -> f64 {
     }
 }
 
+/// About how many repetitions a cell whose median is known to ±`rel_half_width` over `n`
+/// would need to settle, if more repetitions scatter as these did: an interval's width shrinks
+/// as one over the square root of the count, so `n (rel_half_width / SETTLED)^2`, and never
+/// fewer than `n`. A forecast, not a promise: from 5 or 6 repetitions it can be off by half.
+pub fn reps_to_settle(n: usize, rel_half_width: f64) -> usize {
+    let ratio = rel_half_width / SETTLED_REL_HALF_WIDTH;
+    if !ratio.is_finite() {
+        return n;
+    }
+    n.max((n as f64 * ratio * ratio).ceil() as usize)
+}
+
 /// Whether `v` (at least `min_reps` values) pins its median down well enough.
 pub fn settled(v: &[f64], min_reps: usize) -> bool {
     v.len() >= min_reps.max(1) && rel_half_width(v) <= SETTLED_REL_HALF_WIDTH
@@ -158,6 +170,15 @@ impl Ratio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_repetitions_to_settle_grow_with_the_square_of_the_interval() {
+        // +-10% over 6: twice the settled width, so four times the repetitions.
+        assert_eq!(reps_to_settle(6, 0.10), 24);
+        assert_eq!(reps_to_settle(6, 0.075), 14, "6 x 1.5^2 = 13.5, rounded up");
+        assert_eq!(reps_to_settle(6, 0.03), 6, "settled already: never fewer");
+        assert_eq!(reps_to_settle(5, f64::NAN), 5);
+    }
 
     #[test]
     fn a_steady_series_settles_at_the_minimum_and_a_noisy_one_does_not() {

@@ -209,10 +209,17 @@ impl SideCounters {
 
 fn countable(k: Kind) -> bool {
     match k {
-        Kind::CpuMigrations => thread_migrations().is_some(),
+        Kind::CpuMigrations => migrations_countable(),
         k if k.is_software() => true,
         k => perf_supported().contains(&k),
     }
+}
+
+/// Whether this kernel counts a thread's migrations (asked once: reading the file takes about
+/// half a millisecond, and every record's counter sums asked it several times).
+fn migrations_countable() -> bool {
+    static COUNTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COUNTABLE.get_or_init(|| thread_migrations().is_some())
 }
 
 /// The calling thread's CPU migrations so far (`se.nr_migrations` of

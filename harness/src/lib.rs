@@ -364,12 +364,14 @@ fn render(results: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()
         }
     }
     sendpath_core::say!(
-        "{} records in {} cells: {} failed repetitions, {} of {} cells noisy (median not known to +-5%)",
+        "{} records in {} cells: {} failed repetitions, {} of {} cells noisy (median not known to +-5%){}",
         s.records,
         s.cells,
         s.failed,
         s.noisy_cells,
-        s.cells
+        s.cells,
+        s.settling
+            .map_or(String::new(), |st| format!("; {}", st.clause()))
     );
     if let Some(h) = &s.host_speed {
         sendpath_core::say!("{h}");

@@ -782,4 +782,32 @@ fn the_host_speed_paragraph_says_why_before_the_noisy_table_lists_which() {
         line.contains("18 of 36 repetitions more than 10% slower"),
         "{line}"
     );
+    // How many repetitions would settle them: a 0.7x-1.0x pair is known to about +-18%, so
+    // at least 2 x (18 / 5)^2 = 25 repetitions (more where the fixture's repetitions differ
+    // by more), far more than the 2 they have.
+    let st = s.settling.expect("a forecast for the noisy cells");
+    assert_eq!(st.have, (2, 2));
+    assert!(
+        st.half >= 25 && st.half <= st.most && st.most <= 200,
+        "{st:?}"
+    );
+    let forecast = format!(
+        "about {} repetitions per cell would settle 85% of them (half of them: {}; they have 2), at least ",
+        st.most, st.half
+    );
+    assert!(md.contains(&forecast), "{md}");
+    assert!(
+        md.contains(&format!(
+            "`sendpath sweep --max-reps {} --time-limit 0`",
+            st.most
+        )),
+        "{md}"
+    );
+    // The fixture's 18 cells x that many repetitions of its warm-up and window.
+    let rep_s = recs[0].spec.warmup_s + recs[0].spec.duration_s;
+    let minutes = st.minutes.expect("the run's repetition length is known");
+    assert!(
+        (minutes - (18 * st.most) as f64 * rep_s / 60.0).abs() < 1e-9,
+        "{minutes}"
+    );
 }
