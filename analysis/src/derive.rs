@@ -379,17 +379,23 @@ impl DerivedTable {
         }
         need.sort_unstable();
         have.sort_unstable();
+        let (&fewest, &most_now) = (have.first()?, have.last()?);
         // The count that leaves at most (1 - share) of the cells noisy.
         let at = |share: f64| {
             need[((share * need.len() as f64).ceil() as usize).clamp(1, need.len()) - 1]
         };
+        let most = at(SETTLED_SHARE);
+        // Nothing to forecast when that share is settled with the repetitions cells have.
+        if most <= most_now {
+            return None;
+        }
         Some(Settling {
             half: at(0.5),
-            most: at(SETTLED_SHARE),
-            have: (have[0], have[have.len() - 1]),
+            most,
+            have: (fewest, most_now),
             minutes: self
                 .rep_time_s
-                .map(|t| (need.len() * at(SETTLED_SHARE)) as f64 * t / 60.0),
+                .map(|t| need.len() as f64 * most as f64 * t / 60.0),
         })
     }
 }
@@ -416,21 +422,33 @@ pub struct Settling {
 }
 
 impl Settling {
-    /// "about 40 repetitions per cell would settle 85% of them (half of them: 20; they have
-    /// 5-6)".
+    /// "at the scatter their repetitions showed, about 61 repetitions per cell would settle 85%
+    /// of all the cells (25 would settle half; they have 3-6), at least 40 minutes of windows".
     pub fn clause(&self) -> String {
         let have = match self.have {
             (a, b) if a == b => a.to_string(),
             (a, b) => format!("{a}-{b}"),
         };
+        let count = |n: usize| match n {
+            n if n >= crate::stats::MAX_FORECAST => format!("over {}", crate::stats::MAX_FORECAST),
+            n => format!("about {n}"),
+        };
+        let half = if self.half > self.have.1 {
+            format!("{} would settle half; ", count(self.half))
+        } else {
+            String::new()
+        };
         let time = self.minutes.map_or(String::new(), |m| {
-            format!(", at least {} minutes of windows", m.ceil().max(1.0))
+            let m = m.ceil().max(1.0);
+            format!(
+                ", at least {m} minute{} of windows",
+                if m == 1.0 { "" } else { "s" }
+            )
         });
         format!(
-            "at the scatter their repetitions showed, about {} repetitions per cell would settle {:.0}% of them (half of them: {}; they have {have}){time}",
-            self.most,
+            "at the scatter their repetitions showed, {} repetitions per cell would settle {:.0}% of all the cells ({half}they have {have}){time}",
+            count(self.most),
             SETTLED_SHARE * 100.0,
-            self.half
         )
     }
 }
@@ -553,6 +571,74 @@ pub fn to_csv(t: &DerivedTable) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table of `settled` cells with values 10 +- 1% and `noisy` cells with 10 +- 20%, each
+    /// over `reps` repetitions of 0.4 s.
+    fn table(settled: usize, noisy: usize, reps: usize) -> DerivedTable {
+        let mut t = DerivedTable {
+            rep_time_s: Some(0.4),
+            ..DerivedTable::default()
+        };
+        for i in 0..settled + noisy {
+            let spread = if i < settled { 0.01 } else { 0.2 };
+            let v: Vec<f64> = (0..reps)
+                .map(|k| 10.0 * (1.0 + spread * if k % 2 == 0 { 1.0 } else { -1.0 }))
+                .collect();
+            let s = Stat::of(&v).unwrap();
+            let key = CellKey {
+                pattern: "stream".into(),
+                flows: 1,
+                msg_size_bytes: 64 << i,
+                engine: "threads".into(),
+                mode: "a1".into(),
+            };
+            if s.is_noisy() {
+                t.noisy.push(NoisyCell {
+                    key: key.clone(),
+                    metric: Metric::Gbps,
+                    stat: s.clone(),
+                });
+            }
+            t.rows.push(DerivedRow {
+                key,
+                reps,
+                failed_reps: 0,
+                latency_kind: None,
+                metrics: BTreeMap::from([(Metric::Gbps, s)]),
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn the_forecast_is_for_the_share_of_all_cells_and_only_when_it_is_not_there_yet() {
+        // Nothing noisy, or at most 15% noisy: nothing to forecast.
+        assert_eq!(table(10, 0, 6).settling(), None);
+        assert_eq!(
+            table(18, 2, 6).settling(),
+            None,
+            "2 of 20 noisy: 90% settled"
+        );
+        // 4 of 10 noisy: the 85% needs the noisy cells' count; half is settled already.
+        let s = table(6, 4, 6).settling().expect("40% noisy");
+        assert_eq!((s.half, s.have), (6, (6, 6)));
+        assert!(s.most > 6 && s.most < 200, "{s:?}");
+        assert_eq!(s.minutes, Some(10.0 * s.most as f64 * 0.4 / 60.0));
+        let c = s.clause();
+        assert!(
+            c.contains(&format!(
+                "about {} repetitions per cell would settle 85% of all the cells (they have 6)",
+                s.most
+            )),
+            "{c}"
+        );
+        // Most cells noisy: the count for half of them too.
+        let s = table(2, 8, 6).settling().unwrap();
+        assert!(s.half > 6 && s.half <= s.most, "{s:?}");
+        assert!(s
+            .clause()
+            .contains(&format!("about {} would settle half; ", s.half)));
+    }
 
     #[test]
     fn median_and_range() {

@@ -876,7 +876,7 @@ fn warnings_section(b: &mut Vec<Block>, a: &Analysis, plots: &[RenderedPlot]) {
         let cells: BTreeSet<&CellKey> = t.noisy.iter().map(|n| &n.key).collect();
         let settle = t.settling().map_or(String::new(), |s| {
             format!(
-                " {}: `sendpath sweep --max-reps {} --time-limit 0`.",
+                " {}: the same sweep with `--reps {}`.",
                 capitalized(&s.clause()),
                 s.most
             )

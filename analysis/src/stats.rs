@@ -89,16 +89,21 @@ pub fn rel_half_width(v: &[f64]) -> f64 {
     }
 }
 
+/// The largest forecast [`reps_to_settle`] makes (a median near zero beside a wide spread
+/// would otherwise ask for billions).
+pub const MAX_FORECAST: usize = 1000;
+
 /// About how many repetitions a cell whose median is known to ±`rel_half_width` over `n`
 /// would need to settle, if more repetitions scatter as these did: an interval's width shrinks
-/// as one over the square root of the count, so `n (rel_half_width / SETTLED)^2`, and never
-/// fewer than `n`. A forecast, not a promise: from 5 or 6 repetitions it can be off by half.
+/// as one over the square root of the count, so `n (rel_half_width / SETTLED)^2`, never fewer
+/// than `n` nor more than [`MAX_FORECAST`] (unless `n` is). A forecast, not a promise: from 5 or
+/// 6 repetitions it can be off by half.
 pub fn reps_to_settle(n: usize, rel_half_width: f64) -> usize {
     let ratio = rel_half_width / SETTLED_REL_HALF_WIDTH;
     if !ratio.is_finite() {
         return n;
     }
-    n.max((n as f64 * ratio * ratio).ceil() as usize)
+    n.max((n as f64 * ratio * ratio).min(MAX_FORECAST as f64).ceil() as usize)
 }
 
 /// Whether `v` (at least `min_reps` values) pins its median down well enough.
@@ -178,6 +183,7 @@ mod tests {
         assert_eq!(reps_to_settle(6, 0.075), 14, "6 x 1.5^2 = 13.5, rounded up");
         assert_eq!(reps_to_settle(6, 0.03), 6, "settled already: never fewer");
         assert_eq!(reps_to_settle(5, f64::NAN), 5);
+        assert_eq!(reps_to_settle(5, 1e12), MAX_FORECAST, "capped");
     }
 
     #[test]

@@ -236,7 +236,8 @@ struct SweepArgs {
     #[arg(long, value_name = "N")]
     max_reps: Option<u64>,
     /// Start no repetition beyond the fewest that would carry the sweep past SECONDS of wall
-    /// time (default: the preset's; quick: 225, the others none; 0: none).
+    /// time from its start (default: the preset's; quick: 225, the others none; 0: none). A
+    /// resumed sweep, and each impairment of --impairments, has a limit of its own.
     #[arg(long, value_name = "SECONDS", value_parser = parse_time_limit, allow_hyphen_values = true)]
     time_limit: Option<f64>,
     /// Zero-copy slots per flow (A3). Default: 64, or room for four sends of A3's coalesced

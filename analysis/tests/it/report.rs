@@ -792,15 +792,12 @@ fn the_host_speed_paragraph_says_why_before_the_noisy_table_lists_which() {
         "{st:?}"
     );
     let forecast = format!(
-        "about {} repetitions per cell would settle 85% of them (half of them: {}; they have 2), at least ",
+        "about {} repetitions per cell would settle 85% of all the cells (about {} would settle half; they have 2), at least ",
         st.most, st.half
     );
     assert!(md.contains(&forecast), "{md}");
     assert!(
-        md.contains(&format!(
-            "`sendpath sweep --max-reps {} --time-limit 0`",
-            st.most
-        )),
+        md.contains(&format!("the same sweep with `--reps {}`.", st.most)),
         "{md}"
     );
     // The fixture's 18 cells x that many repetitions of its warm-up and window.
