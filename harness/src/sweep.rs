@@ -659,9 +659,17 @@ pub fn run(
     } else {
         ProgressBar::hidden()
     };
+    let limit = grid.time_limit_s;
     pb.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} cells, {eta} left  {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} cells, {left} left  {msg}")
+            .expect("valid template")
+            .with_key(
+                "left",
+                move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let left = time_left(s.eta(), s.elapsed(), limit);
+                    let _ = write!(w, "{:#}", indicatif::HumanDuration(left));
+                },
+            ),
     );
     let started = Instant::now();
     let (mut failed, mut cell_time_s, mut measured) = (0, 0.0, 0);
@@ -785,6 +793,22 @@ pub fn run(
         wall_s: started.elapsed().as_secs_f64(),
         cell_time_s,
     })
+}
+
+/// The time left that the progress line shows: the bar's estimate (every planned repetition
+/// at the pace so far), but no later than the time limit while it has not passed (the limit
+/// cuts the rounds the estimate still counts; past it, only the fewest rounds are left to run).
+fn time_left(
+    eta: std::time::Duration,
+    elapsed: std::time::Duration,
+    limit_s: Option<f64>,
+) -> std::time::Duration {
+    match limit_s {
+        Some(l) if elapsed.as_secs_f64() < l => eta.min(std::time::Duration::from_secs_f64(
+            l - elapsed.as_secs_f64(),
+        )),
+        _ => eta,
+    }
 }
 
 /// The figure the live table shows for a record: Gbit/s for a stream, transactions/s for rr,
@@ -1035,6 +1059,23 @@ mod tests {
         // fails if every later round of a stopped group were decided afresh: the bootstraps
         // of ~1000 skipped rounds took over a second.)
         assert!(o.wall_s < 0.6 + 0.2, "wall {:.2} s", o.wall_s);
+    }
+
+    #[test]
+    fn the_time_left_is_no_later_than_the_limit_before_it_passes() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(time_left(s(300), s(100), Some(225.0)), s(125));
+        assert_eq!(
+            time_left(s(60), s(100), Some(225.0)),
+            s(60),
+            "sooner: as estimated"
+        );
+        assert_eq!(
+            time_left(s(30), s(240), Some(225.0)),
+            s(30),
+            "past it: the fewest"
+        );
+        assert_eq!(time_left(s(300), s(100), None), s(300));
     }
 
     #[test]
