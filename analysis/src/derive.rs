@@ -362,7 +362,7 @@ impl DerivedTable {
             return None;
         }
         let mut need: Vec<usize> = Vec::new();
-        let mut have: Vec<usize> = Vec::new();
+        let (mut fewest, mut most_now) = (usize::MAX, 0);
         for r in &self.rows {
             let stats: Vec<&Stat> = NOISY_METRICS.iter().filter_map(|&m| r.get(m)).collect();
             if stats.is_empty() {
@@ -375,11 +375,12 @@ impl DerivedTable {
                     .max()
                     .unwrap_or(0),
             );
-            have.push(r.reps);
+            (fewest, most_now) = (fewest.min(r.reps), most_now.max(r.reps));
+        }
+        if need.is_empty() {
+            return None;
         }
         need.sort_unstable();
-        have.sort_unstable();
-        let (&fewest, &most_now) = (have.first()?, have.last()?);
         // The count that leaves at most (1 - share) of the cells noisy.
         let at = |share: f64| {
             need[((share * need.len() as f64).ceil() as usize).clamp(1, need.len()) - 1]

@@ -616,14 +616,13 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let progress = !a.no_progress;
             let done = |o: &sweep::Outcome, dir: &std::path::Path| -> anyhow::Result<()> {
                 let overhead = o.wall_s - o.cell_time_s;
-                let not_run = match (o.settled_early, o.past_time_limit) {
-                    (0, 0) => String::new(),
-                    (s, 0) => format!(", {s} not needed (settled or decided)"),
-                    (0, t) => format!(", {t} left out by the time limit"),
-                    (s, t) => format!(
-                        ", {s} not needed (settled or decided), {t} left out by the time limit"
-                    ),
-                };
+                let mut not_run = String::new();
+                if o.settled_early > 0 {
+                    not_run += &format!(", {} not needed (settled or decided)", o.settled_early);
+                }
+                if o.past_time_limit > 0 {
+                    not_run += &format!(", {} left out by the time limit", o.past_time_limit);
+                }
                 sendpath_core::say!(
                     "sweep done: {} repetitions measured ({} failed), {} skipped{not_run}; wall {:.1} s for {:.1} s of warm-up + windows (overhead {:.1} s, {:.1}% of cell time)",
                     o.measured,

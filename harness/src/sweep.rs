@@ -285,6 +285,44 @@ enum Round {
     PastTimeLimit,
 }
 
+/// Wall seconds each cell's repetitions took so far in this run (sum, count), per
+/// [`cell_id`].
+type CellWall = BTreeMap<String, (f64, u32)>;
+
+/// What becomes of a group's round `rep` (with the fewest repetitions `min_reps` and whether
+/// its answers are `compare`d): it does not run when the group needs no more rounds
+/// ([`group_done`]), nor when its cells' time per repetition so far would carry the run past
+/// the limit (`limit`: the limit and the seconds elapsed). A cell not measured in this run (a
+/// resumed sweep) is expected to take `window_s` of warm-up and window and a repetition's usual
+/// setup and teardown.
+fn next_round(
+    members: &[Member],
+    values: &Values,
+    cell_wall: &CellWall,
+    (rep, min_reps, compare): (u64, u64, bool),
+    window_s: f64,
+    limit: Option<(f64, f64)>,
+) -> Round {
+    if group_done(members, values, rep, min_reps, compare) {
+        return Round::Settled;
+    }
+    let Some((limit_s, elapsed_s)) = limit else {
+        return Round::Run;
+    };
+    let expected: f64 = members
+        .iter()
+        .map(|m| match cell_wall.get(&m.id) {
+            Some(&(sum, n)) if n > 0 => sum / n as f64,
+            _ => window_s + UNMEASURED_REP_OVERHEAD_S,
+        })
+        .sum();
+    if elapsed_s + expected > limit_s {
+        Round::PastTimeLimit
+    } else {
+        Round::Run
+    }
+}
+
 /// What a sweep did.
 #[derive(Debug)]
 pub struct Outcome {
@@ -676,7 +714,7 @@ pub fn run(
     let (mut settled_early, mut past_time_limit) = (0, 0);
     // Wall seconds each cell's repetitions took so far (sum, count): what the next round of
     // its group is expected to take, for the time limit.
-    let mut cell_wall: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    let mut cell_wall = CellWall::new();
     pb.suspend(|| {
         sendpath_core::say!(
             "{:<38} {:>4} {:>12} {:>12} {:>8}",
@@ -698,11 +736,10 @@ pub fn run(
     // `min_reps` (`group_done`), or whose round would end past the time limit, skips it; the
     // others stay interleaved. The decision reads earlier rounds only, so it is made once per
     // (group, round), when the group's first cell of the round comes up, and holds for all the
-    // group's cells in that round.
-    let mut decisions: BTreeMap<(String, u64), Round> = BTreeMap::new();
-    // A group skipped for a round is skipped for all later ones: it gets no new values, so it
-    // stays settled, and the time it would need only comes closer to the limit.
-    let mut stopped: BTreeMap<String, Round> = BTreeMap::new();
+    // group's cells in that round. A group skipped for a round is skipped for all later ones:
+    // it gets no new values, so it stays settled, and the time it would need only comes closer
+    // to the limit. Each group's latest decision, with its round:
+    let mut decisions: BTreeMap<String, (u64, Round)> = BTreeMap::new();
     for (spec, rep) in &all {
         if done.contains(&key(spec, *rep)) {
             continue;
@@ -711,33 +748,23 @@ pub fn run(
         let compare = spec.pattern != Pattern::Rate;
         let group = group_id(spec);
         if *rep >= min_reps {
-            let round = *decisions.entry((group.clone(), *rep)).or_insert_with(|| {
-                if let Some(&why) = stopped.get(&group) {
-                    return why;
+            let round = match decisions.get(&group) {
+                Some(&(r, d)) if r == *rep || d != Round::Run => d,
+                _ => {
+                    let d = next_round(
+                        &groups[&group],
+                        &values,
+                        &cell_wall,
+                        (*rep, min_reps, compare),
+                        spec.warmup_s + spec.duration_s,
+                        grid.time_limit_s
+                            .map(|l| (l, started.elapsed().as_secs_f64())),
+                    );
+                    decisions.insert(group.clone(), (*rep, d));
+                    d
                 }
-                if group_done(&groups[&group], &values, *rep, min_reps, compare) {
-                    return Round::Settled;
-                }
-                let Some(limit) = grid.time_limit_s else {
-                    return Round::Run;
-                };
-                let expected: f64 = groups[&group]
-                    .iter()
-                    .map(|m| match cell_wall.get(&m.id) {
-                        Some(&(sum, n)) if n > 0 => sum / n as f64,
-                        // Not measured in this run (a resumed sweep): its windows and a
-                        // repetition's usual setup and teardown here.
-                        _ => spec.warmup_s + spec.duration_s + UNMEASURED_REP_OVERHEAD_S,
-                    })
-                    .sum();
-                if started.elapsed().as_secs_f64() + expected > limit {
-                    Round::PastTimeLimit
-                } else {
-                    Round::Run
-                }
-            });
+            };
             if round != Round::Run {
-                stopped.insert(group.clone(), round);
                 match round {
                     Round::Settled => settled_early += 1,
                     _ => past_time_limit += 1,
@@ -1012,6 +1039,13 @@ mod tests {
         }
     }
 
+    fn swinging(per_cell_ms: u64) -> Swinging {
+        Swinging {
+            per_cell: std::time::Duration::from_millis(per_cell_ms),
+            calls: 0,
+        }
+    }
+
     fn swinging_grid(time_limit_s: Option<f64>) -> Grid {
         Grid {
             modes: vec![Mode::A1, Mode::A2],
@@ -1035,10 +1069,7 @@ mod tests {
     #[test]
     fn the_time_limit_stops_whole_rounds_of_a_group_that_never_settles() {
         let out = tmp_out("time-limit");
-        let mut cells = Swinging {
-            per_cell: std::time::Duration::from_millis(20),
-            calls: 0,
-        };
+        let mut cells = swinging(20);
         let o = run(&swinging_grid(Some(0.6)), &mut cells, &out, false).unwrap();
         let recs = sendpath_analysis::parse_records(
             &std::fs::read_to_string(out.join("results.jsonl")).unwrap(),
@@ -1081,19 +1112,13 @@ mod tests {
     #[test]
     fn the_fewest_repetitions_run_whatever_the_time_limit() {
         let out = tmp_out("time-limit-min");
-        let mut cells = Swinging {
-            per_cell: std::time::Duration::from_millis(1),
-            calls: 0,
-        };
+        let mut cells = swinging(1);
         let o = run(&swinging_grid(Some(0.000_001)), &mut cells, &out, false).unwrap();
         std::fs::remove_dir_all(&out).ok();
         assert_eq!(o.measured, 2 * 2, "two cells x the fewest (2)");
         assert_eq!(o.past_time_limit, 2000 - 4);
         // Without a limit, the same group runs to the most repetitions.
-        let mut cells = Swinging {
-            per_cell: std::time::Duration::ZERO,
-            calls: 0,
-        };
+        let mut cells = swinging(0);
         let grid = Grid {
             reps: 40,
             ..swinging_grid(None)
