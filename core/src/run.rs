@@ -377,7 +377,7 @@ pub fn client(
             ..RecvOptions::new(rx)
         },
     );
-    let Some(hello) = flow.hello.clone() else {
+    let Some(hello) = flow.hello else {
         return Err(Error::Protocol(
             flow.error
                 .unwrap_or_else(|| "no hello frame from the server".into()),

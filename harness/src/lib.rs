@@ -168,9 +168,14 @@ struct ServeArgs {
     /// firewall must let the data through.
     #[arg(long, default_value_t = 0)]
     data_port: u16,
-    /// Require drivers to prove they hold this file's secret (HMAC challenge-response).
+    /// Require drivers to prove they hold this file's secret; the server proves it too, and
+    /// every control line after login carries a MAC.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve without a token on an address other than loopback: anyone who can reach the
+    /// port can run tests (loopback needs no flag).
+    #[arg(long, conflicts_with = "token_file")]
+    no_auth: bool,
     /// Most flows one test may have.
     #[arg(long, default_value_t = 64)]
     max_flows: usize,
@@ -434,6 +439,18 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("--max-flows, --max-seconds and --max-buffer-mib must be positive");
             }
             let token = a.token_file.as_deref().map(Token::from_file).transpose()?;
+            if token.is_none() && !a.listen.is_loopback() {
+                if !a.no_auth {
+                    anyhow::bail!(
+                        "serving on {} without a token lets anyone who reaches the port run tests: give --token-file FILE, or --no-auth to allow that (or --listen 127.0.0.1)",
+                        a.listen
+                    );
+                }
+                eprintln!(
+                    "sendpath serve: WARNING: --no-auth on {}: anyone who can reach the port can run tests on this host",
+                    a.listen
+                );
+            }
             let srv = server::Server::bind(server::ServeOptions {
                 listen: std::net::SocketAddr::new(a.listen, a.port),
                 data_port: a.data_port,

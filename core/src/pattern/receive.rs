@@ -36,8 +36,10 @@ pub fn run_receiver(stream: TcpStream, opts: RecvOptions) -> FlowResult {
 
 fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<()> {
     sock::set_io_timeouts(stream)?;
-    let hello = read_hello(stream)?;
-    let t0 = now_ns();
+    let (hello, t0) = match opts.hello {
+        Some(read) => read,
+        None => (read_hello(stream)?, now_ns()),
+    };
     if let Some(m) = opts.expect_mode {
         if m != hello.mode {
             return Err(Error::Protocol(format!(
@@ -46,11 +48,8 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
             )));
         }
     }
-    if let Some(e) = &opts.expect_hello {
-        e.check(&hello)?;
-    }
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
-    r.hello = Some(hello.clone());
+    r.hello = Some(hello);
     let mut w = WindowTracker::new(window, opts.sample_host_cpu);
     let opts = RecvOptions {
         busy_poll: opts.busy_poll || hello.busy_poll,

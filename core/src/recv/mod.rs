@@ -9,6 +9,6 @@ pub mod stream;
 pub mod tally;
 pub mod uring;
 
+pub use crate::spec::memory::MIN_RX_BUF;
 pub use options::RecvOptions;
-pub use stream::MIN_RX_BUF;
 pub use tally::{Origin, Tally};

@@ -1,7 +1,7 @@
 //! How a receiver reads.
 
 use crate::spec::{Mode, RxMode, RxStall};
-use crate::wire::hello::ExpectedHello;
+use crate::wire::hello::Hello;
 
 /// Options of the receiver.
 #[derive(Clone, Copy, Debug)]
@@ -22,9 +22,10 @@ pub struct RecvOptions {
     /// The sender's CLOCK_MONOTONIC minus this host's (0 on one host): a sender on another
     /// host stamps messages on its own clock, and one-way latency is measured on this one.
     pub sender_clock_ahead_ns: i64,
-    /// Reject a hello that announces another run than the one agreed (a `sendpath serve`
-    /// daemon checks the data connections against the test it accepted).
-    pub expect_hello: Option<ExpectedHello>,
+    /// The connection's hello, already read (and checked against the run that was agreed:
+    /// `sendpath serve` checks every data connection before it builds anything from one), and
+    /// when it was read; the window counts from then. None: the receiver reads it.
+    pub hello: Option<(Hello, u64)>,
 }
 
 impl RecvOptions {
@@ -38,7 +39,7 @@ impl RecvOptions {
             stall: None,
             uring_buffers: None,
             sender_clock_ahead_ns: 0,
-            expect_hello: None,
+            hello: None,
         }
     }
 }

@@ -12,18 +12,15 @@ use super::tally::Tally;
 use crate::error::{Error, Result};
 use crate::results::FlowResult;
 use crate::sock;
+use crate::spec::memory::rx_buf_len;
 use crate::spec::RxStall;
 use crate::time::now_ns;
 use crate::window::{Window, WindowTracker};
-use crate::wire::end::{END_REQUEST, MAX_END_LEN};
+use crate::wire::end::END_REQUEST;
 use crate::wire::hello::Hello;
-use crate::wire::message::HEADER_LEN;
 use crate::wire::parse::{Parsed, Parser};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-
-/// Smallest receive buffer.
-pub const MIN_RX_BUF: usize = 256 << 10;
 
 /// The receive time of data that just arrived. The stall test hook pauses here once, at its
 /// time inside the window, and the time is then taken after the pause (the data waited).
@@ -43,10 +40,6 @@ pub fn arrival_time(stall: &mut Option<RxStall>, window: &Window) -> u64 {
 /// effort: a sender that is gone shows up in the next read.
 pub fn request_end(fd: RawFd) {
     let _ = sock::send_all(fd, &[END_REQUEST]);
-}
-
-fn rx_buf_len(msg_size: usize) -> usize {
-    (4 * msg_size).max(MIN_RX_BUF) + HEADER_LEN + MAX_END_LEN
 }
 
 /// The error of a stream that ended without its end frame.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::results::FlowResult;
 use crate::sock::IO_TIMEOUT;
+pub use crate::spec::memory::{RX_BUFFERS, RX_BUFFER_LEN};
 use crate::uring_sys::bufring::BufRing;
 use crate::uring_sys::ring::{enter, make_ring, WAIT_SLICE};
 use crate::window::WindowTracker;
@@ -21,11 +22,6 @@ use io_uring::{cqueue, opcode, types};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
-
-/// Provided buffers per flow and their size (the ring holds 2 MiB per flow).
-pub const RX_BUFFERS: usize = 32;
-/// Bytes per provided buffer.
-pub const RX_BUFFER_LEN: usize = 64 << 10;
 
 /// Re-arms in a row that brought no data before the receiver gives up (a kernel that keeps
 /// ending the request with ENOBUFS although every buffer is back).

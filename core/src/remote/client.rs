@@ -2,9 +2,10 @@
 //! control connection serves a whole sweep; after any error it is dropped and the next cell
 //! logs in afresh, so one failed cell never fails the rest.
 
-use super::auth::Token;
+use super::auth::{self, Role, Token};
+use super::conn::Conn;
 use super::proto::{
-    AuthKind, Conn, ErrorCode, FarRole, Finished, Msg, TestRequest, DEFAULT_PORT, MAX_REPLY_LINE,
+    AuthKind, ErrorCode, FarRole, Finished, Msg, TestRequest, DEFAULT_PORT, MAX_REPLY_LINE,
     PROTOCOL,
 };
 use super::{iface, receive_on};
@@ -126,25 +127,52 @@ impl Driver {
                 "the far host speaks control protocol {protocol}, this sendpath {PROTOCOL}: run the same version on both hosts"
             )));
         }
-        let response = match (auth, &self.remote.token) {
-            (AuthKind::HmacSha256, Some(t)) => Some(t.answer(&challenge)),
+        let addr = self.remote.addr;
+        let (response, driver_challenge) = match (auth, &self.remote.token) {
+            (AuthKind::HmacSha256, Some(t)) => {
+                if !auth::is_challenge(&challenge) {
+                    return Err(Error::Setup(format!(
+                        "the far host {addr} sent a malformed challenge: not a sendpath server"
+                    )));
+                }
+                let mine = auth::challenge()?;
+                (Some(t.prove(Role::Driver, &challenge, &mine)), Some(mine))
+            }
             (AuthKind::HmacSha256, None) => {
                 return Err(Error::Setup(format!(
-                    "the far host {} requires a token: give it with --token-file",
-                    self.remote.addr
+                    "the far host {addr} requires a token: give it with --token-file"
                 )))
             }
-            (AuthKind::None, _) => None,
+            (AuthKind::None, Some(_)) => {
+                return Err(Error::Setup(format!(
+                    "the far host {addr} asks for no token, but this driver holds one: refusing a server that cannot prove it knows the secret (serve it with --token-file, or drop --token-file here)"
+                )))
+            }
+            (AuthKind::None, None) => (None, None),
         };
         conn.send(&Msg::Login {
             protocol: PROTOCOL,
             response,
+            challenge: driver_challenge.clone(),
         })?;
+        // With a token, the welcome is the server's first sealed line.
+        if let (Some(t), Some(dc)) = (&self.remote.token, &driver_challenge) {
+            conn.seal(t.session_key(&challenge, dc), Role::Driver);
+        }
         match recv(&mut conn, REPLY_TIMEOUT, "the login's answer")? {
-            Msg::Welcome { host } => Ok(Session {
-                conn,
-                far_host: *host,
-            }),
+            Msg::Welcome { host, proof } => {
+                if let (Some(t), Some(dc)) = (&self.remote.token, &driver_challenge) {
+                    if !proof.is_some_and(|p| t.accepts(Role::Server, &challenge, dc, &p)) {
+                        return Err(Error::Setup(format!(
+                            "the far host {addr} could not prove it holds the token: refusing it"
+                        )));
+                    }
+                }
+                Ok(Session {
+                    conn,
+                    far_host: *host,
+                })
+            }
             m => Err(unexpected(&m, "a welcome")),
         }
     }
@@ -284,7 +312,7 @@ fn run_on(s: &mut Session, remote: &Remote, spec: &RunSpec, rep: u64) -> Result<
             (*record, finished)
         }
         FarRole::Sender => {
-            let mut flows = receive_on(streams, spec, sender_ahead);
+            let mut flows = receive_on(streams, spec, sender_ahead)?;
             let finished = finished(&mut s.conn, result_wait)?;
             let outcomes = finished
                 .reports

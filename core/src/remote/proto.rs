@@ -1,18 +1,14 @@
-//! The control protocol's messages and its framing: one JSON object per line, each read
-//! with a length bound and a deadline. Written down in `docs/control-protocol.md`.
+//! The control protocol's messages: one JSON object per line (the framing, bounds and MACs
+//! are [`super::conn`]'s). Written down in `docs/control-protocol.md`.
 
-use crate::error::{Error, Result};
 use crate::host::HostFacts;
 use crate::spec::RunSpec;
 use crate::wire::end::SenderReport;
 use sendpath_record::v1::{Interface, Record};
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 /// Version of the control protocol; both ends must speak the same.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 /// Default control port of `sendpath serve`.
 pub const DEFAULT_PORT: u16 = 5301;
 /// Longest line the server reads (a test request is well under 2 KiB).
@@ -116,18 +112,26 @@ pub enum Msg {
         /// 32 random bytes as hex, fresh per connection.
         challenge: String,
     },
-    /// Client, first line: its version and the answer to the challenge.
+    /// Client, first line: its version, its proof of the token for both challenges, and its
+    /// own challenge (both absent without a token).
     Login {
         /// [`PROTOCOL`] of the client.
         protocol: u32,
-        /// HMAC-SHA256(token, challenge) as hex; absent without a token.
+        /// The driver's proof ([`super::auth::Token::prove`]) as hex.
         #[serde(default)]
         response: Option<String>,
+        /// 32 random bytes as hex, fresh per connection: what the server proves the token for.
+        #[serde(default)]
+        challenge: Option<String>,
     },
-    /// Server: accepted; the far host's facts.
+    /// Server: accepted; the far host's facts. With a token it is the first line under the
+    /// session key, and carries the server's own proof of the token.
     Welcome {
         /// The far host.
         host: Box<HostFacts>,
+        /// The server's proof ([`super::auth::Token::prove`]) as hex; absent without a token.
+        #[serde(default)]
+        proof: Option<String>,
     },
     /// Client: a clock probe sent at `t0_ns` (its CLOCK_MONOTONIC); the server answers with
     /// `t1_ns` (its own) filled in.
@@ -194,174 +198,10 @@ pub fn parse(line: &[u8]) -> std::result::Result<Msg, String> {
     })
 }
 
-/// Why a line could not be read.
-#[derive(Debug)]
-pub enum RecvError {
-    /// The peer closed the connection between lines.
-    Closed,
-    /// No whole line before the deadline.
-    Timeout,
-    /// A line longer than the bound.
-    TooLong(usize),
-    /// A line that is not a message.
-    Malformed(String),
-    /// The socket failed.
-    Io(io::Error),
-}
-
-impl RecvError {
-    /// The error reply a server sends for it (None: nobody to tell).
-    pub fn reply(&self) -> Option<Msg> {
-        match self {
-            RecvError::Closed | RecvError::Io(_) => None,
-            RecvError::Timeout => Some(Msg::error(
-                ErrorCode::Timeout,
-                "no whole request line in time; closing",
-            )),
-            RecvError::TooLong(max) => Some(Msg::error(
-                ErrorCode::TooLong,
-                format!("request line over {max} bytes; closing"),
-            )),
-            RecvError::Malformed(m) => Some(Msg::error(ErrorCode::Malformed, m.clone())),
-        }
-    }
-
-    /// As the library's error, for `what` (e.g. "the server's reply").
-    pub fn into_error(self, what: &str) -> Error {
-        match self {
-            RecvError::Closed => Error::PeerClosed(format!("while waiting for {what}")),
-            RecvError::Timeout => Error::Timeout(format!("{what} did not arrive in time")),
-            RecvError::TooLong(max) => {
-                Error::Protocol(format!("{what} is longer than {max} bytes"))
-            }
-            RecvError::Malformed(m) => Error::Protocol(format!("{what}: {m}")),
-            RecvError::Io(e) => Error::io(format!("reading {what}"), e),
-        }
-    }
-}
-
-/// One end of a control connection: writes lines, reads them with a bound and a deadline.
-pub struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    /// Wraps a connected stream (Nagle off: every line is a whole message).
-    pub fn new(stream: TcpStream) -> Result<Conn> {
-        stream
-            .set_nodelay(true)
-            .and_then(|_| stream.set_write_timeout(Some(Duration::from_secs(10))))
-            .map_err(|e| Error::io("set up the control connection", e))?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
-    }
-
-    /// The socket.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
-    /// Sends one message as one line.
-    pub fn send(&mut self, m: &Msg) -> Result<()> {
-        let mut line = serde_json::to_vec(m)
-            .map_err(|e| Error::Internal(format!("control message does not serialize: {e}")))?;
-        line.push(b'\n');
-        self.stream
-            .write_all(&line)
-            .map_err(|e| Error::io(format!("sending {} on the control connection", m.name()), e))
-    }
-
-    /// Ends the connection after a final reply so that the reply arrives: closing a socket
-    /// with unread bytes would reset the connection, and a reset can destroy the reply before
-    /// the peer reads it. Stops writing, then discards what the peer still sends, for at most
-    /// 200 ms and 1 MiB.
-    pub fn linger_close(self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        let until = Instant::now() + Duration::from_millis(200);
-        let mut s = &self.stream;
-        let mut chunk = [0u8; 64 * 1024];
-        let mut drained = 0;
-        while drained < (1 << 20) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-                break;
-            }
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    }
-
-    /// Reads the next message: a whole line of at most `max` bytes before `deadline`.
-    pub fn recv(&mut self, deadline: Instant, max: usize) -> std::result::Result<Msg, RecvError> {
-        let line = self.recv_line(deadline, max)?;
-        parse(&line).map_err(RecvError::Malformed)
-    }
-
-    fn recv_line(
-        &mut self,
-        deadline: Instant,
-        max: usize,
-    ) -> std::result::Result<Vec<u8>, RecvError> {
-        let mut scanned = 0;
-        loop {
-            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + i;
-                if end > max {
-                    return Err(RecvError::TooLong(max));
-                }
-                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                line.pop();
-                return Ok(line);
-            }
-            scanned = self.buf.len();
-            if scanned > max {
-                return Err(RecvError::TooLong(max));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(RecvError::Timeout);
-            }
-            // A slow drip cannot hold the reader past the deadline: each read waits at most
-            // what is left of it.
-            self.stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .map_err(RecvError::Io)?;
-            let mut chunk = [0u8; 64 * 1024];
-            let want = chunk.len().min(max + 1 - scanned.min(max));
-            match self.stream.read(&mut chunk[..want.max(1)]) {
-                Ok(0) if self.buf.is_empty() => return Err(RecvError::Closed),
-                Ok(0) => {
-                    return Err(RecvError::Malformed(
-                        "the connection closed in the middle of a line".into(),
-                    ))
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(RecvError::Timeout)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Err(RecvError::Closed)
-                }
-                Err(e) => return Err(RecvError::Io(e)),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn every_message_survives_a_round_trip() {
@@ -375,6 +215,7 @@ mod tests {
             Msg::Login {
                 protocol: PROTOCOL,
                 response: Some("ab".into()),
+                challenge: Some("cd".into()),
             },
             Msg::Clock {
                 t0_ns: 5,
@@ -417,7 +258,7 @@ mod tests {
     #[test]
     fn mutated_lines_never_panic_the_parser() {
         let seeds: Vec<Vec<u8>> = [
-            r#"{"type":"login","protocol":1,"response":"00"}"#.to_string(),
+            r#"{"type":"login","protocol":2,"response":"00","challenge":"11"}"#.to_string(),
             serde_json::to_string(&Msg::Test(Box::new(TestRequest {
                 spec: RunSpec::default(),
                 far_role: FarRole::Receiver,

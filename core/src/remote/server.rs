@@ -1,29 +1,38 @@
 //! `sendpath serve`: waits for a driver, authenticates it, and runs the benchmark cells it
-//! asks for, one client at a time. It never runs anything but cells, and every wait and
-//! resource is bounded:
-//! - a connection has [`HANDSHAKE_TIMEOUT`] to log in, at most [`MAX_HANDSHAKES`] log in at
-//!   once (more are told `busy`), and each line is at most [`MAX_REQUEST_LINE`] bytes;
+//! asks for, one client at a time. It trusts nothing that crosses the wire, never runs
+//! anything but cells, and every wait and resource is bounded:
+//! - a connection has [`HANDSHAKE_TIMEOUT`] to log in; at most [`MAX_HANDSHAKES`] log in at
+//!   once, at most [`MAX_HANDSHAKES_PER_ADDR`] of them from one address (more are told
+//!   `busy`), so one host cycling connections cannot keep every driver out; each line is at
+//!   most [`MAX_REQUEST_LINE`] bytes;
+//! - with a token, both ends prove it and every line after login carries a MAC
+//!   ([`super::auth`]);
 //! - a logged-in client holds the server while it sends a request at least every
 //!   [`IDLE_TIMEOUT`]; a second one is told `busy`, naming the first;
 //! - a test is checked with the CLI's own limits and the server's ([`ServerLimits`]: flows,
-//!   seconds, buffer bytes) before anything runs; its data connections must come from the
-//!   control connection's address within [`DATA_ACCEPT_TIMEOUT`];
-//! - a client that vanishes mid-test frees the server within the test's warm-up and window
-//!   plus [`crate::sock::IO_TIMEOUT`] (each data socket read or write waits at most that).
+//!   seconds, and the memory formula of [`crate::spec::memory`]) before anything runs; its
+//!   data connections must come from the control connection's address within
+//!   [`DATA_ACCEPT_TIMEOUT`], and each one's hello must announce the admitted test
+//!   ([`crate::wire::hello::check_run`]);
+//! - a test ends by the server's clock, warm-up + window + [`END_GRACE`] after its data
+//!   connections arrived, whatever the peer does ([`super::cutoff`]).
 
-use super::auth::{self, Token};
+pub use super::admit::{admit, ServerLimits};
+use super::auth::{self, Role, Token};
+use super::conn::Conn;
+use super::cutoff::{deadline_for, Cutoff, END_GRACE};
 use super::proto::{
-    AuthKind, Conn, ErrorCode, FarRole, Finished, Msg, TestRequest, MAX_REQUEST_LINE, PROTOCOL,
+    AuthKind, ErrorCode, FarRole, Finished, Msg, TestRequest, MAX_REQUEST_LINE, PROTOCOL,
 };
 use super::{iface, receive_on};
 use crate::error::{Error, Result};
 use crate::host;
 use crate::report::{from_flows, Context};
-use crate::run::{join_senders, spawn_named, spawn_senders};
+use crate::run::{join_senders, spawn_senders};
 use crate::sock;
-use crate::spec::RunSpec;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,28 +44,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DATA_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections logging in at once; more are refused as busy.
 pub const MAX_HANDSHAKES: usize = 16;
-
-/// What one test may use on this server.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ServerLimits {
-    /// Flows (connections, and on the threads engine a thread each).
-    pub max_flows: usize,
-    /// Warm-up plus window, seconds.
-    pub max_seconds: f64,
-    /// Buffer bytes the test's flows may hold (estimated from message size, zero-copy slots
-    /// and io_uring depth, plus 2 MiB of socket and receive buffers per flow).
-    pub max_buffer_bytes: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            max_flows: 64,
-            max_seconds: 120.0,
-            max_buffer_bytes: 2 << 30,
-        }
-    }
-}
+/// Connections logging in at once from one address; more from it are refused as busy.
+pub const MAX_HANDSHAKES_PER_ADDR: usize = 4;
 
 /// How `sendpath serve` runs.
 #[derive(Clone, Debug)]
@@ -75,7 +64,8 @@ struct Shared {
     opts: ServeOptions,
     /// The logged-in client, if one holds the server.
     holder: Mutex<Option<String>>,
-    handshakes: AtomicUsize,
+    /// Connections logging in, per address.
+    logging_in: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// A bound control socket, ready to [`Server::run`].
@@ -88,6 +78,51 @@ fn log(line: impl AsRef<str>) {
     eprintln!("serve: {}", line.as_ref());
 }
 
+/// A connection counted among those logging in until it has logged in or gone.
+struct LoggingIn {
+    shared: Arc<Shared>,
+    addr: IpAddr,
+}
+
+impl LoggingIn {
+    /// Counts a connection from `addr`, or says why it cannot log in now.
+    fn admit(shared: &Arc<Shared>, addr: IpAddr) -> std::result::Result<LoggingIn, String> {
+        let mut m = shared.logging_in.lock().unwrap_or_else(|p| p.into_inner());
+        if m.values().sum::<usize>() >= MAX_HANDSHAKES {
+            return Err(format!(
+                "busy: {MAX_HANDSHAKES} connections are already logging in"
+            ));
+        }
+        let n = m.entry(addr).or_insert(0);
+        if *n >= MAX_HANDSHAKES_PER_ADDR {
+            return Err(format!(
+                "busy: {MAX_HANDSHAKES_PER_ADDR} connections from {addr} are already logging in"
+            ));
+        }
+        *n += 1;
+        Ok(LoggingIn {
+            shared: shared.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for LoggingIn {
+    fn drop(&mut self) {
+        let mut m = self
+            .shared
+            .logging_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.addr);
+            }
+        }
+    }
+}
+
 impl Server {
     /// Binds the control socket.
     pub fn bind(opts: ServeOptions) -> Result<Server> {
@@ -97,7 +132,7 @@ impl Server {
             shared: Arc::new(Shared {
                 opts,
                 holder: Mutex::new(None),
-                handshakes: AtomicUsize::new(0),
+                logging_in: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -126,7 +161,7 @@ impl Server {
             }
         };
         let token = match self.shared.opts.token {
-            Some(_) => "a token is required (HMAC challenge-response)",
+            Some(_) => "a token is required (both ends prove it; every line is MACed)",
             None => "NO token required: whoever can reach the port can run tests",
         };
         format!("reachable from {who}; {token}")
@@ -147,28 +182,33 @@ impl Server {
                     continue;
                 }
             };
-            let peer = stream
-                .peer_addr()
-                .map_or_else(|_| "?".into(), |a| a.to_string());
-            let shared = self.shared.clone();
-            if shared.handshakes.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
-                shared.handshakes.fetch_sub(1, Ordering::AcqRel);
-                log(format!(
-                    "{peer}: refused, {MAX_HANDSHAKES} connections already logging in"
-                ));
-                if let Ok(mut c) = Conn::new(stream) {
-                    let _ = c.send(&Msg::error(
-                        ErrorCode::Busy,
-                        "busy: too many connections logging in",
-                    ));
-                }
+            let Ok(peer_addr) = stream.peer_addr() else {
                 continue;
-            }
-            spawn_named(format!("ctl-{peer}"), move || {
-                if let Err(e) = connection(stream, &peer, &shared) {
-                    log(format!("{peer}: {e}"));
+            };
+            let peer = peer_addr.to_string();
+            let counted = match LoggingIn::admit(&self.shared, peer_addr.ip()) {
+                Ok(c) => c,
+                Err(why) => {
+                    log(format!("{peer}: refused, {why}"));
+                    if let Ok(mut c) = Conn::new(stream) {
+                        let _ = c.send(&Msg::error(ErrorCode::Busy, why));
+                    }
+                    continue;
                 }
-            });
+            };
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ctl-{peer}"))
+                .spawn(move || {
+                    if let Err(e) = connection(stream, &peer, &shared, counted) {
+                        log(format!("{peer}: {e}"));
+                    }
+                });
+            // (The closure, with the stream and the count, is dropped when no thread ran it.)
+            if let Err(e) = spawned {
+                log(format!("{peer_addr}: dropped, no thread for it: {e}"));
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         Ok(())
     }
@@ -198,10 +238,10 @@ fn refuse(mut c: Conn, m: Msg, hold: Option<Hold>) -> Error {
     Error::Protocol(format!("refused: {why}"))
 }
 
-fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
+fn connection(stream: TcpStream, peer: &str, shared: &Shared, counted: LoggingIn) -> Result<()> {
     let login = handshake(stream, shared);
-    shared.handshakes.fetch_sub(1, Ordering::AcqRel);
-    let mut c = login?;
+    drop(counted);
+    let (mut c, proof) = login?;
     let hold = {
         let mut holder = shared.holder.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(other) = holder.as_ref() {
@@ -215,6 +255,7 @@ fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
     log(format!("{peer}: logged in"));
     c.send(&Msg::Welcome {
         host: Box::new(host::facts().clone()),
+        proof,
     })?;
     loop {
         let m = match c.recv(Instant::now() + IDLE_TIMEOUT, MAX_REQUEST_LINE) {
@@ -253,8 +294,9 @@ fn connection(stream: TcpStream, peer: &str, shared: &Shared) -> Result<()> {
     }
 }
 
-/// Greets, reads the login and checks version and token.
-fn handshake(stream: TcpStream, shared: &Shared) -> Result<Conn> {
+/// Greets, reads the login and checks version and token. With a token the connection is
+/// sealed when this returns, and the proof of the server's own is returned for the welcome.
+fn handshake(stream: TcpStream, shared: &Shared) -> Result<(Conn, Option<String>)> {
     let mut c = Conn::new(stream)?;
     let challenge = auth::challenge()?;
     let token = shared.opts.token.as_ref();
@@ -277,7 +319,12 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<Conn> {
             })
         }
     };
-    let Msg::Login { protocol, response } = m else {
+    let Msg::Login {
+        protocol,
+        response,
+        challenge: driver_challenge,
+    } = m
+    else {
         return Err(refuse(
             c,
             Msg::error(
@@ -297,71 +344,24 @@ fn handshake(stream: TcpStream, shared: &Shared) -> Result<Conn> {
             None,
         ));
     }
-    if let Some(t) = token {
-        if !response.is_some_and(|r| t.accepts(&challenge, &r)) {
-            return Err(refuse(
-                c,
-                Msg::error(
-                    ErrorCode::Auth,
-                    "wrong or missing token (give the server's secret with --token-file)",
-                ),
-                None,
-            ));
-        }
-    }
-    Ok(c)
-}
-
-/// The spec this server will run for `req`, or why not.
-pub fn admit(req: &TestRequest, limits: &ServerLimits) -> std::result::Result<RunSpec, String> {
-    let spec = req.spec.clone();
-    if let Some(p) = &spec.pin {
-        // Each host pins its own side's threads to the CPUs of that side's role.
-        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-            .map_err(|e| format!("cannot read this host's CPUs: {e}"))?;
-        for (side, cpus) in [("sender", &p.sender), ("receiver", &p.receiver)] {
-            if cpus.is_empty() || cpus.len() > 1024 {
-                return Err(format!(
-                    "pin: the {side} CPU list must have 1 to 1024 entries"
-                ));
-            }
-            if let Some(c) = cpus.iter().find(|&&c| !allowed.is_set(c).unwrap_or(false)) {
-                return Err(format!(
-                    "pin: this host cannot run the {side}'s threads on CPU {c}"
-                ));
-            }
-        }
-    }
-    if spec.rx_stall.is_some() {
-        return Err("rx_stall is a test hook a server does not run".into());
-    }
-    spec.validate().map_err(|e| e.to_string())?;
-    if spec.flows > limits.max_flows {
-        return Err(format!(
-            "{} flows: this server allows at most {} (serve --max-flows)",
-            spec.flows, limits.max_flows
+    let Some(t) = token else {
+        return Ok((c, None));
+    };
+    let dc = driver_challenge.unwrap_or_default();
+    if !auth::is_challenge(&dc)
+        || !response.is_some_and(|r| t.accepts(Role::Driver, &challenge, &dc, &r))
+    {
+        return Err(refuse(
+            c,
+            Msg::error(
+                ErrorCode::Auth,
+                "wrong or missing token (give the server's secret with --token-file)",
+            ),
+            None,
         ));
     }
-    let secs = spec.warmup_s + spec.duration_s;
-    if secs > limits.max_seconds {
-        return Err(format!(
-            "{secs:.1} s of warm-up and window: this server allows at most {:.0} s (serve --max-seconds)",
-            limits.max_seconds
-        ));
-    }
-    let per_flow = spec
-        .msg_size
-        .saturating_mul(spec.zc_slots.max(spec.uring.depth).max(1))
-        .saturating_add(2 << 20);
-    let bytes = per_flow.saturating_mul(spec.flows);
-    if bytes > limits.max_buffer_bytes {
-        return Err(format!(
-            "the test would hold about {} MiB of buffers: this server allows {} MiB",
-            bytes >> 20,
-            limits.max_buffer_bytes >> 20
-        ));
-    }
-    Ok(spec)
+    c.seal(t.session_key(&challenge, &dc), Role::Server);
+    Ok((c, Some(t.prove(Role::Server, &challenge, &dc))))
 }
 
 /// Runs one test: checks it, opens the data port, takes the data connections, measures,
@@ -391,14 +391,20 @@ fn test(c: &mut Conn, peer: &str, req: TestRequest, opts: &ServeOptions) -> Resu
     };
     let data_port = listener.local_addr().map_or(0, |a| a.port());
     c.send(&Msg::Ready { data_port })?;
+    let failed = |c: &mut Conn, e: String| {
+        log(format!("{peer}: test failed: {e}"));
+        c.send(&Msg::error(ErrorCode::Failed, e))
+    };
     let streams = match accept_from(&listener, peer_ip, spec.flows) {
         Ok(s) => s,
-        Err(e) => {
-            log(format!("{peer}: test failed: {e}"));
-            return c.send(&Msg::error(ErrorCode::Failed, e.to_string()));
-        }
+        Err(e) => return failed(c, e.to_string()),
     };
     drop(listener);
+    // From here the test ends by this host's clock, whatever the peer does.
+    let cutoff = match Cutoff::arm(&streams, deadline_for(spec.warmup_s, spec.duration_s)) {
+        Ok(cut) => cut,
+        Err(e) => return failed(c, e.to_string()),
+    };
     let interface = streams
         .first()
         .and_then(|s| s.local_addr().ok())
@@ -418,36 +424,50 @@ fn test(c: &mut Conn, peer: &str, req: TestRequest, opts: &ServeOptions) -> Resu
         }
     ));
     let finished = match req.far_role {
-        FarRole::Receiver => {
-            let flows = receive_on(streams, &spec, req.sender_clock_ahead_ns);
-            let ctx = Context {
-                topology: "remote".into(),
-                rep: 0,
-                threads: spec.sender_threads() as u64,
-                started_at: host::utc_now_rfc3339(),
-            };
-            let record = from_flows(&spec, &ctx, host::facts(), &flows);
-            Finished {
-                error: record.error.clone(),
-                record: Some(Box::new(record)),
-                reports: Vec::new(),
-                interface,
+        FarRole::Receiver => match receive_on(streams, &spec, req.sender_clock_ahead_ns) {
+            Ok(flows) => {
+                let ctx = Context {
+                    topology: "remote".into(),
+                    rep: 0,
+                    threads: spec.sender_threads() as u64,
+                    started_at: host::utc_now_rfc3339(),
+                };
+                let record = from_flows(&spec, &ctx, host::facts(), &flows);
+                Ok(Finished {
+                    error: record.error.clone(),
+                    record: Some(Box::new(record)),
+                    reports: Vec::new(),
+                    interface,
+                })
             }
-        }
+            Err(e) => Err(e.to_string()),
+        },
         FarRole::Sender => {
             let outcomes = join_senders(spawn_senders(&spec, streams));
             let error = outcomes
                 .iter()
                 .find_map(|o| o.result.as_ref().err().map(|e| e.to_string()));
-            Finished {
+            Ok(Finished {
                 record: None,
                 reports: outcomes.into_iter().map(|o| o.report).collect(),
                 error,
                 interface,
-            }
+            })
         }
     };
-    c.send(&Msg::Finished(Box::new(finished)))
+    if cutoff.disarm() {
+        return failed(
+            c,
+            format!(
+                "cut off at this server's deadline: the test was still running {:.1} s after its warm-up and window (the peer never asked for or never answered the end)",
+                END_GRACE.as_secs_f64()
+            ),
+        );
+    }
+    match finished {
+        Ok(f) => c.send(&Msg::Finished(Box::new(f))),
+        Err(e) => failed(c, e),
+    }
 }
 
 /// Accepts `n` data connections from `from` (others are closed) before the deadline.

@@ -31,7 +31,8 @@ pub fn prepare_socket(stream: &TcpStream, spec: &RunSpec) -> Result<()> {
     Ok(())
 }
 
-/// The hello this sender sends for `spec` on flow `flow`.
+/// The hello this sender sends for `spec` on flow `flow`, its schedule starting now (a
+/// receiver that does not trust its sender checks that it is near its own now).
 pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
     Hello {
         mode: spec.mode,
@@ -47,7 +48,7 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
         latency: spec.records_latency(),
         resp_size: spec.response_size() as u32,
         rate: spec.rate.unwrap_or(0.0),
-        sched0_ns: 0,
+        sched0_ns: crate::time::now_ns(),
         busy_poll: spec.busy_poll,
         stamp_every: spec
             .stamp_every()

@@ -23,3 +23,6 @@ pub const MAX_COALESCE_DEPTH: usize = 16384;
 pub const MAX_URING_BATCH: usize = 65536;
 /// Most bytes of send buffers one io_uring flow may keep in flight (A1 stages each message).
 pub const MAX_URING_FLOW_BUFFERS: usize = 1 << 30;
+/// Most memory one run may make this host hold with both sides in one process (the
+/// formula is [`super::memory`]; `sendpath serve` bounds its own side with `--max-buffer-mib`).
+pub const MAX_RUN_MEMORY_BYTES: usize = 16 << 30;

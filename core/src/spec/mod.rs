@@ -2,11 +2,13 @@
 //! limits and defaults, and the checks that reject what cannot run.
 
 pub mod limits;
+pub mod memory;
 pub mod run_spec;
 pub mod uring_opts;
 pub mod validate;
 
 pub use limits::*;
+pub use memory::{Memory, Side};
 pub use run_spec::{RunSpec, RxStall, MAX_RATE, STALL_SOCKET_BUFFER};
 pub use sendpath_record::axes::{
     Engine, Mode, ModeFacts, Pattern, Placement, RxMode, UnknownName, UringOrdering, MODES,

@@ -191,15 +191,30 @@ impl RunSpec {
                 ),
             });
         }
+        // rr's server fills its slots with responses, its client with requests.
+        let (size_flag, slot_size) =
+            if self.pattern == Pattern::Rr && self.response_size() > self.msg_size {
+                ("--resp-size", self.response_size())
+            } else {
+                ("--msg-size", self.msg_size)
+            };
         if self.mode.facts().zero_copy
-            && self.zc_slots.saturating_mul(self.msg_size) > MAX_ZC_POOL_BYTES
+            && self.zc_slots.saturating_mul(slot_size) > MAX_ZC_POOL_BYTES
         {
             return bad(format!(
-                "--zc-slots {} x --msg-size {} = {} bytes of zero-copy slots per flow, above {} MiB: use fewer slots",
+                "--zc-slots {} x {size_flag} {slot_size} = {} bytes of zero-copy slots per flow, above {} MiB: use fewer slots",
                 self.zc_slots,
-                self.msg_size,
-                self.zc_slots.saturating_mul(self.msg_size),
+                self.zc_slots.saturating_mul(slot_size),
                 MAX_ZC_POOL_BYTES >> 20
+            ));
+        }
+        let memory = self.memory_local();
+        if memory.total() > MAX_RUN_MEMORY_BYTES {
+            return bad(format!(
+                "the run would hold about {} ({}), above the {} a run may hold: fewer flows, slots or a smaller --msg-size/--resp-size",
+                super::memory::mib(memory.total()),
+                memory.describe(),
+                super::memory::mib(MAX_RUN_MEMORY_BYTES)
             ));
         }
         Ok(())
@@ -327,6 +342,39 @@ mod tests {
                     ..ok.clone()
                 },
                 "bytes of zero-copy slots",
+            ),
+            (
+                // 16 MiB responses in 65536 zero-copy slots: a terabyte per flow.
+                RunSpec {
+                    mode: Mode::A3,
+                    pattern: Pattern::Rr,
+                    msg_size: 16,
+                    resp_size: Some(16 << 20),
+                    zc_slots: 65536,
+                    ..ok.clone()
+                },
+                "--zc-slots 65536 x --resp-size 16777216",
+            ),
+            (
+                // Each flow's slots fit a registered buffer; 16 flows on two ends do not fit.
+                RunSpec {
+                    mode: Mode::A3,
+                    pattern: Pattern::Rr,
+                    msg_size: 16,
+                    resp_size: Some(16 << 20),
+                    zc_slots: 63,
+                    flows: 16,
+                    ..ok.clone()
+                },
+                "send buffers",
+            ),
+            (
+                RunSpec {
+                    msg_size: 16 << 20,
+                    flows: 300,
+                    ..ok.clone()
+                },
+                "receive buffers",
             ),
             (
                 RunSpec {

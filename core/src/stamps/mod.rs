@@ -84,7 +84,7 @@ pub fn is_sample(seq: u64, every: u64) -> bool {
 }
 
 /// Most sampled sends waiting for their stamps; older ones are given up (counted unmatched).
-const MAX_PENDING: usize = 4096;
+pub const MAX_PENDING: usize = 4096;
 
 /// Which stamp an error-queue entry carries (`ee_info`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

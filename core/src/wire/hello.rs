@@ -17,7 +17,7 @@ const FLAG_BUSY_POLL: u8 = 4;
 const FLAG_TIMESTAMPS: u8 = 8;
 
 /// The first frame of every data connection: everything the receiver needs to know.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hello {
     /// Sender's copy discipline.
     pub mode: Mode,
@@ -55,58 +55,82 @@ pub struct Hello {
     pub stamp_every: u32,
 }
 
-/// The parts of a hello a receiver can insist on: the run it agreed to receive.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ExpectedHello {
-    mode: Mode,
-    engine: Engine,
-    pattern: Pattern,
-    msg_size: u32,
-    flows: u32,
-    warmup_ns: u64,
-    duration_ns: u64,
-    resp_size: u32,
-}
+/// What each byte range of the frame holds, for saying which field of a hello disagrees.
+const FIELDS: &[(std::ops::Range<usize>, &str)] = &[
+    (0..8, "magic"),
+    (8..10, "version"),
+    (10..11, "mode"),
+    (11..12, "engine"),
+    (12..13, "pattern"),
+    (13..14, "flags (verify, latency, busy-poll, timestamps)"),
+    (14..16, "reserved bytes"),
+    (16..20, "message size"),
+    (20..24, "flow index"),
+    (24..28, "flows"),
+    (28..32, "zero-copy slots"),
+    (32..40, "warm-up"),
+    (40..48, "window"),
+    (48..52, "response size"),
+    (52..56, "reserved bytes"),
+    (56..64, "rate"),
+    (64..72, "schedule start"),
+    (72..76, "stamp interval"),
+    (76..HELLO_LEN, "reserved bytes"),
+];
+/// The fields that differ between the flows of one run: the flow index and the schedule's
+/// start (each sender stamps its own).
+const PER_FLOW: [std::ops::Range<usize>; 2] = [20..24, 64..72];
 
-impl ExpectedHello {
-    /// What a sender of the run `h` announces (whatever its flow index).
-    pub fn of(h: &Hello) -> Self {
-        ExpectedHello {
-            mode: h.mode,
-            engine: h.engine,
-            pattern: h.pattern,
-            msg_size: h.msg_size,
-            flows: h.flows,
-            warmup_ns: h.warmup_ns,
-            duration_ns: h.duration_ns,
-            resp_size: h.resp_size,
-        }
+/// Checks the hellos of one run's data connections, frames as they arrived, against the hello
+/// its sender agreed to send (`agreed`, for any flow): every byte equal but the flow index and
+/// the schedule's start; the flow indexes all different and below the run's flows; each
+/// schedule start within `slack_ns` of `sender_now_ns` (now, on the sender's clock). This is
+/// how a receiver that does not trust its sender (`sendpath serve`) makes sure it builds
+/// nothing from a field it did not admit. Returns the decoded hellos, in the frames' order.
+pub fn check_run(
+    agreed: &Hello,
+    frames: &[[u8; HELLO_LEN]],
+    sender_now_ns: u64,
+    slack_ns: u64,
+) -> Result<Vec<Hello>> {
+    let mut want = agreed.encode();
+    for r in PER_FLOW {
+        want[r].fill(0);
     }
-
-    /// `Ok` if `h` announces this run with a flow index inside it.
-    pub fn check(&self, h: &Hello) -> Result<()> {
-        if ExpectedHello::of(h) != *self || h.flow >= h.flows {
-            return Err(Error::Protocol(format!(
-                "the data connection announces another run ({} {} {} B, flow {} of {}, {:.3} s) than the one agreed ({} {} {} B, {} flows, {:.3} s)",
-                h.mode,
-                h.engine.as_str(),
-                h.msg_size,
-                h.flow,
-                h.flows,
-                h.duration_ns as f64 / 1e9,
-                self.mode,
-                self.engine.as_str(),
-                self.msg_size,
-                self.flows,
-                self.duration_ns as f64 / 1e9
-            )));
+    let mut seen = vec![false; agreed.flows as usize];
+    let mut out = Vec::with_capacity(frames.len());
+    for (i, frame) in frames.iter().enumerate() {
+        let h = Hello::decode(frame)?;
+        let bad = |what: String| {
+            Err(Error::Protocol(format!(
+                "data connection {i}: {what}: not the run that was agreed"
+            )))
+        };
+        if let Some((_, field)) = FIELDS
+            .iter()
+            .filter(|(r, _)| !PER_FLOW.contains(r))
+            .find(|(r, _)| frame[r.clone()] != want[r.clone()])
+        {
+            return bad(format!("its hello's {field} differ"));
         }
-        Ok(())
+        match seen.get_mut(h.flow as usize) {
+            None => return bad(format!("flow index {} of {}", h.flow, agreed.flows)),
+            Some(true) => return bad(format!("flow index {} announced twice", h.flow)),
+            Some(s) => *s = true,
+        }
+        if h.sched0_ns.abs_diff(sender_now_ns) > slack_ns {
+            return bad(format!(
+                "its schedule starts {:.1} s away from now",
+                h.sched0_ns.abs_diff(sender_now_ns) as f64 / 1e9
+            ));
+        }
+        out.push(h);
     }
+    Ok(out)
 }
 
 impl Hello {
-    /// Encodes to the 64-byte frame.
+    /// Encodes to the frame.
     pub fn encode(&self) -> [u8; HELLO_LEN] {
         let mut b = [0u8; HELLO_LEN];
         b[0..8].copy_from_slice(&MAGIC);
@@ -142,7 +166,7 @@ impl Hello {
         b
     }
 
-    /// Decodes and checks a 64-byte frame; a wrong peer gets a clear error.
+    /// Decodes and checks a frame; a wrong peer gets a clear error.
     pub fn decode(b: &[u8; HELLO_LEN]) -> Result<Hello> {
         if b[0..8] != MAGIC {
             return Err(Error::Protocol(format!(
@@ -277,5 +301,58 @@ mod tests {
         let mut b = hello().encode();
         b[16..20].copy_from_slice(&3u32.to_le_bytes());
         assert!(Hello::decode(&b).is_err());
+    }
+
+    #[test]
+    fn a_run_is_checked_field_by_field_and_flow_by_flow() {
+        let agreed = Hello {
+            flows: 3,
+            ..hello()
+        };
+        let frame = |flow: u32, sched0_ns: u64| {
+            Hello {
+                flow,
+                sched0_ns,
+                ..agreed
+            }
+            .encode()
+        };
+        let now = 50_000_000_000;
+        let good = [frame(2, now), frame(0, now - 1000), frame(1, now + 1000)];
+        let got = check_run(&agreed, &good, now, 1_000_000_000).unwrap();
+        assert_eq!(got.iter().map(|h| h.flow).collect::<Vec<_>>(), [2, 0, 1]);
+        let err = |frames: &[[u8; HELLO_LEN]]| {
+            check_run(&agreed, frames, now, 1_000_000_000)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[frame(0, now), frame(0, now)]).contains("flow index 0 announced twice"));
+        assert!(err(&[frame(3, now)]).contains("flow index 3 of 3"));
+        assert!(err(&[frame(0, now + 5_000_000_000)]).contains("5.0 s away"));
+        assert!(err(&[frame(0, 0)]).contains("schedule"));
+        // Every other field, and bytes no field uses, must be as agreed.
+        for (at, field) in [
+            (10, "mode"),
+            (13, "flags"),
+            (15, "reserved"),
+            (16, "message size"),
+            (24, "flows"),
+            (28, "zero-copy slots"),
+            (31, "zero-copy slots"),
+            (33, "warm-up"),
+            (41, "window"),
+            (48, "response size"),
+            (57, "rate"),
+            (72, "stamp interval"),
+            (95, "reserved"),
+        ] {
+            let mut f = frame(0, now);
+            f[at] ^= if at == 10 { 3 } else { 1 };
+            let e = err(&[f]);
+            assert!(e.contains(field), "byte {at}: {e}");
+        }
+        let mut f = frame(0, now);
+        f[0] = b'X';
+        assert!(err(&[f]).contains("not a sendpath sender"));
     }
 }

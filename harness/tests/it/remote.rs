@@ -6,177 +6,28 @@
 //! assert fails.
 
 use crate::common::{is_root, sendpath, veth_up};
-use sendpath_core::remote::auth::Token;
+use crate::serve_util::*;
+use sendpath_core::remote::auth::{Role, Token};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "correct horse battery staple";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sp-remote-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A `sendpath serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    banner: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `sendpath serve` (inside `netns` if given) on `listen`, port chosen by the OS, and
-/// waits for its start-up line.
-fn serve(netns: Option<&str>, listen: &str, extra: &[&str]) -> Server {
-    let bin = env!("CARGO_BIN_EXE_sendpath");
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, bin]);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let mut child = cmd
-        .args(["serve", "--listen", listen, "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let addr = banner
-        .split_whitespace()
-        .nth(4)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in the start-up line: {banner:?}"));
-    Server {
-        child,
-        addr,
-        banner,
-    }
-}
-
-fn token_file(dir: &Path, secret: &str) -> PathBuf {
-    let p = dir.join(format!("token-{}", secret.len()));
-    std::fs::write(&p, format!("{secret}\n")).unwrap();
-    p
-}
-
-/// A raw control connection, as a misbehaving client would hold it.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Raw { s, buf: Vec::new() }
-    }
-
-    /// The next line as JSON; None if the server closed the connection first.
-    fn line(&mut self) -> Option<Value> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let l: Vec<u8> = self.buf.drain(..=i).collect();
-                return Some(serde_json::from_slice(&l).expect("the server writes JSON lines"));
-            }
-            let mut chunk = [0u8; 65536];
-            match self.s.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        let _ = self.s.write_all(bytes);
-    }
-
-    /// Reads the greeting and logs in with `secret`; returns the server's answer.
-    fn login(addr: SocketAddr, secret: &str) -> (Raw, Value) {
+/// A connection the server greeted: one from the wave before may not have been let go yet,
+/// so a `busy` answer (four log in at once per address) is retried for a while.
+fn greeted(addr: std::net::SocketAddr) -> Raw {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
         let mut r = Raw::connect(addr);
-        let hello = r.line().expect("a greeting");
-        assert_eq!(hello["type"], "hello");
-        assert_eq!(hello["auth"], "hmac-sha256");
-        let answer = Token::new(secret.as_bytes()).answer(hello["challenge"].as_str().unwrap());
-        r.send(
-            format!(
-                "{}\n",
-                json!({"type": "login", "protocol": 1, "response": answer})
-            )
-            .as_bytes(),
-        );
-        let reply = r.line().expect("an answer to the login");
-        (r, reply)
+        let first = r.line().expect("a first line");
+        if first["type"] == "hello" {
+            return r;
+        }
+        assert_eq!(first["code"], "busy", "{first}");
+        assert!(Instant::now() < until, "still busy");
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    /// The connection ends (the server closed it) within `within`.
-    fn closed_within(&mut self, within: Duration) -> bool {
-        self.s.set_read_timeout(Some(within)).unwrap();
-        let mut b = [0u8; 1024];
-        matches!(self.s.read(&mut b), Ok(0)) || matches!(self.s.read(&mut b), Ok(0))
-    }
-}
-
-fn test_request(spec: Value) -> Vec<u8> {
-    let mut base = serde_json::to_value(sendpath_core::spec::RunSpec::default()).unwrap();
-    for (k, v) in spec.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    format!(
-        "{}\n",
-        json!({"type": "test", "spec": base, "far_role": "receiver", "sender_clock_ahead_ns": 0})
-    )
-    .into_bytes()
-}
-
-/// A good cell through the server, with the real driver.
-fn good_run(addr: SocketAddr, token: &Path) -> std::process::Output {
-    sendpath()
-        .args(["run", "--mode", "a2", "--msg-size", "1024"])
-        .args(["--duration", "0.2", "--warmup", "0.05", "--remote"])
-        .arg(addr.to_string())
-        .arg("--token-file")
-        .arg(token)
-        .output()
-        .unwrap()
-}
-
-fn assert_ok_record(o: &std::process::Output) -> Value {
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let r: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert_eq!(r["status"], "ok", "{r}");
-    assert_eq!(r["spec"]["topology"], "remote");
-    assert!(r["throughput"]["bytes"].as_u64().unwrap() > 0);
-    assert_eq!(r["integrity"]["seq_errors"], 0);
-    assert!(
-        r["sender"]["reported"].as_bool().unwrap(),
-        "both sides reported"
-    );
-    r
 }
 
 #[test]
@@ -199,7 +50,8 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
     let long = vec![b'x'; 20 * 1024];
     let mut long_line = vec![b'{'; 17 * 1024];
     long_line.push(b'\n');
-    let wrong = Token::new(b"wrong").answer("whatever");
+    let wrong = Token::new(b"wrong").prove(Role::Driver, "whatever", "else");
+    let dc = sendpath_core::remote::auth::challenge().unwrap();
     let handshake: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not json", b"hello there\n".to_vec(), "malformed"),
         ("not utf-8", b"\xff\xfe\xfd\n".to_vec(), "malformed"),
@@ -218,25 +70,25 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
         ),
         (
             "no token",
-            b"{\"type\":\"login\",\"protocol\":1}\n".to_vec(),
+            b"{\"type\":\"login\",\"protocol\":2}\n".to_vec(),
             "auth",
         ),
         (
             "wrong token",
-            format!("{{\"type\":\"login\",\"protocol\":1,\"response\":\"{wrong}\"}}\n")
+            format!("{{\"type\":\"login\",\"protocol\":2,\"response\":\"{wrong}\",\"challenge\":\"{dc}\"}}\n")
                 .into_bytes(),
             "auth",
         ),
         (
             "token not hex",
-            b"{\"type\":\"login\",\"protocol\":1,\"response\":\"zz\"}\n".to_vec(),
+            format!("{{\"type\":\"login\",\"protocol\":2,\"response\":\"zz\",\"challenge\":\"{dc}\"}}\n").into_bytes(),
             "auth",
         ),
         (
             "replayed answer",
             format!(
-                "{{\"type\":\"login\",\"protocol\":1,\"response\":\"{}\"}}\n",
-                Token::new(TOKEN.as_bytes()).answer("an old challenge")
+                "{{\"type\":\"login\",\"protocol\":2,\"response\":\"{}\",\"challenge\":\"{dc}\"}}\n",
+                Token::new(TOKEN.as_bytes()).prove(Role::Driver, "an old challenge", &dc)
             )
             .into_bytes(),
             "auth",
@@ -252,19 +104,19 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
         ("silence", Vec::new(), "timeout"),
     ];
     let started = Instant::now();
-    // In waves of 8: the server lets 16 connections log in at once (one more is told busy).
+    // In waves of 2: the server lets 4 connections from one address log in at once, the drip
+    // below holds one of them, and a wave's connections may take a moment to be let go.
     let mut handshake = handshake.into_iter().peekable();
     let mut waves = Vec::new();
     while handshake.peek().is_some() {
-        let wave: Vec<_> = handshake.by_ref().take(8).collect();
+        let wave: Vec<_> = handshake.by_ref().take(2).collect();
         waves.push(wave);
     }
     // A slow drip: a byte every 300 ms never makes a line; it is cut off at the login bound.
     let drip = std::thread::spawn(move || {
-        let mut r = Raw::connect(addr);
-        r.line().unwrap();
+        let mut r = greeted(addr);
         let t = Instant::now();
-        for b in b"{\"type\":\"login\",\"protocol\":1,\"response\":\"00\"}"
+        for b in b"{\"type\":\"login\",\"protocol\":2,\"response\":\"00\"}"
             .iter()
             .cycle()
             .take(60)
@@ -288,8 +140,7 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
             .into_iter()
             .map(|(what, bytes, code)| {
                 std::thread::spawn(move || {
-                    let mut r = Raw::connect(addr);
-                    assert_eq!(r.line().expect("a greeting")["type"], "hello", "{what}");
+                    let mut r = greeted(addr);
                     r.send(&bytes);
                     let reply = r.line().unwrap_or_else(|| panic!("{what}: no error reply"));
                     assert_eq!(reply["type"], "error", "{what}: {reply}");
@@ -328,17 +179,17 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
         json!({"pin": {"sender": [0], "receiver": [4095]}}),
     ];
     for spec in &invalid {
-        s.send(&test_request(spec.clone()));
+        s.send_line(&test_request(spec.clone()));
         let reply = s.line().expect("an answer");
         assert_eq!(reply["type"], "error", "{spec}: {reply}");
         assert_eq!(reply["code"], "invalid", "{spec}: {reply}");
-        s.send(b"{\"type\":\"clock\",\"t0_ns\":42}\n");
+        s.send_line(b"{\"type\":\"clock\",\"t0_ns\":42}");
         let clock = s.line().expect("the session goes on");
         assert_eq!(clock["t0_ns"], 42, "{clock}");
         assert!(clock["t1_ns"].as_u64().unwrap() > 0);
     }
     // A test whose data connections never come fails at its bound, and the session goes on.
-    s.send(&test_request(json!({})));
+    s.send_line(&test_request(json!({})));
     assert_eq!(s.line().unwrap()["type"], "ready");
     let failed = s.line().unwrap();
     assert_eq!(failed["code"], "failed", "{failed}");
@@ -346,11 +197,11 @@ fn bad_requests_get_one_clear_error_and_the_server_serves_the_next_good_one() {
         .as_str()
         .unwrap()
         .contains("data connections"));
-    s.send(b"{\"type\":\"ready\",\"data_port\":9}\n");
+    s.send_line(b"{\"type\":\"ready\",\"data_port\":9}");
     assert_eq!(s.line().unwrap()["code"], "unexpected");
     assert!(s.closed_within(Duration::from_secs(2)));
     let (mut s, _) = Raw::login(addr, TOKEN);
-    s.send(b"{\"type\":\"test\",\"far_role\":\"receiver\"}\n");
+    s.send_line(b"{\"type\":\"test\",\"far_role\":\"receiver\"}");
     assert_eq!(s.line().unwrap()["code"], "malformed");
     drop(s);
 
@@ -415,7 +266,7 @@ fn one_client_at_a_time_and_a_killed_client_frees_the_server() {
     let o = good_run(srv.addr, &token);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("busy"));
-    first.send(b"{\"type\":\"bye\"}\n");
+    first.send_line(b"{\"type\":\"bye\"}");
     assert!(first.closed_within(Duration::from_secs(2)));
     assert_ok_record(&good_run(srv.addr, &token));
 
