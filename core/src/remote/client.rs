@@ -3,7 +3,7 @@
 //! logs in afresh, so one failed cell never fails the rest.
 
 use super::auth::{self, Role, Token};
-use super::conn::Conn;
+use super::conn::{Conn, RecvError};
 use super::proto::{
     AuthKind, ErrorCode, FarRole, Finished, Msg, TestRequest, DEFAULT_PORT, MAX_REPLY_LINE,
     PROTOCOL,
@@ -159,13 +159,23 @@ impl Driver {
         if let (Some(t), Some(dc)) = (&self.remote.token, &driver_challenge) {
             conn.seal(t.session_key(&challenge, dc), Role::Driver);
         }
-        match recv(&mut conn, REPLY_TIMEOUT, "the login's answer")? {
+        let impostor = || {
+            Error::Setup(format!(
+                "the far host {addr} could not prove it holds the token: refusing it"
+            ))
+        };
+        let welcome = match conn.recv(Instant::now() + REPLY_TIMEOUT, MAX_REPLY_LINE) {
+            Ok(Msg::Error { code, message }) => return Err(refused(code, message)),
+            Ok(m) => m,
+            // A welcome that fails its MAC was not made with the token.
+            Err(RecvError::Unsealed(_)) => return Err(impostor()),
+            Err(e) => return Err(e.into_error("the login's answer")),
+        };
+        match welcome {
             Msg::Welcome { host, proof } => {
                 if let (Some(t), Some(dc)) = (&self.remote.token, &driver_challenge) {
                     if !proof.is_some_and(|p| t.accepts(Role::Server, &challenge, dc, &p)) {
-                        return Err(Error::Setup(format!(
-                            "the far host {addr} could not prove it holds the token: refusing it"
-                        )));
+                        return Err(impostor());
                     }
                 }
                 Ok(Session {

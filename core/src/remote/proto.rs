@@ -201,7 +201,6 @@ pub fn parse(line: &[u8]) -> std::result::Result<Msg, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     #[test]
     fn every_message_survives_a_round_trip() {
@@ -251,60 +250,5 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
-    }
-
-    /// A bounded fuzz of the parser: valid lines cut, flipped and spliced at random (a fixed
-    /// seed, so a failure repeats) never panic, and whatever parses re-serializes.
-    #[test]
-    fn mutated_lines_never_panic_the_parser() {
-        let seeds: Vec<Vec<u8>> = [
-            r#"{"type":"login","protocol":2,"response":"00","challenge":"11"}"#.to_string(),
-            serde_json::to_string(&Msg::Test(Box::new(TestRequest {
-                spec: RunSpec::default(),
-                far_role: FarRole::Receiver,
-                sender_clock_ahead_ns: 0,
-            })))
-            .unwrap(),
-            r#"{"type":"clock","t0_ns":1}"#.to_string(),
-        ]
-        .into_iter()
-        .map(String::into_bytes)
-        .collect();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let started = Instant::now();
-        let mut parsed = 0;
-        for i in 0..20_000 {
-            if started.elapsed() > Duration::from_secs(5) {
-                break;
-            }
-            let mut line = seeds[i % seeds.len()].clone();
-            for _ in 0..(next() % 4 + 1) {
-                let at = (next() as usize) % line.len().max(1);
-                match next() % 4 {
-                    0 => line.truncate(at),
-                    1 if !line.is_empty() => {
-                        let i = at.min(line.len() - 1);
-                        line[i] = next() as u8;
-                    }
-                    2 => line.insert(at.min(line.len()), b"{}[]\",:0-9e"[next() as usize % 11]),
-                    _ => {
-                        let other = &seeds[next() as usize % seeds.len()];
-                        let from = next() as usize % other.len();
-                        line.extend_from_slice(&other[from..]);
-                    }
-                }
-            }
-            if let Ok(m) = parse(&line) {
-                parsed += 1;
-                assert!(serde_json::to_string(&m).is_ok());
-            }
-        }
-        assert!(parsed < 20_000, "mutations should break most lines");
     }
 }

@@ -80,6 +80,12 @@ fn assert_error(reply: &Value, code: &str, needle: &str, what: &str) {
     assert!(m.contains(needle), "{what}: {m}");
 }
 
+/// Ends a session and waits until the server let go of it.
+fn bye(mut s: Raw) {
+    s.send_line(b"{\"type\":\"bye\"}");
+    assert!(s.closed_within(Duration::from_secs(2)));
+}
+
 /// A real driver's run succeeds after `what`.
 fn served_after(addr: SocketAddr, token: &Path, what: &str) {
     let o = good_run(addr, token);
@@ -199,8 +205,7 @@ fn data_connections_and_requests_outside_the_admitted_test_are_refused() {
         let reply = s.line().unwrap_or_else(|| panic!("{what}: no reply"));
         assert_error(&reply, "failed", needle, what);
         drop(conns);
-        s.send_line(b"{\"type\":\"bye\"}");
-        drop(s);
+        bye(s);
         served_after(addr, &token, what);
     }
 
@@ -218,14 +223,15 @@ fn data_connections_and_requests_outside_the_admitted_test_are_refused() {
             "receive buffers",
         ),
         (
-            "4 flows of 4 MiB rr responses in 8 slots",
+            "8 flows of 4 MiB rr responses in 16 slots",
             json!({"mode": "a3", "pattern": "rr", "msg_size": 64,
-                   "resp_size": 4 << 20, "zc_slots": 8, "flows": 4}),
+                   "resp_size": 4 << 20, "zc_slots": 16, "flows": 8}),
             "send buffers",
         ),
     ] {
-        let (_s, reply) = ask(addr, &spec_of(fields), "receiver");
+        let (s, reply) = ask(addr, &spec_of(fields), "receiver");
         assert_error(&reply, "invalid", needle, what);
+        bye(s);
         served_after(addr, &token, what);
     }
     assert_alive_and_bounded(&mut srv);
@@ -256,11 +262,16 @@ fn a_live_peer_cannot_hold_a_test_past_the_servers_deadline() {
     // The far host sends (a3, zero-copy completions outstanding); the peer never reads and
     // never asks for the end.
     let what = "a peer that never asks for the end (far a3 sender)";
-    let (mut s, ready) = ask(addr, &spec_of(json!({"mode": "a3", "msg_size": 65536})), "sender");
+    let (mut s, ready) = ask(
+        addr,
+        &spec_of(json!({"mode": "a3", "msg_size": 65536})),
+        "sender",
+    );
     let quiet = data(addr, &ready);
     let t = Instant::now();
     cut_off(&mut s, t, what);
-    drop((quiet, s));
+    drop(quiet);
+    bye(s);
     served_after(addr, &token, what);
 
     // The far host receives; the peer keeps sending valid messages and never sends the end
@@ -284,7 +295,7 @@ fn a_live_peer_cannot_hold_a_test_past_the_servers_deadline() {
     });
     cut_off(&mut s, t, what);
     assert!(flood.join().unwrap() > 0);
-    drop(s);
+    bye(s);
     served_after(addr, &token, what);
 
     // The far host answers rr requests (a3 on io_uring); the peer keeps requesting.
@@ -309,7 +320,7 @@ fn a_live_peer_cannot_hold_a_test_past_the_servers_deadline() {
     });
     cut_off(&mut s, t, what);
     assert!(pester.join().unwrap() > 100, "the responder was kept busy");
-    drop(s);
+    bye(s);
     served_after(addr, &token, what);
 
     assert_alive_and_bounded(&mut srv);
@@ -344,9 +355,9 @@ fn tampering_proxy(to: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<usize
         for (i, line) in BufReader::new(driver).split(b'\n').enumerate() {
             let Ok(mut line) = line else { break };
             if i == 1 {
-                // The first sealed line (a clock probe): one digit of its time changes.
+                // The first sealed line (a clock probe): the last digit of its time changes.
                 let text = String::from_utf8_lossy(&line).into_owned();
-                let at = text.find("\"t0_ns\":").expect("a clock probe") + 8;
+                let at = text.find(",\"t1_ns\"").expect("a clock probe") - 1;
                 line[at] ^= 1;
             }
             line.push(b'\n');
@@ -382,9 +393,17 @@ fn impostor() -> (SocketAddr, std::thread::JoinHandle<()>) {
 
 fn run_remote(addr: SocketAddr, token: Option<&Path>) -> std::process::Output {
     let mut c = sendpath();
-    c.args(["run", "--mode", "a1", "--duration", "0.1", "--warmup", "0.02"])
-        .arg("--remote")
-        .arg(addr.to_string());
+    c.args([
+        "run",
+        "--mode",
+        "a1",
+        "--duration",
+        "0.1",
+        "--warmup",
+        "0.02",
+    ])
+    .arg("--remote")
+    .arg(addr.to_string());
     if let Some(t) = token {
         c.arg("--token-file").arg(t);
     }
@@ -431,7 +450,11 @@ fn tampering_impostors_crowds_and_open_defaults_are_refused() {
 
     let what = "a driver holding a token meets a server without one";
     let open = serve(None, "127.0.0.1", &[]);
-    refused_in_one_line(&run_remote(open.addr, Some(&token)), "asks for no token", what);
+    refused_in_one_line(
+        &run_remote(open.addr, Some(&token)),
+        "asks for no token",
+        what,
+    );
     assert_ok_record(&run_remote(open.addr, None));
     served_after(addr, &token, what);
 
@@ -497,7 +520,10 @@ fn tampering_impostors_crowds_and_open_defaults_are_refused() {
         .unwrap();
     let _ = open.kill();
     let _ = open.wait();
-    assert!(warning.contains("WARNING") && warning.contains("anyone"), "{warning}");
+    assert!(
+        warning.contains("WARNING") && warning.contains("anyone"),
+        "{warning}"
+    );
 
     assert_alive_and_bounded(&mut srv);
     let _ = std::fs::remove_dir_all(&dir);
