@@ -35,6 +35,9 @@ pub struct Findings {
 pub struct CrossoverFinding {
     /// Pattern (with its variant, e.g. `rr+busy-poll`).
     pub pattern: String,
+    /// Messages per send operation, the same for A1 and the challenger (`1`, `512K`).
+    #[serde(default)]
+    pub batch: String,
     /// Engine label.
     pub engine: String,
     /// Flows.
@@ -52,6 +55,9 @@ pub struct CrossoverFinding {
 pub struct BestFinding {
     /// Pattern.
     pub pattern: String,
+    /// Messages per send operation of every contender.
+    #[serde(default)]
+    pub batch: String,
     /// Flows.
     pub flows: u64,
     /// Bytes per message.
@@ -71,9 +77,10 @@ impl Findings {
         for c in &self.crossovers {
             out.insert(
                 format!(
-                    "{} beats A1 from: {} {} {} flow(s)",
+                    "{} beats A1 from: {} batch {} {} {} flow(s)",
                     c.challenger.to_uppercase(),
                     c.pattern,
+                    c.batch,
                     c.engine,
                     c.flows
                 ),
@@ -84,8 +91,8 @@ impl Findings {
         for b in &self.best {
             out.insert(
                 format!(
-                    "best mode: {} {} flow(s) {} B",
-                    b.pattern, b.flows, b.msg_size_bytes
+                    "best mode: {} batch {} {} flow(s) {} B",
+                    b.pattern, b.batch, b.flows, b.msg_size_bytes
                 ),
                 b.best.clone().unwrap_or("no clear difference".into()),
             );
@@ -121,6 +128,7 @@ pub fn findings(a: &Analysis) -> Findings {
         .iter()
         .map(|c| CrossoverFinding {
             pattern: c.pattern.clone(),
+            batch: c.batch.clone(),
             engine: c.engine.clone(),
             flows: c.flows,
             challenger: c.challenger.clone(),
@@ -133,6 +141,7 @@ pub fn findings(a: &Analysis) -> Findings {
         .iter()
         .map(|b| BestFinding {
             pattern: b.pattern.clone(),
+            batch: b.batch.clone(),
             flows: b.flows,
             msg_size_bytes: b.msg_size_bytes,
             best: b.clear_winner().map(String::from),
@@ -170,17 +179,20 @@ fn sizes_text(v: &[u64]) -> String {
 fn sentences(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
     let stream = Pattern::Stream.as_str();
-    // Where A2 and A3 beat A1, on streams, per engine, at the fewest flows measured.
-    let mut engines: BTreeMap<&str, u64> = BTreeMap::new();
+    // Where A2 and A3 beat A1, on streams, per engine and batch (the copy discipline at equal
+    // batching), at the fewest flows measured.
+    let mut engines: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for c in a.crossovers.iter().filter(|c| c.pattern == stream) {
-        let f = engines.entry(&c.engine).or_insert(c.flows);
+        let f = engines.entry((&c.engine, &c.batch)).or_insert(c.flows);
         *f = (*f).min(c.flows);
     }
-    for (engine, flows) in engines {
+    for ((engine, batch), flows) in engines {
         let parts: Vec<String> = a
             .crossovers
             .iter()
-            .filter(|c| c.pattern == stream && c.engine == engine && c.flows == flows)
+            .filter(|c| {
+                c.pattern == stream && c.engine == engine && c.batch == batch && c.flows == flows
+            })
             .map(|c| {
                 let who = c.challenger.to_uppercase();
                 match (c.first_win_bytes, c.ratio_at_first_win) {
@@ -200,12 +212,15 @@ fn sentences(a: &Analysis) -> Vec<String> {
             .collect();
         if !parts.is_empty() {
             out.push(format!(
-                "Streams on the {engine} engine, {flows} flow{}: {}.",
+                "Streams on the {engine} engine, {}, {flows} flow{}: {}.",
+                batch_words(batch),
                 if flows == 1 { "" } else { "s" },
                 parts.join("; ")
             ));
         }
     }
+    // What batching itself changes, mode by mode, at equal copy discipline.
+    out.extend(batching_sentences(&a.table));
     // Zero-copy, and the batching beside it.
     let z = &a.zerocopy;
     if let Some(f) = z.copied_fraction {
@@ -229,8 +244,8 @@ fn sentences(a: &Analysis) -> Vec<String> {
         for e in z.coalescing_engines() {
             if let Some((lo, hi)) = z.batching_range(&e) {
                 s.push_str(&format!(
-                    " A3 on {e} carried {lo:.0} to {hi:.0} messages per send: its gains there are \
-                     batching, not zero-copy."
+                    " A3 on {e} carried {lo:.0} to {hi:.0} messages per send where it was \
+                     batched, and is compared with A1 and A2 at the same batch only."
                 ));
             }
         }
@@ -295,22 +310,92 @@ fn resolution_sentence(a: &Analysis) -> Option<String> {
     ))
 }
 
+/// `one message per send` or `batches of 512K per send`.
+fn batch_words(batch: &str) -> String {
+    match batch {
+        "1" => "one message per send".into(),
+        "auto" => "each ordering's own batching".into(),
+        b => format!("batches of {b} per send"),
+    }
+}
+
+/// What batching changes: per engine and mode, a batch's throughput over one message per call,
+/// at the smallest stream size and fewest flows that have both (where batching matters most).
+fn batching_sentences(t: &DerivedTable) -> Vec<String> {
+    let stream = Pattern::Stream.as_str();
+    let mut out = Vec::new();
+    let rows: Vec<_> = t
+        .rows
+        .iter()
+        .filter(|r| r.key.pattern == stream && r.get(Metric::Gbps).is_some())
+        .collect();
+    let mut groups: BTreeMap<(&str, &str), ()> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.key.batch != "1" && r.key.batch != "auto")
+    {
+        groups.insert((r.key.engine.as_str(), r.key.batch.as_str()), ());
+    }
+    for (engine, batch) in groups.into_keys() {
+        let at = |b: &str| -> Vec<(u64, u64)> {
+            rows.iter()
+                .filter(|r| r.key.engine == engine && r.key.batch == b)
+                .map(|r| (r.key.flows, r.key.msg_size_bytes))
+                .collect()
+        };
+        let ones = at("1");
+        let both: Vec<(u64, u64)> = at(batch).into_iter().filter(|k| ones.contains(k)).collect();
+        let Some(&(flows, size)) = both.iter().min() else {
+            continue;
+        };
+        let gbps = |mode: &str, b: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.key.engine == engine
+                        && r.key.batch == b
+                        && r.key.mode == mode
+                        && (r.key.flows, r.key.msg_size_bytes) == (flows, size)
+                })
+                .and_then(|r| r.get(Metric::Gbps))
+        };
+        let parts: Vec<String> = MODES
+            .iter()
+            .filter_map(|m| {
+                let one = gbps(m.mode.as_str(), "1")?;
+                let many = gbps(m.mode.as_str(), batch)?;
+                let r = ratio_ci(&one.values, &many.values)?;
+                Some(format!("{} {}", m.mode.as_str().to_uppercase(), r.text()))
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "Batching on the {engine} engine ({size} B, {flows} flow{}): {batch} per send \
+                 against one message per send moves throughput by {} — the same batching for \
+                 every mode, so the copy discipline's effect is the comparison at equal batch.",
+                if flows == 1 { "" } else { "s" },
+                parts.join("; ")
+            ));
+        }
+    }
+    out
+}
+
 fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
     let stream = Pattern::Stream.as_str();
     let mut out = Vec::new();
-    let mut engines: Vec<&str> = t
+    let mut engines: Vec<(&str, &str)> = t
         .rows
         .iter()
         .filter(|r| r.key.pattern == stream)
-        .map(|r| r.key.engine.as_str())
+        .map(|r| (r.key.engine.as_str(), r.key.batch.as_str()))
         .collect();
     engines.sort();
     engines.dedup();
-    for engine in engines {
+    for (engine, batch) in engines {
         let rows: Vec<_> = t
             .rows
             .iter()
-            .filter(|r| r.key.pattern == stream && r.key.engine == engine)
+            .filter(|r| r.key.pattern == stream && r.key.engine == engine && r.key.batch == batch)
             .collect();
         let Some(flows) = rows.iter().map(|r| r.key.flows).min() else {
             continue;
@@ -349,7 +434,8 @@ fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
             .collect();
         if !parts.is_empty() {
             out.push(format!(
-                "CPU per byte at {size} B, {engine}, {flows} flow{}: {}.",
+                "CPU per byte at {size} B, {engine}, {}, {flows} flow{}: {}.",
+                batch_words(batch),
                 if flows == 1 { "" } else { "s" },
                 parts.join("; ")
             ));
@@ -367,6 +453,7 @@ mod tests {
             schema: SCHEMA.into(),
             crossovers: vec![CrossoverFinding {
                 pattern: "stream".into(),
+                batch: "1".into(),
                 engine: "threads".into(),
                 flows: 1,
                 challenger: "a2".into(),
@@ -375,6 +462,7 @@ mod tests {
             }],
             best: vec![BestFinding {
                 pattern: "stream".into(),
+                batch: "1".into(),
                 flows: 1,
                 msg_size_bytes: 64,
                 best: best.map(String::from),

@@ -9,6 +9,7 @@
 //! which does all of it for a results file. Every statement in the report is computed from
 //! the records; nothing in it is prose about results written in advance.
 
+pub mod calls;
 pub mod compare;
 pub mod derive;
 pub mod explain;

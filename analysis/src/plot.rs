@@ -53,13 +53,15 @@ impl Series {
     }
 }
 
-/// What to draw: one metric for one pattern and flow count.
+/// What to draw: one metric for one pattern, batch and flow count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlotSpec {
     /// The metric.
     pub metric: Metric,
     /// Pattern.
     pub pattern: String,
+    /// Messages per send operation of every line (`1`, `512K`).
+    pub batch: String,
     /// Flows.
     pub flows: u64,
     /// Lines, sorted by mode then engine.
@@ -67,17 +69,24 @@ pub struct PlotSpec {
 }
 
 impl PlotSpec {
-    /// File name without extension, e.g. `gbps_stream_flows2`.
+    /// File name without extension, e.g. `gbps_stream_batch512K_flows2`.
     pub fn stem(&self) -> String {
-        format!("{}_{}_flows{}", self.metric.key(), self.pattern, self.flows)
+        format!(
+            "{}_{}_batch{}_flows{}",
+            self.metric.key(),
+            self.pattern,
+            self.batch,
+            self.flows
+        )
     }
 
     /// Chart title.
     pub fn title(&self) -> String {
         format!(
-            "{}: {}, {} flow{}",
+            "{}: {}, batch {}, {} flow{}",
             self.metric.title(),
             self.pattern,
+            self.batch,
             self.flows,
             if self.flows == 1 { "" } else { "s" }
         )
@@ -130,20 +139,21 @@ pub const PLOTTED: [Metric; 12] = [
     Metric::ZcCopiedFraction,
 ];
 
-/// Every plot the table supports: one per plotted metric, pattern and flow count that has at
+/// Every plot the table supports: one per plotted metric, pattern, batch and flow count that has at
 /// least one value. A metric no record has (e.g. cycles without hardware counters) gets none.
 pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
-    let mut groups: BTreeMap<(String, u64), Vec<&crate::derive::DerivedRow>> = BTreeMap::new();
+    type Group = (String, String, u64);
+    let mut groups: BTreeMap<Group, Vec<&crate::derive::DerivedRow>> = BTreeMap::new();
     for r in &t.rows {
         groups
-            .entry((r.key.pattern.clone(), r.key.flows))
+            .entry((r.key.pattern.clone(), r.key.batch.clone(), r.key.flows))
             .or_default()
             .push(r);
     }
     let mut out = Vec::new();
     for metric in PLOTTED {
         let factor = y_unit(metric).1;
-        for ((pattern, flows), rows) in &groups {
+        for ((pattern, batch, flows), rows) in &groups {
             let mut lines: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
             for r in rows {
                 if let Some(s) = r.get(metric) {
@@ -175,6 +185,7 @@ pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
             out.push(PlotSpec {
                 metric,
                 pattern: pattern.clone(),
+                batch: batch.clone(),
                 flows: *flows,
                 series,
             });

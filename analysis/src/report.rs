@@ -255,7 +255,7 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         .collect();
     b.push(Block::Para(format!(
         "Smallest measured message size at which the mode's throughput (Gbit/s) is clearly above \
-         A1's on the same engine, pattern and flow count: the 90% bootstrap confidence interval of \
+         A1's on the same engine, pattern, batch and flow count: the 90% bootstrap confidence interval of \
          the ratio of their medians lies above {} (shown with the ratio). Sizes where it is not \
          clearly above A1 afterwards are named; a median ahead inside the noise is no win. Sizes \
          compared: {}.",
@@ -264,16 +264,26 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
     )));
     // One column per challenger: every mode of the table after the baseline (A1).
     let challengers: Vec<&str> = MODES[1..].iter().map(|f| f.mode.as_str()).collect();
-    let mut rows: BTreeMap<(String, String, u64), Vec<String>> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String, String, u64), Vec<String>> = BTreeMap::new();
     for c in &a.crossovers {
         let e = rows
-            .entry((c.pattern.clone(), c.engine.clone(), c.flows))
+            .entry((
+                c.pattern.clone(),
+                c.batch.clone(),
+                c.engine.clone(),
+                c.flows,
+            ))
             .or_insert_with(|| vec!["not measured".into(); challengers.len()]);
         if let Some(i) = challengers.iter().position(|ch| *ch == c.challenger) {
             e[i] = crossover_text(c);
         }
     }
-    let mut header: Vec<String> = vec!["pattern".into(), "engine".into(), "flows".into()];
+    let mut header: Vec<String> = vec![
+        "pattern".into(),
+        "batch".into(),
+        "engine".into(),
+        "flows".into(),
+    ];
     header.extend(
         challengers
             .iter()
@@ -282,7 +292,7 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
     b.push(Block::Table(
         header,
         rows.into_iter()
-            .map(|((p, e, f), cols)| [vec![p, e, f.to_string()], cols].concat())
+            .map(|((p, batch, e, f), cols)| [vec![p, batch, e, f.to_string()], cols].concat())
             .collect(),
     ));
     let mut lines = Vec::new();
@@ -297,7 +307,7 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
             .filter(|c| c.first_win_bytes.is_some() && c.loses_above.is_empty())
             .count();
         lines.push(format!(
-            "{} beats A1 at some measured size in {} of {} (pattern, engine, flows) combinations, \
+            "{} beats A1 at some measured size in {} of {} (pattern, batch, engine, flows) combinations, \
              and keeps beating it at every larger size in {} of them.",
             mode_label(ch),
             wins,
@@ -306,7 +316,7 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         ));
     }
     b.push(Block::List(lines));
-    if let Some(note) = batching_note(a) {
+    if let Some(note) = crate::calls::batching_note(&a.calls) {
         b.push(Block::Para(note));
     }
     // Best mode per size.
@@ -320,6 +330,7 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
             };
             vec![
                 x.pattern.clone(),
+                x.batch.clone(),
                 x.flows.to_string(),
                 x.msg_size_bytes.to_string(),
                 match x.clear_winner() {
@@ -336,13 +347,14 @@ fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
         "Best mode per size (median Gbit/s)".into(),
     ));
     b.push(Block::Para(format!(
-        "The mode and engine with the highest median throughput, named only where it is clearly \
+        "The mode and engine with the highest median throughput at each batch, named only where it is clearly \
          ahead of the next one (the 90% bootstrap CI of the ratio lies above {}).",
         crate::stats::MARGIN
     )));
     b.push(Block::Table(
         vec![
             "pattern".into(),
+            "batch".into(),
             "flows".into(),
             "msg size (B)".into(),
             "best".into(),
@@ -393,6 +405,7 @@ fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
     let zc = a.table.has(Metric::ZcCopiedFraction);
     let mut header: Vec<String> = [
         "pattern",
+        "batch",
         "flows",
         "msg size (B)",
         "mode",
@@ -421,6 +434,7 @@ fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
         let k = &r.key;
         let mut row = vec![
             k.pattern.clone(),
+            k.batch.clone(),
             k.flows.to_string(),
             k.msg_size_bytes.to_string(),
             k.mode.to_uppercase(),
@@ -475,57 +489,24 @@ fn key_findings_section(
         crate::stats::MARGIN,
         (crate::stats::MARGIN - 1.0) * 100.0
     )));
-    // Throughput and sender CPU per byte of streams at the fewest flows.
-    for stem in ["gbps_stream_flows", "sender_cpu_ns_per_byte_stream_flows"] {
-        if let Some(p) = plots
+    // Throughput and sender CPU per byte of streams at the fewest flows, at each batch
+    // (plots come in (pattern, batch, flows) order: the first of a batch has the fewest).
+    for stem in ["gbps_stream_batch", "sender_cpu_ns_per_byte_stream_batch"] {
+        let mut shown: BTreeSet<&str> = BTreeSet::new();
+        for p in plots
             .iter()
-            .find(|p| p.png.starts_with(&format!("plots/{stem}")))
+            .filter(|p| p.png.starts_with(&format!("plots/{stem}")))
         {
-            b.push(Block::Plot(p.clone()));
+            let batch = p.png[stem.len() + 6..].split('_').next().unwrap_or("");
+            if shown.insert(batch) {
+                b.push(Block::Plot(p.clone()));
+            }
         }
     }
 }
 
 /// Where A3 coalesces messages into one zero-copy send: how many, beside the zero-copy
 /// verdict, so that a win from batching syscalls is not read as a win from zero-copy.
-fn batching_note(a: &Analysis) -> Option<String> {
-    let z = &a.zerocopy;
-    let engines = z.coalescing_engines();
-    if engines.is_empty() {
-        return None;
-    }
-    let ranges = join(engines.iter().filter_map(|e| {
-        let (lo, hi) = z.batching_range(e)?;
-        Some(format!(
-            "{} to {} messages per send on {e}",
-            num_label(lo),
-            num_label(hi)
-        ))
-    }));
-    let verdict = match z.copied_fraction {
-        Some(f) if f >= 1.0 => {
-            "and the kernel copied every one of them (see \"Was zero-copy achieved?\")"
-        }
-        Some(f) if f <= 0.0 => "and the kernel copied none of them",
-        Some(_) => "and the kernel copied some of them (see \"Was zero-copy achieved?\")",
-        None => "and no completion said whether the kernel copied",
-    };
-    let bundles = match z.bundle_depths {
-        Some((lo, hi)) if lo == hi => {
-            format!("; A1 and A2 on io_uring batch too, up to {lo} messages per send bundle")
-        }
-        Some((lo, hi)) => format!(
-            "; A1 and A2 on io_uring batch too, up to {lo} to {hi} messages per send bundle"
-        ),
-        None => String::new(),
-    };
-    Some(format!(
-        "A3 coalesces: {ranges} (one `SEND_ZC` for many messages laid out back to back), {verdict}. \
-         Where A3 beats A1 there, the gain comes from fewer, larger send calls, not from \
-         avoiding a copy{bundles}."
-    ))
-}
-
 fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis) {
     b.push(Block::Heading(2, "Was zero-copy achieved?".into()));
     let z = &a.zerocopy;
@@ -808,6 +789,7 @@ fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
             };
             vec![
                 e.low.pattern.clone(),
+                e.low.batch.clone(),
                 e.low.mode.to_uppercase(),
                 e.low.engine.clone(),
                 e.low.msg_size_bytes.to_string(),
@@ -822,6 +804,7 @@ fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
     b.push(Block::Table(
         [
             "pattern",
+            "batch",
             "mode",
             "engine",
             "msg size (B)",

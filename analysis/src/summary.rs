@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Crossover {
     /// Pattern.
     pub pattern: String,
+    /// Messages per send operation (the challenger and A1 ran at the same batch).
+    pub batch: String,
     /// Engine (the challenger and A1 ran on the same engine).
     pub engine: String,
     /// Flows.
@@ -34,24 +36,30 @@ pub struct Crossover {
     pub unclear: Vec<u64>,
 }
 
-/// The crossover table: for each (pattern, engine, flows) and each of A2, A3 that was measured
-/// beside A1.
+/// The crossover table: for each (pattern, batch, engine, flows) and each of A2, A3 that was
+/// measured beside A1 (at the same batch: a comparison of send paths never mixes batching in).
 pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
-    // (pattern, engine, flows) -> mode -> size -> median gbps
+    // (pattern, batch, engine, flows) -> mode -> size -> median gbps
     type BySize = BTreeMap<u64, crate::derive::Stat>;
-    let mut by: BTreeMap<(String, String, u64), BTreeMap<String, BySize>> = BTreeMap::new();
+    type Group = (String, String, String, u64);
+    let mut by: BTreeMap<Group, BTreeMap<String, BySize>> = BTreeMap::new();
     for r in &t.rows {
         if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
-            by.entry((k.pattern.clone(), k.engine.clone(), k.flows))
-                .or_default()
-                .entry(k.mode.clone())
-                .or_default()
-                .insert(k.msg_size_bytes, g.clone());
+            by.entry((
+                k.pattern.clone(),
+                k.batch.clone(),
+                k.engine.clone(),
+                k.flows,
+            ))
+            .or_default()
+            .entry(k.mode.clone())
+            .or_default()
+            .insert(k.msg_size_bytes, g.clone());
         }
     }
     let mut out = Vec::new();
-    for ((pattern, engine, flows), modes) in by {
+    for ((pattern, batch, engine, flows), modes) in by {
         // The first row of the mode table is the baseline the others are compared with.
         let Some(a1) = modes.get(MODES[0].mode.as_str()) else {
             continue;
@@ -82,6 +90,7 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
             };
             out.push(Crossover {
                 pattern: pattern.clone(),
+                batch: batch.clone(),
                 engine: engine.clone(),
                 flows,
                 challenger: challenger.into(),
@@ -102,6 +111,8 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
 pub struct Best {
     /// Pattern.
     pub pattern: String,
+    /// Messages per send operation of every contender.
+    pub batch: String,
     /// Flows.
     pub flows: u64,
     /// Bytes per message.
@@ -128,25 +139,31 @@ impl Best {
     }
 }
 
-/// The best mode and engine per (pattern, flows, size), by median throughput, with the margin
-/// over the runner-up and its confidence.
+/// The best mode and engine per (pattern, batch, flows, size), by median throughput, with the
+/// margin over the runner-up and its confidence.
 pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
     type Contenders<'a> = Vec<(String, &'a crate::derive::Stat)>;
-    let mut by: BTreeMap<(String, u64, u64), Contenders> = BTreeMap::new();
+    let mut by: BTreeMap<(String, String, u64, u64), Contenders> = BTreeMap::new();
     for r in &t.rows {
         if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
-            by.entry((k.pattern.clone(), k.flows, k.msg_size_bytes))
-                .or_default()
-                .push((format!("{} {}", k.mode.to_uppercase(), k.engine), g));
+            by.entry((
+                k.pattern.clone(),
+                k.batch.clone(),
+                k.flows,
+                k.msg_size_bytes,
+            ))
+            .or_default()
+            .push((format!("{} {}", k.mode.to_uppercase(), k.engine), g));
         }
     }
     by.into_iter()
-        .map(|((pattern, flows, msg_size_bytes), mut v)| {
+        .map(|((pattern, batch, flows, msg_size_bytes), mut v)| {
             v.sort_by(|x, y| y.1.median.total_cmp(&x.1.median));
             let second = v.get(1);
             Best {
                 pattern,
+                batch,
                 flows,
                 msg_size_bytes,
                 leader: v[0].0.clone(),
@@ -171,15 +188,17 @@ pub struct FlowEffect {
     pub sender_cpu_ns_per_byte: Option<(f64, f64)>,
 }
 
-/// Flow effects for every (pattern, engine, mode, size) measured at two or more flow counts.
+/// Flow effects for every (pattern, batch, engine, mode, size) measured at two or more flow
+/// counts.
 pub fn flow_effects(t: &DerivedTable) -> Vec<FlowEffect> {
-    let mut by: BTreeMap<(String, String, String, u64), Vec<&crate::derive::DerivedRow>> =
-        BTreeMap::new();
+    type Group = (String, String, String, String, u64);
+    let mut by: BTreeMap<Group, Vec<&crate::derive::DerivedRow>> = BTreeMap::new();
     for r in &t.rows {
         if r.median(Metric::Gbps).is_some() {
             let k = &r.key;
             by.entry((
                 k.pattern.clone(),
+                k.batch.clone(),
                 k.engine.clone(),
                 k.mode.clone(),
                 k.msg_size_bytes,
@@ -559,6 +578,8 @@ pub struct Analysis {
     pub tcp: Vec<crate::explain::TcpRow>,
     /// How fast the host ran around each repetition; None when no record was probed.
     pub host_speed: Option<crate::host_speed::HostSpeedSummary>,
+    /// What each send operation carried, per (engine, batch, mode, size).
+    pub calls: Vec<crate::calls::CallsRow>,
 }
 
 /// Whether sender and receiver threads ended their windows on a shared CPU.
@@ -630,6 +651,7 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         stages: crate::explain::stage_rows(records),
         tcp: crate::explain::tcp_rows(records),
         host_speed: crate::host_speed::host_speed_summary(records, &table),
+        calls: crate::calls::calls_rows(records),
         table,
     }
 }

@@ -36,7 +36,7 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         accept_timeout: f64,
         #[command(flatten)]
-        send: SendArgs,
+        send: Box<SendArgs>,
     },
     /// Connect to a server, receive one flow, print its summary.
     Client {

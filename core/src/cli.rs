@@ -2,15 +2,24 @@
 //! means the same thing everywhere.
 
 use crate::affinity::Pin;
-use crate::spec::{Engine, Pattern, Placement, RunSpec, RxMode, RxStall, UringOpts, UringOrdering};
+use crate::spec::{
+    parse_size, Batch, Engine, Pattern, Placement, RunSpec, RxMode, RxStall, UringOrdering,
+};
 use clap::Args;
 
 /// Options of the sending side (what to send and for how long).
 #[derive(Args, Clone, Debug)]
 pub struct SendArgs {
-    /// Bytes per message, including the 16-byte header (seq + send timestamp); 16 B .. 16 MiB.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    /// Bytes per message, including the 16-byte header (seq + send timestamp); 16 B .. 16 MiB
+    /// (64, 16K, 16M).
+    #[arg(long, value_name = "BYTES", default_value = "1024", value_parser = parse_size)]
     pub msg_size: usize,
+    /// Messages per send operation, the same for every mode on both engines (streams): 1
+    /// (one message per send call or SQE, the default), or a size such as 512K (as many whole
+    /// messages as fit: A1 stages them back to back, A2 gathers them in one iovec, A3 sends
+    /// them from consecutive zero-copy slots). The record's `calls` says what ran.
+    #[arg(long, value_name = "1|SIZE", default_value = "1", value_parser = parse_batch)]
+    pub batch: Batch,
     /// Measured window in seconds (fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub duration: f64,
@@ -21,7 +30,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "ENGINE", default_value = "threads", value_parser = parse_engine)]
     pub engine: Engine,
     /// Zero-copy buffer slots per flow (A3): a slot is reused only after its completion.
-    /// Default 64; with coalesced io_uring sends room for four sends of --uring-depth.
+    /// Default: room for four batches, at least 64.
     #[arg(long, value_name = "N")]
     pub zc_slots: Option<usize>,
     /// Fill payloads as a function of (seq, offset) and check them at the receiver (proves
@@ -35,19 +44,19 @@ pub struct SendArgs {
     /// per flow, like the threads engine).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// io_uring: messages in flight per flow, as one send bundle, one linked chain or one
-    /// coalesced zero-copy send (each keeps the stream in order). Default 32; for A1 as many
-    /// as fit 512 KiB (bundles) or 64 KiB (chains); for coalesced A3 as many as fit 256 KiB.
+    /// io_uring, --batch 1: one-message SQEs per linked chain, in flight per flow. Default
+    /// 32; for A1 as many as fit 64 KiB. (With a batch, each flow has one send of the batch
+    /// in flight.)
     #[arg(long, value_name = "N")]
     pub uring_depth: Option<usize>,
     /// io_uring: completions each io_uring_enter waits for (capped at the sends in flight).
     /// Default: the depth.
     #[arg(long, value_name = "N")]
     pub uring_batch: Option<usize>,
-    /// io_uring: how a flow's messages stay in order: `bundle` (one send bundle over a
-    /// provided-buffer ring; default for a1 and a2), `coalesce` (a3: messages back to back in
-    /// registered memory, one SEND_ZC for many; its default) or `link` (one SQE per message,
-    /// linked chains; every mode).
+    /// io_uring: how a flow's sends go out in order: `link` (one SQE per message, linked
+    /// chains: --batch 1, its default), `coalesce` (one SQE carries the batch: a larger
+    /// --batch's default) or `bundle` (a1, a2: the batch as entries of a provided-buffer ring,
+    /// at most 256).
     #[arg(long, value_name = "HOW", value_parser = parse_ordering)]
     pub uring_ordering: Option<UringOrdering>,
     /// stream (as fast as possible), rr (request/response, one transaction in flight per
@@ -55,7 +64,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATTERN", default_value = "stream", value_parser = parse_pattern)]
     pub pattern: Pattern,
     /// rr: bytes of each response, header included (default: the request size).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub resp_size: Option<usize>,
     /// rate: messages per second per flow.
     #[arg(long, value_name = "N")]
@@ -129,39 +138,20 @@ impl SendArgs {
         flows: usize,
         rx: RxMode,
     ) -> crate::Result<RunSpec> {
-        let ordering = self
-            .uring_ordering
-            .unwrap_or_else(|| UringOpts::auto_ordering(mode));
-        let depth = self
-            .uring_depth
-            .unwrap_or_else(|| UringOpts::auto_depth(ordering, mode, self.msg_size, self.verify));
         let (placement, pin) =
             placement_of(self.placement, self.pin.as_deref(), Placement::Unpinned)?;
-        let mut uring = UringOpts {
-            depth,
-            batch: self.uring_batch.unwrap_or(depth),
-            ordering,
-        };
-        let zc_slots = uring.resolve_zc_slots(
-            self.engine,
-            mode,
-            self.msg_size,
-            self.zc_slots,
-            self.uring_depth.is_some(),
-        );
-        Ok(RunSpec {
+        let mut spec = RunSpec {
             mode,
             engine: self.engine,
             msg_size: self.msg_size,
             flows,
             duration_s: self.duration,
             warmup_s: self.warmup,
-            zc_slots,
             verify: self.verify,
             latency: !self.no_latency,
             rx,
             threads: self.threads,
-            uring,
+            batch: self.batch,
             pattern: self.pattern,
             resp_size: self.resp_size,
             rate: self.rate,
@@ -171,8 +161,21 @@ impl SendArgs {
             placement,
             timestamps: self.timestamps,
             rx_stall: self.rx_stall()?,
-        })
+            ..RunSpec::default()
+        };
+        spec.resolve_batch(
+            self.uring_ordering,
+            self.uring_depth,
+            self.uring_batch,
+            self.zc_slots,
+        )?;
+        Ok(spec)
     }
+}
+
+/// clap's parser of `--batch`.
+pub fn parse_batch(s: &str) -> Result<Batch, String> {
+    s.parse()
 }
 
 /// The placement and CPUs that `--placement` or `--pin` ask for (`default` when neither).

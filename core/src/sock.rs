@@ -210,20 +210,42 @@ pub fn classify(e: io::Error, what: &str) -> Error {
 /// `send()` the whole buffer, resuming after short sends.
 #[inline]
 pub fn send_all(fd: RawFd, buf: &[u8]) -> Result<()> {
-    send_all_flags(fd, buf, 0)
+    send_all_flags(fd, buf, 0).map(|_| ())
 }
 
-/// As [`send_all`], with `flags` (e.g. MSG_EOR) on every call.
-pub fn send_all_flags(fd: RawFd, mut buf: &[u8], flags: libc::c_int) -> Result<()> {
+/// As [`send_all`], with `flags` (e.g. MSG_EOR) on every call; returns the calls that sent
+/// bytes (more than one after a short send).
+pub fn send_all_flags(fd: RawFd, mut buf: &[u8], flags: libc::c_int) -> Result<u64> {
     let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(flags);
+    let mut calls = 0;
     while !buf.is_empty() {
         match send(fd, buf, flags) {
-            Ok(n) => buf = &buf[n..],
+            Ok(n) => {
+                buf = &buf[n..];
+                calls += 1;
+            }
             Err(Errno::EINTR) => {}
             Err(e) => return Err(classify(e.into(), "send")),
         }
     }
-    Ok(())
+    Ok(calls)
+}
+
+/// `sendmsg()` every byte `iov` names, resuming after short sends (the array is advanced
+/// past what was sent); returns the calls that sent bytes.
+pub fn sendmsg_all(
+    fd: RawFd,
+    iov: &mut [libc::iovec],
+    flags: libc::c_int,
+    what: &str,
+) -> Result<u64> {
+    let (mut first, mut calls) = (0, 0);
+    while first < iov.len() {
+        let n = sendmsg_once(fd, &mut iov[first..], flags).map_err(|e| classify(e, what))?;
+        first = advance_iovecs(iov, n, first);
+        calls += 1;
+    }
+    Ok(calls)
 }
 
 /// Advances an iovec array past `n` bytes that were sent; returns the index of the first

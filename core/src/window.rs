@@ -21,6 +21,12 @@ impl Window {
             end: t0 + warmup_ns + duration_ns,
         }
     }
+
+    /// Whether `now` is inside the window.
+    #[inline]
+    pub fn contains(&self, now: Nanos) -> bool {
+        now >= self.start && now < self.end
+    }
 }
 
 /// Tracks the measured window of one thread: its counters (and, if asked, /proc/stat) from the

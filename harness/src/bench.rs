@@ -6,7 +6,9 @@
 
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
+use sendpath_core::spec::{
+    Batch, Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering,
+};
 
 /// Which comparison to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -28,7 +30,17 @@ pub enum Suite {
     /// What `--timestamps` costs: A1, A2, A3 streams at 1 KiB on both engines and A1 rr at 64 B, each without
     /// stamps, with one message in 256 and one in 64 stamped.
     Timestamps,
+    /// Copy discipline at equal batching: A1, A2, A3 on both engines at one message per send
+    /// and at 512K per send, 64 B .. 64 KiB, one flow; messages/s, Gbit/s, sender CPU per
+    /// byte, messages per call, and the ratios A2/A1, A3/A1, A3/A2 at each batch. Beside them
+    /// A1 and A2 io_uring send bundles as the engine ran them before the batch axis.
+    Batch,
 }
+
+/// Sizes of the batch suite.
+const BATCH_SIZES: [usize; 4] = [64, 1024, 16384, 65536];
+/// The batched level of the batch suite.
+const BATCH_LEVEL: Batch = Batch::Bytes(512 << 10);
 
 /// Stamping of the timestamps suite's cells, in order within each group.
 const STAMP_EVERY: [Option<u64>; 3] = [None, Some(256), Some(64)];
@@ -43,17 +55,53 @@ const ZC_CELLS: [(Mode, Engine); 4] = [
     (Mode::A3, Engine::Uring),
 ];
 
-/// `spec` on the io_uring engine with the defaults `sendpath run` would choose: the mode's
-/// ordering and depth, and zero-copy slots to match.
+/// `spec` on the io_uring engine as it ran before the batch axis, which the uring, zerocopy
+/// and timestamps suites compare: A1 and A2 in send bundles of up to 32 messages within 512
+/// KiB, A3 in coalesced sends of 512 KiB.
 fn on_uring(spec: RunSpec) -> RunSpec {
-    let mut uring = UringOpts::auto(spec.mode, spec.msg_size, spec.verify);
-    let zc_slots = uring.resolve_zc_slots(Engine::Uring, spec.mode, spec.msg_size, None, false);
-    RunSpec {
+    let facts = spec.mode.facts();
+    let fit = ((512 << 10) / spec.msg_size.max(1)).max(1);
+    let per_send = match (facts.bundle_form, facts.gathered_segments) {
+        (false, _) => fit,
+        // A1 staged each bundled message: as many as fit 512 KiB, at most 32.
+        (true, 0) => fit.min(32),
+        // A2 bundled 32 messages of header and payload whatever their size.
+        (true, _) => 32,
+    };
+    let ordering = if spec.mode.facts().bundle_form {
+        UringOrdering::Bundle
+    } else {
+        UringOrdering::Coalesce
+    };
+    let mut s = RunSpec {
         engine: Engine::Uring,
-        uring,
-        zc_slots,
+        batch: if per_send > 1 {
+            Batch::Bytes((per_send * spec.msg_size) as u64)
+        } else {
+            Batch::One
+        },
         ..spec
-    }
+    };
+    let ordering = if per_send > 1 {
+        ordering
+    } else {
+        UringOrdering::Link
+    };
+    s.resolve_batch(Some(ordering), None, None, None)
+        .expect("a batch its ordering carries");
+    s
+}
+
+/// `spec` at `batch` on `engine`, as `sendpath run --batch` resolves it.
+fn at_batch(spec: RunSpec, engine: Engine, batch: Batch) -> RunSpec {
+    let mut s = RunSpec {
+        engine,
+        batch,
+        ..spec
+    };
+    s.resolve_batch(None, None, None, None)
+        .expect("the default ordering carries any batch");
+    s
 }
 
 /// A ratio the uring suite reports: candidate cell / baseline cell (msgs/s medians).
@@ -281,6 +329,36 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 }
             }
         }
+        Suite::Batch => {
+            for size in BATCH_SIZES {
+                for engine in [Engine::Threads, Engine::Uring] {
+                    for batch in [Batch::One, BATCH_LEVEL] {
+                        for &mode in Mode::ALL {
+                            let spec = RunSpec {
+                                mode,
+                                msg_size: size,
+                                ..base.clone()
+                            };
+                            out.push(Cell {
+                                label: format!("{mode} {engine} {} b{batch}", size_label(size)),
+                                spec: at_batch(spec, engine, batch),
+                            });
+                        }
+                    }
+                }
+                for mode in [Mode::A1, Mode::A2] {
+                    let spec = RunSpec {
+                        mode,
+                        msg_size: size,
+                        ..base.clone()
+                    };
+                    out.push(Cell {
+                        label: format!("{mode} uring {} bundles", size_label(size)),
+                        spec: on_uring(spec),
+                    });
+                }
+            }
+        }
         Suite::LatencyCost => {
             for &size in &sizes {
                 for latency in [true, false] {
@@ -343,6 +421,8 @@ pub fn run(
     let mut msgs: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     let mut per_send: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
+    let mut per_call: Vec<Vec<f64>> = vec![Vec::new(); cells.len()];
     for round in 0..rounds {
         for (i, c) in cells.iter().enumerate() {
             let r = run_loopback(&c.spec, round as u64)?;
@@ -358,12 +438,20 @@ pub fn run(
             if let Some(m) = r.zerocopy.as_ref().and_then(|z| z.messages_per_send) {
                 per_send[i].push(m);
             }
+            if let Some(c) = r.derived.sender_cpu_ns_per_byte {
+                cpu[i].push(c);
+            }
+            if let Some(c) = &r.calls {
+                per_call[i].push(c.messages_per_call);
+            }
             on_record(&r)?;
         }
     }
     let med_m: Vec<f64> = msgs.into_iter().map(median).collect();
     let med_g: Vec<f64> = gbps.into_iter().map(median).collect();
     let med_per_send: Vec<f64> = per_send.into_iter().map(median).collect();
+    let med_cpu: Vec<f64> = cpu.into_iter().map(median).collect();
+    let med_per_call: Vec<f64> = per_call.into_iter().map(median).collect();
     sendpath_core::say!("median of {rounds} round(s), {duration_s} s cells, loopback");
     match suite {
         Suite::Uring => {
@@ -458,6 +546,92 @@ pub fn run(
                 );
             }
             sendpath_core::say!("(msgs/s, or transactions/s for rr; cost = 1 - stamped/off; io_uring streams stamp one message in N rounded up to whole sends of --uring-depth: see the labels above)");
+        }
+        Suite::Batch => {
+            let modes = Mode::ALL.len();
+            // Per size: 2 engines x 2 batches x modes, then the two bundle cells.
+            let per_size = 4 * modes + 2;
+            sendpath_core::say!(
+                "{:<6} {:<7} {:<5} {:<4} {:>12} {:>8} {:>8} {:>9}",
+                "size",
+                "engine",
+                "batch",
+                "mode",
+                "msgs/s",
+                "Gbit/s",
+                "ns/B tx",
+                "msgs/call"
+            );
+            for (i, c) in cells.iter().enumerate() {
+                let s = &c.spec;
+                let what = if i % per_size >= 4 * modes {
+                    "bundles (before --batch)".to_string()
+                } else {
+                    s.batch.to_string()
+                };
+                sendpath_core::say!(
+                    "{:<6} {:<7} {:<5} {:<4} {:>12.0} {:>8.3} {:>8.3} {:>9.1}",
+                    size_label(s.msg_size),
+                    s.engine.as_str(),
+                    what,
+                    s.mode.as_str(),
+                    med_m[i],
+                    med_g[i],
+                    med_cpu[i],
+                    med_per_call[i]
+                );
+            }
+            sendpath_core::say!();
+            sendpath_core::say!(
+                "{:<6} {:<7} {:<5} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
+                "size",
+                "engine",
+                "batch",
+                "A2/A1",
+                "A3/A1",
+                "A3/A2",
+                "ns/B A2/A1",
+                "ns/B A3/A1",
+                "ns/B A3/A2"
+            );
+            for size_at in (0..cells.len()).step_by(per_size) {
+                for group in (0..4).map(|k| size_at + k * modes) {
+                    let s = &cells[group].spec;
+                    let (t, p) = (|k| med_g[group + k], |k| med_cpu[group + k]);
+                    sendpath_core::say!(
+                        "{:<6} {:<7} {:<5} {:>7.2}x {:>7.2}x {:>7.2}x {:>9.2}x {:>9.2}x {:>9.2}x",
+                        size_label(s.msg_size),
+                        s.engine.as_str(),
+                        s.batch.to_string(),
+                        t(1) / t(0),
+                        t(2) / t(0),
+                        t(2) / t(1),
+                        p(1) / p(0),
+                        p(2) / p(0),
+                        p(2) / p(1)
+                    );
+                }
+            }
+            sendpath_core::say!();
+            sendpath_core::say!(
+                "{:<6} {:<4} {:>22}",
+                "size",
+                "mode",
+                "uring batched/bundles"
+            );
+            for size_at in (0..cells.len()).step_by(per_size) {
+                // uring at the batched level is the fourth group; bundles come last.
+                let batched = size_at + 3 * modes;
+                for (k, bundle) in [(0, size_at + 4 * modes), (1, size_at + 4 * modes + 1)] {
+                    sendpath_core::say!(
+                        "{:<6} {:<4} {:>21.2}x",
+                        size_label(cells[bundle].spec.msg_size),
+                        cells[bundle].spec.mode.as_str(),
+                        med_m[batched + k] / med_m[bundle]
+                    );
+                }
+            }
+            sendpath_core::say!("(medians; ratios of Gbit/s and of sender CPU ns per byte at equal batch and engine; msgs/call from the records' calls)");
         }
         Suite::LatencyCost => {
             sendpath_core::say!(

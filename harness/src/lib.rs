@@ -199,7 +199,7 @@ struct SweepArgs {
     #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<Engine>().map_err(|e| e.to_string()))]
     engines: Option<Vec<Engine>>,
     /// Message sizes in bytes (K/M suffixes allowed), e.g. 64,1K,16K.
-    #[arg(long, value_delimiter = ',', value_parser = sweep::parse_size)]
+    #[arg(long, value_delimiter = ',', value_parser = sendpath_core::spec::parse_size)]
     sizes: Option<Vec<usize>>,
     /// Patterns, e.g. stream,rr,rate (rate cells run at --rate-fractions of the stream
     /// capacity measured for the same cell).
@@ -259,9 +259,14 @@ struct SweepArgs {
     /// recv; stream and rate cells, rr keeps its own loop and the copy receiver).
     #[arg(long, value_name = "HOW", conflicts_with = "rx_discard", value_parser = |x: &str| x.parse::<RxMode>().map_err(|e| e.to_string()))]
     rx: Option<RxMode>,
-    /// io_uring orderings for uring stream cells, e.g. bundle,link (default: bundle for a1
-    /// and a2, coalesce for a3; bundle and coalesce stand for each other, the batching
-    /// ordering of the mode).
+    /// Messages per send operation of the stream cells, as an axis: 1 (one message per send
+    /// call or SQE) and sizes (as many whole messages as fit), e.g. 1,512K; the same for every
+    /// mode and engine. Default: the preset's (quick, full: 1,512K; seed: 1).
+    #[arg(long = "batch", value_delimiter = ',', value_name = "1|SIZE", value_parser = sendpath_core::cli::parse_batch)]
+    batches: Option<Vec<sendpath_core::spec::Batch>>,
+    /// io_uring orderings that carry the batched uring stream cells, e.g. coalesce,bundle
+    /// (default: coalesce; bundle stands for coalesce where a mode has no bundle form, a3).
+    /// Cells of one message per send run linked chains.
     #[arg(long, value_delimiter = ',', value_parser = |x: &str| x.parse::<UringOrdering>().map_err(|e| e.to_string()))]
     uring_orderings: Option<Vec<UringOrdering>>,
     /// Veth only: run the whole grid once per named impairment of the sender -> receivers
@@ -556,6 +561,11 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             if let Some(v) = a.uring_orderings {
                 grid.uring_orderings = v;
+            }
+            if let Some(mut v) = a.batches {
+                v.sort();
+                v.dedup();
+                grid.batches = v;
             }
             grid.zc_slots = a.zc_slots;
             let (placement, pin) =

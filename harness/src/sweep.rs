@@ -15,7 +15,7 @@ use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::report::{failed, Context};
 use sendpath_core::run::{run_cell, Topology};
 use sendpath_core::spec::{
-    Engine, Mode, Pattern, Placement, RunSpec, RxMode, UringOpts, UringOrdering,
+    Batch, Engine, Mode, Pattern, Placement, RunSpec, RxMode, UringOpts, UringOrdering,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -63,9 +63,12 @@ pub struct Grid {
     pub min_reps: u64,
     /// Options every cell shares (zero-copy slots, verify, receiver, latency).
     pub base: RunSpec,
-    /// io_uring orderings each uring stream cell runs with; empty: the mode's default
-    /// (bundle for A1/A2, coalesce for A3). A batching ordering a mode lacks stands for its
-    /// batching counterpart (bundle for A3 means coalesce, and the other way round).
+    /// Messages per send operation of the stream cells (rr and rate send one at a time): each
+    /// is a cell of its own, the same for every mode and engine.
+    pub batches: Vec<Batch>,
+    /// io_uring orderings each batched uring stream cell runs with; empty: coalesce. Cells of
+    /// one message per send run linked chains. An ordering a mode lacks (bundle for A3), or
+    /// one that cannot carry a batch (link), stands for coalesce.
     pub uring_orderings: Vec<UringOrdering>,
     /// Zero-copy slots per flow; None: [`UringOpts::auto_zc_slots`] for each cell.
     pub zc_slots: Option<usize>,
@@ -109,6 +112,7 @@ impl Grid {
                 reps: 6,
                 min_reps: 3,
                 base: RunSpec::default(),
+                batches: vec![Batch::One, BATCHED],
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Together,
@@ -126,6 +130,7 @@ impl Grid {
                 reps: 1,
                 min_reps: 1,
                 base: RunSpec::default(),
+                batches: vec![Batch::One],
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Unpinned,
@@ -143,6 +148,7 @@ impl Grid {
                 reps: 6,
                 min_reps: 3,
                 base: RunSpec::default(),
+                batches: vec![Batch::One, BATCHED],
                 uring_orderings: Vec::new(),
                 zc_slots: None,
                 placement: Placement::Together,
@@ -168,24 +174,26 @@ impl Grid {
         grid.cells_in_order()
     }
 
-    /// The orderings a (engine, mode) runs: one for the threads engine (unused), the asked
-    /// ones (or the mode's default) for uring; a batching ordering the mode lacks (bundle for
-    /// A3, coalesce for A1/A2) stands for the batching ordering it has.
-    fn orderings_for(&self, engine: Engine, mode: Mode) -> Vec<UringOrdering> {
-        let auto = UringOpts::auto_ordering(mode);
-        if engine != Engine::Uring || self.uring_orderings.is_empty() {
-            return vec![auto];
+    /// The orderings an (engine, mode, batch) runs: one for the threads engine (unused),
+    /// linked chains for one message per send, the asked ones (or coalesce) for a batch; an
+    /// ordering the mode lacks or that cannot carry a batch stands for coalesce.
+    fn orderings_for(&self, engine: Engine, mode: Mode, batched: bool) -> Vec<UringOrdering> {
+        if engine != Engine::Uring || !batched {
+            return vec![UringOrdering::Link];
         }
         let mut v: Vec<UringOrdering> = Vec::new();
         for &o in &self.uring_orderings {
-            let o = if UringOpts::orderings_for(mode).contains(&o) {
+            let o = if o != UringOrdering::Link && UringOpts::orderings_for(mode).contains(&o) {
                 o
             } else {
-                auto
+                UringOrdering::Coalesce
             };
             if !v.contains(&o) {
                 v.push(o);
             }
+        }
+        if v.is_empty() {
+            v.push(UringOrdering::Coalesce);
         }
         v
     }
@@ -204,7 +212,14 @@ impl Grid {
                             Pattern::Rate => self.rate_fractions.iter().map(|&f| Some(f)).collect(),
                             _ => vec![None],
                         };
-                        for rate_fraction in fractions {
+                        let batches = match pattern {
+                            Pattern::Stream => self.batches.clone(),
+                            _ => vec![Batch::One],
+                        };
+                        for (rate_fraction, batch) in fractions
+                            .iter()
+                            .flat_map(|f| batches.iter().map(move |b| (*f, *b)))
+                        {
                             for &engine in &self.engines {
                                 for &mode in &self.modes {
                                     let cell = RunSpec {
@@ -214,6 +229,7 @@ impl Grid {
                                         engine,
                                         msg_size,
                                         flows,
+                                        batch,
                                         duration_s: self.duration_s,
                                         warmup_s: self.warmup_s,
                                         ..self.base.clone()
@@ -231,11 +247,13 @@ impl Grid {
         out
     }
 
-    /// A cell once per io_uring ordering it runs with (streams only: rr and rate keep one send
-    /// in flight per flow whatever the ordering, so one cell of them is enough), with the
-    /// ordering's depth and zero-copy slots.
+    /// A cell once per io_uring ordering it runs with (batched streams only: rr and rate keep
+    /// one send in flight per flow whatever the ordering), with the ordering, depth and
+    /// zero-copy slots its batch resolves to. A cell whose batch its ordering cannot carry
+    /// stays as asked, and fails validation when it runs (recorded as failed).
     fn ordered_cells(&self, cell: RunSpec) -> Vec<RunSpec> {
-        let mut orderings = self.orderings_for(cell.engine, cell.mode);
+        let batched = cell.pattern == Pattern::Stream && cell.batch_plan().messages > 1;
+        let mut orderings = self.orderings_for(cell.engine, cell.mode, batched);
         if cell.pattern != Pattern::Stream {
             orderings.truncate(1);
         }
@@ -248,31 +266,20 @@ impl Grid {
         orderings
             .into_iter()
             .map(|ordering| {
-                let depth =
-                    UringOpts::auto_depth(ordering, cell.mode, cell.msg_size, self.base.verify);
-                let mut uring = UringOpts {
-                    depth,
-                    batch: depth,
-                    ordering,
-                };
-                // May shrink the depth to what the slots hold.
-                let zc_slots = uring.resolve_zc_slots(
-                    cell.engine,
-                    cell.mode,
-                    cell.msg_size,
-                    self.zc_slots,
-                    false,
-                );
-                RunSpec {
-                    zc_slots,
-                    uring,
-                    rx,
-                    ..cell.clone()
+                let mut s = RunSpec { rx, ..cell.clone() };
+                let asked = s.clone();
+                match s.resolve_batch(Some(ordering), None, None, self.zc_slots) {
+                    Ok(()) => s,
+                    Err(_) => asked,
                 }
             })
             .collect()
     }
 }
+
+/// The batched level of the quick and full presets: 512 KiB per send operation, the size the
+/// io_uring engine's zero-copy sends ran fastest at here (256 KiB to 1 MiB measured best).
+pub const BATCHED: Batch = Batch::Bytes(512 << 10);
 
 /// What becomes of a comparison group's round beyond the fewest repetitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,7 +422,7 @@ impl Member {
         let ordering = spec.normalized().uring.ordering;
         let own_ordering = spec.engine == Engine::Uring
             && spec.pattern == Pattern::Stream
-            && ordering != UringOpts::auto_ordering(spec.mode);
+            && ordering != spec.default_ordering();
         Member {
             id: cell_id(spec),
             engine: (spec.engine, own_ordering.then_some(ordering)),
@@ -613,8 +620,12 @@ fn cell_label(s: &RunSpec) -> String {
         (Pattern::Rate, Some(f)) => format!("rate@{:.0}%", f * 100.0),
         (p, _) => p.to_string(),
     };
+    let pattern = match s.batch {
+        Batch::One => pattern,
+        b => format!("{pattern} {b}"),
+    };
     format!(
-        "{} {:<7} {:<8} {:>6} B x{}",
+        "{} {:<7} {:<11} {:>6} B x{}",
         s.mode,
         s.engine.as_str(),
         pattern,
@@ -869,24 +880,6 @@ pub fn median_spread(v: &[f64]) -> (f64, f64) {
     (median, spread)
 }
 
-/// Parses a size: plain bytes or with a K/M suffix (binary: 16K = 16384).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.to_ascii_uppercase() {
-        u if u.ends_with("KIB") || u.ends_with('K') => (
-            u.trim_end_matches("KIB").trim_end_matches('K').to_string(),
-            1024,
-        ),
-        u if u.ends_with("MIB") || u.ends_with('M') => (
-            u.trim_end_matches("MIB").trim_end_matches('M').to_string(),
-            1 << 20,
-        ),
-        u => (u, 1),
-    };
-    num.parse::<usize>()
-        .map_err(|_| "not a size (e.g. 64, 1024, 16K)".to_string())
-        .and_then(|n| n.checked_mul(mult).ok_or_else(|| "too large".to_string()))
-}
-
 /// Where a new sweep writes when no `--out` is given: `runs/<date>-<time>`.
 pub fn default_out_dir() -> PathBuf {
     let stamp = host::utc_now_rfc3339()
@@ -911,14 +904,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("64"), Ok(64));
-        assert_eq!(parse_size("16K"), Ok(16384));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert!(parse_size("lots").is_err());
-    }
-
-    #[test]
     fn grid_counts_and_order() {
         let g = Grid::preset(Preset::Seed);
         assert_eq!(g.cells().len(), 3 * 5 * 4);
@@ -926,8 +911,21 @@ mod tests {
         let cells = q.cells();
         assert_eq!(
             cells.len(),
-            3 * 2 * 4 * 2 * 2 * 6,
-            "modes x engines x sizes x flows x patterns x the most reps"
+            3 * 2 * 4 * 2 * (2 + 1) * 6,
+            "modes x engines x sizes x flows x (streams at 2 batches + rr) x the most reps"
+        );
+        let batches: std::collections::BTreeSet<(&str, Batch)> = cells
+            .iter()
+            .map(|(s, _)| (s.pattern.as_str(), s.batch))
+            .collect();
+        assert_eq!(
+            batches.into_iter().collect::<Vec<_>>(),
+            [
+                ("rr", Batch::One),
+                ("stream", Batch::One),
+                ("stream", BATCHED)
+            ],
+            "rr keeps one message in flight"
         );
         assert_eq!(
             (q.min_reps, q.reps),
@@ -950,7 +948,11 @@ mod tests {
         for (i, (s, rep)) in cells.iter().enumerate() {
             at.entry((*rep, group_id(s))).or_default().push(i);
         }
-        assert_eq!(at.len(), 6 * 2 * 4 * 2, "rounds x patterns x sizes x flows");
+        assert_eq!(
+            at.len(),
+            6 * 3 * 4 * 2,
+            "rounds x (streams at 2 batches + rr) x sizes x flows"
+        );
         for ((rep, g), ix) in &at {
             assert_eq!(ix.len(), 6, "engines x modes in {g}");
             assert_eq!(ix[5] - ix[0], 5, "round {rep}: {ix:?} for {g}");
@@ -958,8 +960,8 @@ mod tests {
         // threads A1 and A2 of one group.
         let (ma, mb) = (Member::of(&cells[0].0), Member::of(&cells[1].0));
         assert_eq!(group_id(&cells[0].0), group_id(&cells[1].0));
-        // io_uring A1 (bundle) and A3 (coalesce), each at its default ordering, are compared
-        // as the report does: one engine.
+        // io_uring A1 and A3, each at the ordering that carries their batch, are compared as
+        // the report does: one engine.
         let (u1, u3) = (Member::of(&cells[3].0), Member::of(&cells[5].0));
         assert_eq!((u1.mode, u3.mode), (Mode::A1, Mode::A3));
         assert_eq!(u1.engine, (Engine::Uring, None));
@@ -1056,6 +1058,7 @@ mod tests {
             min_reps: 2,
             reps: 1000,
             time_limit_s,
+            batches: vec![Batch::One],
             ..Grid::preset(Preset::Quick)
         }
     }
@@ -1129,7 +1132,7 @@ mod tests {
     }
 
     #[test]
-    fn uring_orderings_add_stream_cells_only() {
+    fn uring_orderings_carry_batched_stream_cells_only() {
         let g = Grid {
             modes: vec![Mode::A1, Mode::A3],
             sizes: vec![64],
@@ -1143,30 +1146,35 @@ mod tests {
             },
             ..Grid::preset(Preset::Quick)
         };
-        let cells: Vec<(Engine, Mode, Pattern, UringOrdering, RxMode)> = g
+        let cells: Vec<(Mode, Pattern, Batch, UringOrdering, RxMode)> = g
             .cells()
             .into_iter()
             .filter(|(s, _)| s.engine == Engine::Uring)
-            .map(|(s, _)| (s.engine, s.mode, s.pattern, s.uring.ordering, s.rx))
+            .map(|(s, _)| (s.mode, s.pattern, s.batch, s.uring.ordering, s.rx))
             .collect();
         use UringOrdering::{Bundle, Coalesce, Link};
-        let (u, st, rr, up) = (Engine::Uring, Pattern::Stream, Pattern::Rr, RxMode::Uring);
+        let (st, rr, up, one) = (Pattern::Stream, Pattern::Rr, RxMode::Uring, Batch::One);
         assert_eq!(
             cells,
             vec![
-                (u, Mode::A1, st, Link, up),
-                (u, Mode::A1, st, Bundle, up),
-                (u, Mode::A3, st, Link, up),
-                (u, Mode::A3, st, Coalesce, up),
-                (u, Mode::A1, rr, Link, RxMode::Copy),
-                (u, Mode::A3, rr, Link, RxMode::Copy),
+                (Mode::A1, st, one, Link, up),
+                (Mode::A3, st, one, Link, up),
+                (Mode::A1, st, BATCHED, Coalesce, up),
+                (Mode::A1, st, BATCHED, Bundle, up),
+                (Mode::A3, st, BATCHED, Coalesce, up),
+                (Mode::A1, rr, one, Link, RxMode::Copy),
+                (Mode::A3, rr, one, Link, RxMode::Copy),
             ],
-            "A3's batching ordering is coalesce; rr once per cell, on the copy receiver"
+            "one message per send runs linked chains; link cannot carry a batch and A3 has \
+             no bundles, so both stand for coalesce; rr once per cell, on the copy receiver"
         );
         for (s, _) in g.cells() {
             assert!(s.validate().is_ok(), "{s:?}");
-            let auto = UringOpts::auto_depth(s.uring.ordering, s.mode, s.msg_size, s.verify);
-            assert_eq!(s.uring.depth, auto);
+            let want = match s.uring.ordering {
+                Link => UringOpts::auto_depth(Link, s.mode, s.msg_size, s.verify),
+                _ => s.batch_plan().messages,
+            };
+            assert_eq!(s.uring.depth, want, "{s:?}");
         }
     }
 

@@ -62,6 +62,7 @@ fn throughput_by_mode_and_size_matches_the_derived_table() {
         rows[0],
         [
             "pattern",
+            "batch",
             "engine",
             "flows",
             "msg_size_bytes",
@@ -75,14 +76,15 @@ fn throughput_by_mode_and_size_matches_the_derived_table() {
     for r in &rows[1..] {
         let key = CellKey {
             pattern: r[0].clone(),
-            engine: r[1].clone(),
-            flows: r[2].parse().unwrap(),
-            msg_size_bytes: r[3].parse().unwrap(),
-            mode: r[4].clone(),
+            batch: r[1].clone(),
+            engine: r[2].clone(),
+            flows: r[3].parse().unwrap(),
+            msg_size_bytes: r[4].parse().unwrap(),
+            mode: r[5].clone(),
         };
         let row = a.table.row(&key).unwrap();
-        assert_eq!(r[5], row.reps.to_string());
-        let g: f64 = r[6].parse().unwrap();
+        assert_eq!(r[6], row.reps.to_string());
+        let g: f64 = r[7].parse().unwrap();
         assert!(close(g, row.median(Metric::Gbps).unwrap()), "{key}: {g}");
     }
 }
@@ -92,10 +94,10 @@ fn best_mode_per_size_is_the_fastest_median() {
     let Some(rows) = jq(&["-rs"], "best_mode_per_size.jq", &fixture()) else {
         return;
     };
-    assert_eq!(rows[0][3], "best_mode");
+    assert_eq!(rows[0][4], "best_mode");
     let got: Vec<(u64, u64, &str)> = rows[1..]
         .iter()
-        .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap(), r[3].as_str()))
+        .map(|r| (r[2].parse().unwrap(), r[3].parse().unwrap(), r[4].as_str()))
         .collect();
     // The same answer as the report's "best mode per size" (medians of the fixture).
     assert_eq!(
@@ -111,8 +113,12 @@ fn best_mode_per_size_is_the_fastest_median() {
     );
     let a = analysis();
     for r in &rows[1..] {
-        let flows: u64 = r[1].parse().unwrap();
-        let size: u64 = r[2].parse().unwrap();
+        assert_eq!(
+            r[1], "1",
+            "the fixture's threads records sent a message per call"
+        );
+        let flows: u64 = r[2].parse().unwrap();
+        let size: u64 = r[3].parse().unwrap();
         let best = a
             .table
             .rows
@@ -120,7 +126,7 @@ fn best_mode_per_size_is_the_fastest_median() {
             .filter(|x| x.key.flows == flows && x.key.msg_size_bytes == size)
             .filter_map(|x| x.median(Metric::Gbps))
             .fold(f64::NEG_INFINITY, f64::max);
-        assert!(close(r[5].parse().unwrap(), best));
+        assert!(close(r[6].parse().unwrap(), best));
     }
 }
 

@@ -1,5 +1,6 @@
 //! sendpath-analysis's integration tests, in one binary: reports from committed records, and
 //! the jq recipes.
 
+mod batch;
 mod jq;
 mod report;

@@ -77,6 +77,7 @@ fn render_records(
 fn key(mode: &str, size: u64, flows: u64) -> CellKey {
     CellKey {
         pattern: "stream".into(),
+        batch: "1".into(),
         flows,
         msg_size_bytes: size,
         engine: "threads".into(),
@@ -230,7 +231,7 @@ fn full_report_from_real_records() {
     // Crossover table in the report.
     assert!(
         md.contains(
-            "| stream | threads | 2 | no clear win (64..16384 B; ahead within the noise at 1024 B) | no clear win (64..16384 B) |"
+            "| stream | 1 | threads | 2 | no clear win (64..16384 B; ahead within the noise at 1024 B) | no clear win (64..16384 B) |"
         ),
         "{md}"
     );
@@ -249,13 +250,13 @@ fn full_report_from_real_records() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for want in [
-        "gbps_stream_flows1.png",
-        "gbps_stream_flows2.svg",
-        "latency_p50_ns_stream_flows1.png",
-        "latency_p99_ns_stream_flows2.png",
-        "sender_cpu_ns_per_byte_stream_flows1.png",
-        "context_switches_per_s_stream_flows2.png",
-        "zc_copied_fraction_stream_flows1.png",
+        "gbps_stream_batch1_flows1.png",
+        "gbps_stream_batch1_flows2.svg",
+        "latency_p50_ns_stream_batch1_flows1.png",
+        "latency_p99_ns_stream_batch1_flows2.png",
+        "sender_cpu_ns_per_byte_stream_batch1_flows1.png",
+        "context_switches_per_s_stream_batch1_flows2.png",
+        "zc_copied_fraction_stream_batch1_flows1.png",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
@@ -284,11 +285,11 @@ fn hardware_counters_give_cycles_and_miss_plots() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for want in [
-        "sender_cycles_per_byte_stream_flows1.png",
-        "receiver_cycles_per_byte_stream_flows1.svg",
-        "cache_misses_per_gb_stream_flows1.png",
-        "l1d_misses_per_gb_stream_flows1.png",
-        "llc_misses_per_gb_stream_flows1.png",
+        "sender_cycles_per_byte_stream_batch1_flows1.png",
+        "receiver_cycles_per_byte_stream_batch1_flows1.svg",
+        "cache_misses_per_gb_stream_batch1_flows1.png",
+        "l1d_misses_per_gb_stream_batch1_flows1.png",
+        "llc_misses_per_gb_stream_batch1_flows1.png",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
@@ -326,7 +327,7 @@ fn hardware_counters_give_cycles_and_miss_plots() {
 fn plots_are_non_trivial_png_and_svg() {
     let out = out_dir("report_plots");
     let s = render_report(&fixture("loopback_threads.jsonl"), &out).unwrap();
-    let png_path = out.join("plots/gbps_stream_flows2.png");
+    let png_path = out.join("plots/gbps_stream_batch1_flows2.png");
     let dec = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(&png_path).unwrap(),
     ));
@@ -353,7 +354,7 @@ fn plots_are_non_trivial_png_and_svg() {
     for rgb in [[31u8, 119, 180], [255, 127, 14], [44, 160, 44]] {
         assert!(px.chunks(3).any(|c| c == rgb), "{rgb:?} missing");
     }
-    let svg = std::fs::read_to_string(out.join("plots/gbps_stream_flows2.svg")).unwrap();
+    let svg = std::fs::read_to_string(out.join("plots/gbps_stream_batch1_flows2.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("</svg>"));
     assert!(svg.contains("A2 sendmsg, threads"));
     assert!(svg.contains("throughput (Gbit/s)"));
@@ -389,9 +390,9 @@ fn failed_cells_are_listed_not_averaged() {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let s = render_report(&input, &dir.join("out")).unwrap();
     assert_eq!(s.failed, 1);
-    assert!(s.warnings.iter().any(
-        |w| w.contains("failed: A2 threads 1024 B, 1 flow, stream rep 1: flow 0: connection reset")
-    ));
+    assert!(s.warnings.iter().any(|w| w.contains(
+        "failed: A2 threads 1024 B, 1 flow, stream, batch 1 rep 1: flow 0: connection reset"
+    )));
     let recs = parse_records(&lines.join("\n")).unwrap();
     let a = analyze(&recs.records, &[]);
     let row = a.table.row(&key("a2", 1024, 1)).unwrap();
@@ -480,6 +481,7 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
     for l in text.lines() {
         let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
         v["spec"]["engine"] = "uring".into();
+        v["spec"]["batch"] = "1".into();
         v["spec"]["sq_entries"] = 256.into();
         v["spec"]["sends_in_flight"] = 4.into();
         v["uring_stats"] = serde_json::json!({"sqes": 1, "cqes": 1});
@@ -509,11 +511,11 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
         .any(|c| c.engine == "uring" && c.flows == 2 && c.challenger == "a3"));
     let rr = a.table.rows.iter().find(|r| r.key.pattern == "rr").unwrap();
     assert_eq!(rr.latency_kind.as_deref(), Some("round_trip"));
-    let svg = std::fs::read_to_string(dir.join("out/plots/gbps_stream_flows2.svg")).unwrap();
+    let svg = std::fs::read_to_string(dir.join("out/plots/gbps_stream_batch1_flows2.svg")).unwrap();
     assert!(svg.contains("A1 copy+send, uring") && svg.contains("A1 copy+send, threads"));
-    assert!(dir.join("out/plots/gbps_rr_flows1.png").exists());
+    assert!(dir.join("out/plots/gbps_rr_batch1_flows1.png").exists());
     let md = std::fs::read_to_string(&s.report_md).unwrap();
-    assert!(md.contains("| rr | threads | 1 |"));
+    assert!(md.contains("| rr | 1 | threads | 1 |"));
     assert!(md.contains("Latency kind: one_way, round_trip"));
 }
 
@@ -559,13 +561,14 @@ fn uring_orderings_are_named_and_kept_apart() {
         md.contains("kept each flow in order by: A1 bundle, A1 link, A2 bundle, A3 coalesce."),
         "{md}"
     );
-    // Beside the crossovers and the zero-copy verdict: A3's batching, and A1's to compare.
+    // Records from before the batch axis: their io_uring streams batched on their own, and
+    // are compared only with each other, named as such.
     assert!(
-        md.contains("A3 coalesces: 512 to 512 messages per send on uring")
-            && md.contains("the kernel copied every one of them")
-            && md.contains("up to 32 messages per send bundle"),
-        "{md}"
+        a.crossovers.iter().all(|c| c.batch == "auto"),
+        "{:?}",
+        a.crossovers
     );
+    assert!(md.contains("| stream | auto | uring | 1 |"), "{md}");
     assert!(
         md.contains("Messages per zero-copy send (median per size): uring: 512 at 64 B"),
         "{md}"

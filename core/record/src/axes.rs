@@ -46,26 +46,27 @@ pub enum Pattern {
     Rate,
 }
 
-/// How the io_uring engine keeps one flow's bytes in order while several messages are in
-/// flight (several plain sends in flight on one TCP socket may run out of order).
+/// How the io_uring engine carries a flow's send operations while keeping its bytes in order
+/// (several plain sends in flight on one TCP socket may run out of order). How many messages
+/// one operation carries is the batch's (`--batch`), not the ordering's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UringOrdering {
     /// One SQE per message (`Send`, `SendMsg`, `SendZc`), linked with `IOSQE_IO_LINK` and
-    /// `MSG_WAITALL` into one chain per flow in flight. Every mode can do it. Records from
-    /// before the ordering was recorded read `link`.
+    /// `MSG_WAITALL` into one chain of `depth` SQEs per flow in flight: the syscalls are
+    /// batched, the sends are not (`--batch 1`, the default). Every mode can do it. Records
+    /// from before the ordering was recorded read `link`.
     #[default]
     Link,
     /// One `Send` bundle per flow in flight over a provided-buffer ring (Linux 6.10): the
-    /// messages are ring entries (A1: the staged message; A2: header and payload), and the
-    /// kernel sends as many as the socket takes in one `sendmsg`. `SEND_ZC` has no bundle
-    /// form, so A3 cannot.
+    /// batch's messages are ring entries (A1: the staged message; A2: header and payload), and
+    /// the kernel sends them in `sendmsg` calls of up to 256 entries each. `SEND_ZC` has no
+    /// bundle form, so A3 cannot.
     Bundle,
-    /// Zero-copy modes only (their counterpart of bundles): consecutive messages are written
-    /// back to back into the flow's registered slot memory and one `SEND_ZC` (`MSG_WAITALL`)
-    /// sends up to `depth` of them, one send in flight per flow; one notification then
-    /// releases every slot of that send. The record's `zerocopy.messages_per_send` says how
-    /// many one send carried, so nobody mistakes coalescing for zero-copy.
+    /// One send of the whole batch per flow in flight (the default for `--batch` above one
+    /// message): A1 stages the messages back to back in one buffer and `Send`s it, A2 gathers
+    /// them in one `SendMsg` iovec, A3 writes them back to back into registered slots and one
+    /// `SEND_ZC` sends them (one notification releases them all). Every mode can do it.
     Coalesce,
 }
 
@@ -183,9 +184,12 @@ pub struct ModeFacts {
     pub zero_copy: bool,
     /// Whether it has a send-bundle form on io_uring (plain `Send` of ring entries).
     pub bundle_form: bool,
-    /// Its io_uring ordering unless asked otherwise.
-    pub default_ordering: UringOrdering,
-    /// Every io_uring ordering it can run (the first is the default).
+    /// How many separate buffers a message goes out from when a batch gathers its messages
+    /// (A2: header and payload, two iovecs or ring entries each), or 0 when a batch's
+    /// messages lie back to back in one buffer (A1's staging, A3's slots: one for all).
+    pub gathered_segments: usize,
+    /// Every io_uring ordering it can run; `link` (one message per SQE) is the default for
+    /// `--batch 1`, `coalesce` for a larger batch.
     pub orderings: &'static [UringOrdering],
 }
 
@@ -198,8 +202,12 @@ pub const MODES: &[ModeFacts] = &[
         label: "A1 copy+send",
         zero_copy: false,
         bundle_form: true,
-        default_ordering: UringOrdering::Bundle,
-        orderings: &[UringOrdering::Bundle, UringOrdering::Link],
+        gathered_segments: 0,
+        orderings: &[
+            UringOrdering::Link,
+            UringOrdering::Coalesce,
+            UringOrdering::Bundle,
+        ],
     },
     ModeFacts {
         mode: Mode::A2,
@@ -207,8 +215,12 @@ pub const MODES: &[ModeFacts] = &[
         label: "A2 sendmsg",
         zero_copy: false,
         bundle_form: true,
-        default_ordering: UringOrdering::Bundle,
-        orderings: &[UringOrdering::Bundle, UringOrdering::Link],
+        gathered_segments: 2,
+        orderings: &[
+            UringOrdering::Link,
+            UringOrdering::Coalesce,
+            UringOrdering::Bundle,
+        ],
     },
     ModeFacts {
         mode: Mode::A3,
@@ -216,8 +228,8 @@ pub const MODES: &[ModeFacts] = &[
         label: "A3 zero-copy",
         zero_copy: true,
         bundle_form: false,
-        default_ordering: UringOrdering::Coalesce,
-        orderings: &[UringOrdering::Coalesce, UringOrdering::Link],
+        gathered_segments: 0,
+        orderings: &[UringOrdering::Link, UringOrdering::Coalesce],
     },
 ];
 
@@ -247,15 +259,13 @@ mod tests {
             let f = m.facts();
             assert_eq!(Mode::from_wire(f.wire_code), Some(*m));
             assert!(!f.label.is_empty());
-            assert_eq!(f.orderings.first(), Some(&f.default_ordering), "{m}");
+            for o in [UringOrdering::Link, UringOrdering::Coalesce] {
+                assert!(f.orderings.contains(&o), "{m}: every mode can {o}");
+            }
             assert_eq!(
                 f.orderings.contains(&UringOrdering::Bundle),
                 f.bundle_form,
                 "{m}: bundles need a bundle form"
-            );
-            assert!(
-                !f.orderings.contains(&UringOrdering::Coalesce) || f.zero_copy,
-                "{m}: only zero-copy modes coalesce"
             );
         }
         assert_eq!(MODES.len(), Mode::ALL.len());

@@ -9,8 +9,10 @@
 #![deny(missing_docs)]
 
 pub mod axes;
+pub mod batch;
 pub mod v1;
 
 pub use axes::{
     Engine, Mode, ModeFacts, Pattern, Placement, RxMode, UnknownName, UringOrdering, MODES,
 };
+pub use batch::{parse_size, size_label, Batch};

@@ -7,6 +7,7 @@
 //! its measurements.
 
 use crate::axes::{Engine, Mode, Pattern, Placement, RxMode, UringOrdering};
+use crate::batch::Batch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,11 @@ pub struct Record {
     /// CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_speed: Option<HostSpeedV1>,
+    /// What each send operation carried over the window: the sender's calls, messages and
+    /// bytes per call (every mode, both engines; absent in records from before `--batch`, and
+    /// from a far sender that did not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallsV1>,
 }
 
 /// The host's speed around one repetition: nanoseconds a fixed loop of integer arithmetic
@@ -380,11 +386,35 @@ pub struct Spec {
     /// `--timestamps`: one message in this many was stamped at every stage (see `stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamps_every: Option<u64>,
+    /// `--batch`: messages per send operation asked for, the same for every mode and engine:
+    /// `"1"`, or a size (`"512K"`: as many whole messages as fit). `calls` says what ran.
+    /// Absent in records from before the batch axis (then the threads engine sent one
+    /// message per call and io_uring its ordering's depth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
     /// veth only: the impairment on the sender's end when the cell ran (its root qdisc as
     /// `tc qdisc show` says it, e.g. `netem 8001: root ... delay 2ms loss 0.5%`); absent when
     /// the pair was clean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impairment: Option<String>,
+}
+
+/// What the sender's send operations carried over the window (`--batch`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CallsV1 {
+    /// Send operations whose messages are counted in the window: `send`/`sendmsg` calls on
+    /// the threads engine, send SQEs on io_uring (the rest of a short send is another).
+    pub calls: u64,
+    /// Messages per operation, the window's average.
+    pub messages_per_call: f64,
+    /// Message bytes per operation, the window's average.
+    pub bytes_per_call: f64,
+    /// Messages one operation was built to carry: the batch in messages, after the limit of
+    /// the mode and engine if one bound (`capped_by`).
+    pub batch_messages: u64,
+    /// What held the batch below the size asked for (e.g. sendmsg's 1024 iovecs for A2:
+    /// 512 messages of header and payload); null when nothing did.
+    pub capped_by: Option<String>,
 }
 
 /// CPU pinning of each side.
@@ -409,17 +439,17 @@ pub struct RxStallV1 {
 /// so ignore depth, batch and ordering; the requested values are recorded.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UringSpec {
-    /// Messages in flight per flow: the sends of one chain linked with IOSQE_IO_LINK and
-    /// MSG_WAITALL (`link`), the messages of one send bundle (`bundle`), or the most messages
-    /// one coalesced zero-copy send carries (`coalesce`). A flow has one chain, bundle or
-    /// coalesced send in flight at a time, so its stream stays in order.
+    /// `link`: the one-message sends of one chain linked with IOSQE_IO_LINK and MSG_WAITALL;
+    /// `bundle` and `coalesce`: the messages of the one send in flight, the batch in messages
+    /// (`spec.batch`, after a mode's limit). A flow has one chain, bundle or coalesced send
+    /// in flight at a time, so its stream stays in order.
     pub depth: u64,
     /// Completions each io_uring_enter waits for (capped at what is in flight).
     pub batch: u64,
-    /// How each flow's stream is kept in order: `link` (one SQE per message, linked chains,
-    /// `depth` sends per chain), `bundle` (one send bundle over a provided-buffer ring per
-    /// flow in flight, `depth` messages per bundle) or `coalesce` (zero-copy: one `SEND_ZC`
-    /// over up to `depth` messages laid out back to back). Records before this field: `link`.
+    /// How each flow's sends go out in order: `link` (one SQE per message, linked chains of
+    /// `depth` SQEs: `--batch 1`), `bundle` (the batch as entries of a provided-buffer ring,
+    /// one send bundle) or `coalesce` (one SQE carries the batch: A1 staged back to back, A2
+    /// in one iovec, A3 one `SEND_ZC`). Records before this field: `link`.
     #[serde(default)]
     pub ordering: UringOrdering,
     /// Ring setup flags the kernel accepted (e.g. single_issuer, defer_taskrun, submit_all);

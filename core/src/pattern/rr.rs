@@ -98,6 +98,7 @@ pub fn serve(
     let mut w = WindowTracker::new(window, false);
     let mut tcp = crate::tcpinfo::Watch::default();
     let mut answered_in_window = 0u64;
+    let mut calls_in_window = 0u64;
     let result = loop {
         let req = match read_request(fd, &mut buf, &mut parser, msg_size, spin) {
             Ok(Some(r)) => r,
@@ -124,10 +125,12 @@ pub fn serve(
                 resp_size as u64,
                 in_window,
             ),
-            None => strategy.send(fd, req.0, req.1),
+            None => strategy.send(fd, req.0, 1, req.1),
         };
-        if let Err(e) = sent {
-            break Err(e);
+        match sent {
+            Ok(s) if in_window => calls_in_window += s.calls,
+            Ok(_) => {}
+            Err(e) => break Err(e),
         }
         answered_in_window += u64::from(in_window);
     };
@@ -146,6 +149,7 @@ pub fn serve(
         zerocopy,
         tcp: tcp.take(),
         stages,
+        calls: calls_in_window,
         ..Default::default()
     };
     (report, result)
@@ -186,7 +190,7 @@ pub fn request(
             break Ok(());
         }
         let in_window = w.at(t0);
-        if let Err(e) = strategy.send(fd, seq, t0) {
+        if let Err(e) = strategy.send(fd, seq, 1, t0) {
             break Err(e);
         }
         let rx_stamp = match &stamper {

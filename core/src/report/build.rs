@@ -254,7 +254,31 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         stages: spec.stamp_every().and_then(|every| stages_of(every, flows)),
         tcp: tcp_of(flows),
         host_speed: None,
+        calls: calls_of(spec, flows),
     }
+}
+
+/// What the senders' send operations carried over the window: None unless every flow's
+/// sender counted its calls.
+fn calls_of(spec: &RunSpec, flows: &[FlowResult]) -> Option<CallsV1> {
+    let (mut calls, mut messages, mut bytes) = (0u64, 0u64, 0u64);
+    for f in flows {
+        let s = f.sender.as_ref()?;
+        if s.calls == 0 {
+            return None;
+        }
+        calls += s.calls;
+        messages += s.messages;
+        bytes += s.bytes;
+    }
+    let plan = spec.batch_plan();
+    (calls > 0).then(|| CallsV1 {
+        calls,
+        messages_per_call: messages as f64 / calls as f64,
+        bytes_per_call: bytes as f64 / calls as f64,
+        batch_messages: plan.messages as u64,
+        capped_by: plan.capped_by,
+    })
 }
 
 /// The stages of every flow's sampled messages: the four that add up to end-to-end over the
@@ -416,6 +440,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
             for_s: x.for_s,
         }),
         timestamps_every: s.stamp_every(),
+        batch: Some(s.batch),
         impairment: None,
     }
 }
@@ -462,6 +487,7 @@ impl RunSpec {
                 for_s: x.for_s,
             }),
             timestamps: s.timestamps_every,
+            batch: s.batch.unwrap_or_default(),
         }
     }
 }

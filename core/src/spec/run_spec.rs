@@ -3,7 +3,7 @@
 use super::limits::DEFAULT_ZC_SLOTS;
 use super::uring_opts::UringOpts;
 use crate::wire::hello::Hello;
-use sendpath_record::{Engine, Mode, Pattern, Placement, RxMode};
+use sendpath_record::{Batch, Engine, Mode, Pattern, Placement, RxMode};
 use serde::{Deserialize, Serialize};
 
 /// The fully resolved options of one run. Everything a record needs to be reproduced.
@@ -35,6 +35,11 @@ pub struct RunSpec {
     /// Sender worker threads. `None`: one per flow (the threads engine always has one per
     /// flow; the io_uring engine runs one ring per thread and spreads flows over them).
     pub threads: Option<usize>,
+    /// Messages per send operation (`--batch`), the same for every mode on both engines:
+    /// streams only (rr and rate send one message at a time). On io_uring it sets how many
+    /// messages one SQE carries; `uring.ordering` says how the SQEs of a flow stay in order.
+    #[serde(default)]
+    pub batch: Batch,
     /// io_uring engine tunables (ignored by the threads engine).
     pub uring: UringOpts,
     /// Response size for `rr` (None: the request size).
@@ -96,6 +101,7 @@ impl Default for RunSpec {
             latency: true,
             rx: RxMode::Copy,
             threads: None,
+            batch: Batch::One,
             uring: UringOpts::default(),
             resp_size: None,
             rate: None,

@@ -141,19 +141,30 @@ impl RunSpec {
             }
         }
         let u = self.uring;
-        if u.ordering == UringOrdering::Coalesce {
-            // (The threads engine ignores the io_uring tunables.)
-            if self.engine == Engine::Uring
-                && (u.depth == 0 || u.depth > MAX_COALESCE_DEPTH.min(self.zc_slots))
-            {
-                return bad(format!(
-                    "--uring-depth {} must be between 1 and {} (messages per coalesced send: at most {MAX_COALESCE_DEPTH}, and at most --zc-slots {})",
-                    u.depth,
-                    MAX_COALESCE_DEPTH.min(self.zc_slots),
-                    self.zc_slots
-                ));
-            }
-        } else if u.depth == 0 || u.depth > MAX_URING_DEPTH {
+        if self.engine == Engine::Uring
+            && !UringOpts::orderings_for(self.mode).contains(&u.ordering)
+        {
+            return bad(format!(
+                "--uring-ordering {} cannot carry {}: SEND_ZC has no bundle form (a3 carries a batch with --uring-ordering coalesce)",
+                u.ordering, self.mode
+            ));
+        }
+        // (The threads engine ignores the io_uring tunables; rr and rate send one at a time.)
+        let carries_batch = self.engine == Engine::Uring && self.pattern == Pattern::Stream;
+        let n = self.batch_plan().messages;
+        if carries_batch && u.ordering != UringOrdering::Link && u.depth != n {
+            return bad(format!(
+                "--uring-ordering {} sends the batch ({n} messages) per SQE, not --uring-depth {}: --batch sets it",
+                u.ordering, u.depth
+            ));
+        }
+        if carries_batch && u.ordering == UringOrdering::Link && n > 1 {
+            return bad(format!(
+                "--uring-ordering link sends one message per SQE: it carries --batch 1, not {} (coalesce or bundle carry a batch)",
+                self.batch
+            ));
+        }
+        if u.ordering == UringOrdering::Link && (u.depth == 0 || u.depth > MAX_URING_DEPTH) {
             return bad(format!(
                 "--uring-depth {} must be between 1 and {MAX_URING_DEPTH} (sends in flight per flow)",
                 u.depth
@@ -181,16 +192,6 @@ impl RunSpec {
                 ));
             }
         }
-        if self.engine == Engine::Uring
-            && !UringOpts::orderings_for(self.mode).contains(&u.ordering)
-        {
-            return bad(match u.ordering {
-                UringOrdering::Bundle => "--uring-ordering bundle needs a1 or a2: SEND_ZC has no bundle form (a3 coalesces its messages instead: --uring-ordering coalesce)".into(),
-                o => format!(
-                    "--uring-ordering {o} needs a3: it coalesces zero-copy sends (a1 and a2 batch with bundle)"
-                ),
-            });
-        }
         // rr's server fills its slots with responses, its client with requests.
         let (size_flag, slot_size) =
             if self.pattern == Pattern::Rr && self.response_size() > self.msg_size {
@@ -208,6 +209,7 @@ impl RunSpec {
                 MAX_ZC_POOL_BYTES >> 20
             ));
         }
+        self.validate_batch()?;
         let memory = self.memory_local();
         if memory.total() > MAX_RUN_MEMORY_BYTES {
             return bad(format!(
@@ -377,20 +379,7 @@ mod tests {
                 "receive buffers",
             ),
             (
-                RunSpec {
-                    engine: Engine::Uring,
-                    mode: Mode::A3,
-                    zc_slots: 16,
-                    uring: UringOpts {
-                        depth: 17,
-                        batch: 1,
-                        ordering: UringOrdering::Coalesce,
-                    },
-                    ..ok.clone()
-                },
-                "at most --zc-slots 16",
-            ),
-            (
+                // A coalesced send carries the batch, whatever depth a request names.
                 RunSpec {
                     engine: Engine::Uring,
                     mode: Mode::A1,
@@ -400,7 +389,15 @@ mod tests {
                     },
                     ..ok.clone()
                 },
-                "--uring-ordering coalesce needs a3",
+                "not --uring-depth 32",
+            ),
+            (
+                RunSpec {
+                    engine: Engine::Uring,
+                    batch: sendpath_record::Batch::Bytes(8192),
+                    ..ok.clone()
+                },
+                "carries --batch 1, not 8K",
             ),
             (
                 RunSpec {

@@ -35,6 +35,10 @@ pub struct SenderReport {
     /// `--timestamps`: the sender's stamps of sampled messages.
     #[serde(default)]
     pub stages: Option<crate::stamps::TxStages>,
+    /// Send operations whose messages are in `messages` (send/sendmsg calls, or send SQEs on
+    /// io_uring); 0 from a sender that did not count them.
+    #[serde(default)]
+    pub calls: u64,
 }
 
 /// How the io_uring engine ran a flow: the tunables and what the kernel accepted.

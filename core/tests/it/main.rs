@@ -2,6 +2,7 @@
 //! real sockets on 127.0.0.1, every mode on both engines, the patterns, the io_uring receiver,
 //! the schema against real records, and the shape of the source (`layers`).
 
+mod batch;
 mod common;
 mod layers;
 mod loopback;

@@ -7,7 +7,9 @@ use crate::common;
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
 use sendpath_core::send::uring::bundle_missing;
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering};
+use sendpath_core::spec::{
+    Batch, Engine, Mode, Pattern, RunSpec, RxMode, UringOpts, UringOrdering,
+};
 
 fn stamped(mode: Mode, engine: Engine, pattern: Pattern, size: usize) -> RunSpec {
     RunSpec {
@@ -106,6 +108,11 @@ fn io_uring_streams_stamp_every_sample_whatever_the_ordering() {
                 depth,
                 batch: depth,
                 ordering,
+            },
+            // A bundle or a coalesced send carries the batch: `depth` messages.
+            batch: match ordering {
+                UringOrdering::Link => Batch::One,
+                _ => Batch::Bytes(depth as u64 * 1024),
             },
             zc_slots: 4 * depth,
             verify: true,

@@ -7,7 +7,7 @@ use crate::common::{assert_good_stream, short};
 use sendpath_core::report::v1::{Record, Status};
 use sendpath_core::run::run_loopback;
 use sendpath_core::send::uring::{bundle_missing, missing_for};
-use sendpath_core::spec::{Engine, Mode, RunSpec, RxStall, UringOpts, UringOrdering};
+use sendpath_core::spec::{Batch, Engine, Mode, RunSpec, RxStall, UringOpts, UringOrdering};
 
 /// The spec on the io_uring engine, or None (after printing why) if this kernel cannot run it.
 fn uring(mode: Mode, msg_size: usize, flows: usize) -> Option<RunSpec> {
@@ -30,6 +30,7 @@ fn bundles(mode: Mode, msg_size: usize, flows: usize, depth: usize) -> Option<Ru
     }
     let spec = uring(mode, msg_size, flows)?;
     Some(RunSpec {
+        batch: batch_of(depth, msg_size),
         uring: UringOpts {
             depth,
             batch: depth,
@@ -37,6 +38,14 @@ fn bundles(mode: Mode, msg_size: usize, flows: usize, depth: usize) -> Option<Ru
         },
         ..spec
     })
+}
+
+/// The batch of `messages` messages of `msg_size` bytes.
+fn batch_of(messages: usize, msg_size: usize) -> Batch {
+    match messages {
+        1 => Batch::One,
+        n => Batch::Bytes((n * msg_size) as u64),
+    }
 }
 
 fn assert_uring_record(r: &Record, threads: u64) {
@@ -209,6 +218,7 @@ fn depth_one_is_one_send_in_flight() {
 fn coalesced(msg_size: usize, flows: usize, depth: usize, slots: usize) -> Option<RunSpec> {
     Some(RunSpec {
         zc_slots: slots,
+        batch: batch_of(depth, msg_size),
         uring: UringOpts {
             depth,
             batch: depth,
@@ -219,17 +229,13 @@ fn coalesced(msg_size: usize, flows: usize, depth: usize, slots: usize) -> Optio
 }
 
 #[test]
-fn coalesced_zero_copy_is_the_a3_default_and_batches() {
-    let Some(spec) = uring(Mode::A3, 1024, 2) else {
+fn coalesced_zero_copy_is_the_default_of_a_batch_and_carries_it() {
+    let Some(mut spec) = uring(Mode::A3, 1024, 2) else {
         return;
     };
-    let u = UringOpts::auto(Mode::A3, 1024, false);
-    assert_eq!(u.ordering, UringOrdering::Coalesce);
-    let spec = RunSpec {
-        zc_slots: UringOpts::auto_zc_slots(spec.engine, spec.mode, &u, 1024),
-        uring: u,
-        ..spec
-    };
+    spec.batch = Batch::Bytes(512 << 10);
+    spec.resolve_batch(None, None, None, None).unwrap();
+    assert_eq!(spec.uring.ordering, UringOrdering::Coalesce);
     let r = run_loopback(&spec, 0).unwrap();
     assert_uring_record(&r, 2);
     assert_zerocopy_all_notified(&r);

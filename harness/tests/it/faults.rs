@@ -172,6 +172,8 @@ fn a_sweep_killed_mid_cell_with_an_impairment_on_loses_nothing_and_resumes() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sendpath"));
         c.args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a1,a3",
             "--engines",

@@ -59,7 +59,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     ];
 
     let o = sendpath()
-        .args(["sweep", "--impairments", "clean,bottleneck"])
+        .args(["sweep", "--batch", "1", "--impairments", "clean,bottleneck"])
         .args(net)
         .args(grid)
         .args(["--duration", "0.4"])
@@ -120,7 +120,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     // Interrupted while a cell runs under the bottleneck: the qdisc comes off too, the exit
     // says it was interrupted, and `--resume` finishes the grid.
     let mut child = sendpath()
-        .args(["sweep", "--impairments", "bottleneck"])
+        .args(["sweep", "--batch", "1", "--impairments", "bottleneck"])
         .args(net)
         .args(grid)
         .args(["--duration", "2"])
@@ -150,7 +150,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         "an interrupted sweep removes its qdisc"
     );
     let o = sendpath()
-        .args(["sweep", "--impairments", "bottleneck"])
+        .args(["sweep", "--batch", "1", "--impairments", "bottleneck"])
         .args(net)
         .args(grid)
         .args(["--duration", "2"])
@@ -168,7 +168,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     // than veth; a pair that already has a qdisc of its own; netem where the kernel has none.
     let sweep = |impairments: &str, on_veth: bool, out: &str| {
         sendpath()
-            .args(["sweep", "--impairments", impairments])
+            .args(["sweep", "--batch", "1", "--impairments", impairments])
             .args(if on_veth { &net[..] } else { &[] })
             .args(grid)
             .args(["--duration", "0.4"])

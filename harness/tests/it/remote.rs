@@ -373,6 +373,8 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
             &veth.client_ns,
             env!("CARGO_BIN_EXE_sendpath"),
             "sweep",
+            "--batch",
+            "1",
         ])
         .args(grid)
         .arg("--out")
@@ -387,6 +389,7 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
     let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];
     let o = sendpath()
         .arg("sweep")
+        .args(["--batch", "1"])
         .args(grid)
         .arg("--out")
         .arg(&local_dir)

@@ -93,6 +93,25 @@ fn run_bad_input_is_one_line_and_exit_2() {
         vec!["run", "--mode", "a1", "--pattern", "rr", "--rx", "uring"],
         vec!["run", "--mode", "a1", "--rx", "telepathy"],
         vec!["run", "--mode", "a1", "--rx", "uring", "--rx-discard"],
+        // --batch: none, less than one message, not a size, a pattern without batches, an
+        // ordering that cannot carry one.
+        vec!["run", "--mode", "a1", "--batch", "0"],
+        vec!["run", "--mode", "a1", "--msg-size", "1K", "--batch", "1000"],
+        vec!["run", "--mode", "a1", "--batch", "lots"],
+        vec!["run", "--mode", "a1", "--batch", "-64K"],
+        vec!["run", "--mode", "a1", "--pattern", "rr", "--batch", "64K"],
+        vec![
+            "run",
+            "--mode",
+            "a2",
+            "--engine",
+            "uring",
+            "--batch",
+            "64K",
+            "--uring-ordering",
+            "link",
+        ],
+        vec!["run", "--mode", "a3", "--batch", "64K", "--zc-slots", "8"],
     ] {
         let o = sendpath().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

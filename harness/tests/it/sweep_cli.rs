@@ -33,6 +33,8 @@ fn cell_key(v: &serde_json::Value) -> String {
 
 const TINY: &[&str] = &[
     "sweep",
+    "--batch",
+    "1",
     "--modes",
     "a1,a2",
     "--engines",
@@ -203,6 +205,8 @@ fn sigkill_mid_sweep_then_resume() {
 /// One stream cell (A1, 64 B, 1 flow), 0.2 s, two repetitions.
 const ONE_CELL_TWO_REPS: &[&str] = &[
     "sweep",
+    "--batch",
+    "1",
     "--modes",
     "a1",
     "--engines",
@@ -260,6 +264,8 @@ fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
         .env("SENDPATH_TEST_NO_SO_ZEROCOPY", "1")
         .args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a3,a1",
             "--engines",
@@ -298,7 +304,7 @@ fn a_failing_cell_is_recorded_and_the_sweep_finishes() {
 #[test]
 fn sweep_bad_axis_is_one_line() {
     let o = sendpath()
-        .args(["sweep", "--sizes", "64,lots"])
+        .args(["sweep", "--batch", "1", "--sizes", "64,lots"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -312,6 +318,8 @@ fn pattern_axis_sizes_rate_cells_from_the_measured_stream() {
     let o = sendpath()
         .args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a1",
             "--engines",
@@ -375,6 +383,8 @@ fn pattern_axis_sizes_rate_cells_from_the_measured_stream() {
     let o = sendpath()
         .args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a1",
             "--engines",
@@ -430,7 +440,15 @@ fn bad_sweep_input_is_refused_up_front() {
     let dir = tmpdir("bad-input");
     let t = Instant::now();
     let o = sendpath()
-        .args(["sweep", "--sizes", "0", "--no-progress", "--out"])
+        .args([
+            "sweep",
+            "--batch",
+            "1",
+            "--sizes",
+            "0",
+            "--no-progress",
+            "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -441,14 +459,22 @@ fn bad_sweep_input_is_refused_up_front() {
         "no failed records written"
     );
     let o = sendpath()
-        .args(["sweep", "--no-progress", "--resume"])
+        .args(["sweep", "--batch", "1", "--no-progress", "--resume"])
         .arg(dir.join("typo"))
         .output()
         .unwrap();
     assert_refused(&o, "no results.jsonl there to resume");
     for bad in ["-1", "soon", "inf"] {
         let o = sendpath()
-            .args(["sweep", "--no-progress", "--time-limit", bad, "--out"])
+            .args([
+                "sweep",
+                "--batch",
+                "1",
+                "--no-progress",
+                "--time-limit",
+                bad,
+                "--out",
+            ])
             .arg(&dir)
             .output()
             .unwrap();
@@ -473,6 +499,8 @@ fn a_second_sweep_on_the_same_results_is_refused_naming_the_first() {
     let dir = tmpdir("two-sweeps");
     let args = [
         "sweep",
+        "--batch",
+        "1",
         "--modes",
         "a1",
         "--engines",
@@ -527,6 +555,8 @@ fn a_stamped_sweep_reports_where_the_time_goes_and_what_tcp_did() {
     let o = sendpath()
         .args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a1,a2",
             "--engines",
@@ -594,5 +624,79 @@ fn a_stamped_sweep_reports_where_the_time_goes_and_what_tcp_did() {
     }
     let png = std::fs::read(dir.join("plots/stages.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 5000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_batch_axis_runs_streams_at_each_batch_and_compares_at_equal_batch() {
+    let dir = tmpdir("batch-axis");
+    let o = sendpath()
+        .args(["sweep", "--batch", "1,32K", "--modes", "a1,a3"])
+        .args([
+            "--engines",
+            "threads,uring",
+            "--sizes",
+            "1024",
+            "--flows",
+            "1",
+        ])
+        .args([
+            "--patterns",
+            "stream,rr",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0.05",
+        ])
+        .args(["--reps", "1", "--no-progress", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Streams at both batches, rr at one message per send: (2 + 1) x 2 engines x 2 modes.
+    assert_eq!(recs.len(), 12);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", r["error"]);
+        let (batch, pattern) = (r["spec"]["batch"].as_str().unwrap(), &r["spec"]["pattern"]);
+        if pattern == "rr" {
+            assert_eq!(batch, "1");
+        }
+        let want = if batch == "32K" { 32.0 } else { 1.0 };
+        let per_call = r["calls"]["messages_per_call"].as_f64().unwrap();
+        assert!(
+            (per_call / want - 1.0).abs() <= 0.05,
+            "{} {} {pattern} {batch}: {per_call} messages per call",
+            r["spec"]["mode"],
+            r["spec"]["engine"]
+        );
+    }
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("findings.json")).unwrap()).unwrap();
+    let batches: Vec<&str> = f["crossovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["batch"].as_str().unwrap())
+        .collect();
+    assert!(batches.contains(&"1") && batches.contains(&"32K"), "{f}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("batch 32K: messages per send call"),
+        "{report}"
+    );
+    // A bad batch is refused before anything runs.
+    let o = sendpath()
+        .args(["sweep", "--batch", "1,0", "--out"])
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
+    assert!(!dir.join("bad").join("results.jsonl").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

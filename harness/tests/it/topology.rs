@@ -38,6 +38,8 @@ fn veth_run_crosses_the_pair_and_down_removes_it() {
     let o = sendpath()
         .args([
             "sweep",
+            "--batch",
+            "1",
             "--modes",
             "a1",
             "--sizes",

@@ -1,26 +1,29 @@
 //! A1 on threads: assemble, then `send()`.
 
-use super::strategy::BlockingSend;
+use super::strategy::{BlockingSend, Sent};
 use crate::error::Result;
 use crate::sock;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use std::os::fd::RawFd;
 
-/// A1: header and payload assembled in a staging buffer (a user-space memcpy), then `send()`.
+/// A1: header and payload assembled in a staging buffer (a user-space memcpy), then `send()`;
+/// a batch of messages is assembled back to back and sent by one call.
 pub struct A1Copy {
     staging: Vec<u8>,
     payload: Vec<u8>,
+    msg_size: usize,
     verify: bool,
     /// Extra send flags (MSG_EOR while a sample is sent).
     flags: libc::c_int,
 }
 
 impl A1Copy {
-    /// Staging buffer and payload source for `msg_size`-byte messages.
-    pub fn new(msg_size: usize, verify: bool) -> Self {
+    /// Staging for `batch` messages of `msg_size` bytes, and the payload source.
+    pub fn new(msg_size: usize, batch: usize, verify: bool) -> Self {
         A1Copy {
-            staging: vec![0; msg_size],
+            staging: vec![0; msg_size * batch.max(1)],
             payload: vec![0xA5; msg_size - HEADER_LEN],
+            msg_size,
             verify,
             flags: 0,
         }
@@ -29,15 +32,21 @@ impl A1Copy {
 
 impl BlockingSend for A1Copy {
     #[inline]
-    fn send(&mut self, fd: RawFd, seq: u64, ts: u64) -> Result<()> {
-        put_header(&mut self.staging, seq, ts);
-        if self.verify {
-            fill_payload(&mut self.staging[HEADER_LEN..], seq);
-        } else {
-            // The assembly copy that makes A1 a two-copy path.
-            self.staging[HEADER_LEN..].copy_from_slice(&self.payload);
+    fn send(&mut self, fd: RawFd, seq: u64, n: usize, ts: u64) -> Result<Sent> {
+        let n = n.clamp(1, self.staging.len() / self.msg_size);
+        let staged = &mut self.staging[..n * self.msg_size];
+        for (k, m) in staged.chunks_exact_mut(self.msg_size).enumerate() {
+            let s = seq + k as u64;
+            put_header(m, s, ts);
+            if self.verify {
+                fill_payload(&mut m[HEADER_LEN..], s);
+            } else {
+                // The assembly copy that makes A1 a two-copy path.
+                m[HEADER_LEN..].copy_from_slice(&self.payload);
+            }
         }
-        sock::send_all_flags(fd, &self.staging, self.flags)
+        let calls = sock::send_all_flags(fd, staged, self.flags)?;
+        Ok(Sent { messages: n, calls })
     }
 
     fn set_eor(&mut self, eor: bool) {

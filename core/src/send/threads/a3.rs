@@ -1,7 +1,7 @@
 //! A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a slot pool, completions reaped from the socket
 //! error queue.
 
-use super::strategy::BlockingSend;
+use super::strategy::{BlockingSend, Sent};
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
@@ -25,8 +25,9 @@ fn so_zerocopy_refused_by_test_hook() -> bool {
 }
 
 /// A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a pool of slots; completions reaped from the
-/// socket error queue. Invariant: slot `i` is written only when the pool says no send that
-/// referenced it is still owed a completion.
+/// socket error queue. A batch is a run of consecutive slots (the pool packed back to back)
+/// sent by one call, released by that call's completion. Invariant: slot `i` is written only
+/// when the pool says no send that referenced it is still owed a completion.
 pub struct A3ZeroCopy {
     pool: Lent<SlotPool>,
     ids: CallIdMap,
@@ -40,8 +41,15 @@ pub struct A3ZeroCopy {
 
 impl A3ZeroCopy {
     /// Enables SO_ZEROCOPY on `fd` (an error if the kernel cannot: A3 never falls back to a
-    /// copying send) and allocates `slots` message buffers.
-    pub fn new(fd: RawFd, msg_size: usize, slots: usize, verify: bool) -> Result<Self> {
+    /// copying send) and allocates `slots` message buffers, back to back when a call carries
+    /// a batch of more than one message, apart otherwise (see [`SlotPool`]).
+    pub fn new(
+        fd: RawFd,
+        msg_size: usize,
+        slots: usize,
+        batch: usize,
+        verify: bool,
+    ) -> Result<Self> {
         // Test hook: behave as a kernel without SO_ZEROCOPY, so the user-facing error path
         // can be exercised through the real binaries on a kernel that has it.
         let refused = if so_zerocopy_refused_by_test_hook() {
@@ -55,7 +63,11 @@ impl A3ZeroCopy {
             ))
         })?;
         Ok(A3ZeroCopy {
-            pool: Lent::new(SlotPool::separate(slots, msg_size)),
+            pool: Lent::new(if batch > 1 {
+                SlotPool::contiguous(slots, msg_size)
+            } else {
+                SlotPool::separate(slots, msg_size)
+            }),
             ids: CallIdMap::default(),
             next: 0,
             verify,
@@ -106,28 +118,53 @@ impl A3ZeroCopy {
 }
 
 impl BlockingSend for A3ZeroCopy {
-    fn send(&mut self, fd: RawFd, seq: u64, ts: u64) -> Result<()> {
-        let i = self.next;
-        self.next = (self.next + 1) % self.pool.len();
-        if self.pool.busy(i) {
-            self.wait_for_slot(fd, i)?;
+    fn send(&mut self, fd: RawFd, seq: u64, n: usize, ts: u64) -> Result<Sent> {
+        let first = self.next;
+        if self.pool.busy(first) {
+            self.wait_for_slot(fd, first)?;
         }
-        self.pool.claim(i, 1);
-        let slot = self.pool.slot_mut(i);
-        put_header(slot, seq, ts);
-        if self.verify {
-            fill_payload(&mut slot[HEADER_LEN..], seq);
+        // A run never wraps: the last slot of the pool ends it.
+        let limit = n.clamp(1, self.pool.len() - first);
+        let count = if limit == 1 {
+            1
+        } else {
+            (0..limit)
+                .take_while(|&k| !self.pool.busy(first + k))
+                .count()
+        };
+        self.next = (first + count) % self.pool.len();
+        self.pool.claim(first, count);
+        for k in 0..count {
+            let slot = self.pool.slot_mut(first + k);
+            let s = seq + k as u64;
+            put_header(slot, s, ts);
+            if self.verify {
+                fill_payload(&mut slot[HEADER_LEN..], s);
+            }
         }
-        self.pool.stats.messages += 1;
-        let mut iov = self.pool.iovecs(i);
-        let mut first = 0;
-        while first < iov.len() {
-            match sendmsg_once(fd, &mut iov[first..], MSG_ZEROCOPY | self.flags) {
-                Ok(n) => {
+        self.pool.stats.messages += count as u64;
+        // One slot as header and payload; a run of them as the one range they fill.
+        let (mut iov, parts) = if count == 1 {
+            (self.pool.iovecs(first), 2)
+        } else {
+            let run = self.pool.slots(first, count);
+            let whole = libc::iovec {
+                iov_base: run.as_ptr() as *mut libc::c_void,
+                iov_len: run.len(),
+            };
+            ([whole, whole], 1)
+        };
+        let iov = &mut iov[..parts];
+        let (mut at, mut calls) = (0, 0);
+        while at < iov.len() {
+            match sendmsg_once(fd, &mut iov[at..], MSG_ZEROCOPY | self.flags) {
+                Ok(sent) => {
                     // Every successful zero-copy call takes the next id and owes a completion.
-                    self.pool.on_send(i, if ts != 0 { ts } else { now_ns() });
-                    self.ids.on_send(i);
-                    first = advance_iovecs(&mut iov, n, first);
+                    self.pool
+                        .on_send(first, if ts != 0 { ts } else { now_ns() });
+                    self.ids.on_send(first);
+                    at = advance_iovecs(iov, sent, at);
+                    calls += 1;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     // Notification memory (optmem) exhausted: release some, then retry.
@@ -138,7 +175,10 @@ impl BlockingSend for A3ZeroCopy {
                 Err(e) => return Err(sock::classify(e, "sendmsg(MSG_ZEROCOPY)")),
             }
         }
-        Ok(())
+        Ok(Sent {
+            messages: count,
+            calls,
+        })
     }
 
     fn set_eor(&mut self, eor: bool) {

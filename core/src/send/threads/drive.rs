@@ -1,7 +1,7 @@
 //! The one loop that drives any blocking strategy through the measured window and on until
 //! the receiver asks for the end frame.
 
-use super::strategy::BlockingSend;
+use super::strategy::{BlockingSend, Sent};
 use crate::cpu::{SideCounters, ThreadCounters};
 use crate::error::{Error, Result};
 use crate::send::lifecycle::end_requested;
@@ -13,7 +13,8 @@ use crate::window::Window;
 use crate::wire::end::SenderReport;
 use std::os::fd::RawFd;
 
-/// Without latency the clock is read once per this many messages (to find the window's end).
+/// Without latency the clock is read once per this many calls of one message (to find the
+/// window's end); a call of a batch reads it every time.
 const CLOCK_EVERY: u64 = 32;
 /// Longest wait for the last timestamps of a stamped flow after its last send.
 const STAMP_DRAIN_NS: u64 = 200_000_000;
@@ -55,25 +56,26 @@ pub(crate) fn stamped_send(
     ts: u64,
     len: u64,
     in_window: bool,
-) -> Result<()> {
+) -> Result<Sent> {
     let armed = st.wants(seq);
     if armed {
         st.arm(fd)
             .map_err(|e| Error::io("arm SO_TIMESTAMPING", e))?;
         strategy.set_eor(true);
     }
-    let sent = strategy.send(fd, seq, ts);
+    // One message per call: a stamped flow on this engine does not batch (validate).
+    let sent = strategy.send(fd, seq, 1, ts);
     if armed {
         strategy.set_eor(false);
     }
-    sent?;
+    let sent = sent?;
     st.sent(fd, seq, now, len, armed, in_window)
         .map_err(|e| Error::io("disarm SO_TIMESTAMPING", e))?;
     if armed {
         strategy.reap_stamps(fd, stamps)?;
         stamps.drain(..).for_each(|s| st.on_stamp(s));
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// The sender's stages of a stamped flow, once the last stamps (ACKs above all, which come
@@ -112,6 +114,10 @@ pub fn run_flow(
     pace: &dyn Pace,
 ) -> (SenderReport, Result<()>) {
     let latency = spec.records_latency();
+    // Messages per call: the batch of a stream (rate and rr send one at a time).
+    let batch = spec.batch_plan().messages;
+    let mut calls_in_window = 0u64;
+    let mut calls_since_clock = 0u64;
     let mut seq: u64 = 0;
     let mut first_in_window: Option<u64> = None;
     let mut end_of_window: Option<u64> = None;
@@ -157,22 +163,30 @@ pub fn run_flow(
         }
         // The timestamp is the clock read just before this send call (the loop's only read).
         let ts = if latency { now } else { 0 };
-        if let Some(st) = stamper.as_mut() {
-            let in_window = now >= window.start && now < window.end;
-            let len = spec.msg_size as u64;
-            if let Err(e) =
+        let in_window = now >= window.start && now < window.end;
+        let sent = match stamper.as_mut() {
+            Some(st) => {
+                let len = spec.msg_size as u64;
                 stamped_send(strategy, st, &mut stamps, fd, seq, now, ts, len, in_window)
-            {
+            }
+            None => strategy.send(fd, seq, batch, ts),
+        };
+        match sent {
+            Ok(s) => {
+                seq += s.messages as u64;
+                if in_window {
+                    calls_in_window += s.calls;
+                }
+            }
+            Err(e) => {
                 result = Err(e);
                 break;
             }
-        } else if let Err(e) = strategy.send(fd, seq, ts) {
-            result = Err(e);
-            break;
         }
-        seq += 1;
-        if latency || seq.is_multiple_of(CLOCK_EVERY) || end_of_window.is_some() {
+        calls_since_clock += 1;
+        if latency || batch > 1 || calls_since_clock >= CLOCK_EVERY || end_of_window.is_some() {
             now = now_ns();
+            calls_since_clock = 0;
         }
     }
     if let Some(c) = counters.take() {
@@ -200,6 +214,7 @@ pub fn run_flow(
         uring: None,
         tcp: tcp.take(),
         stages,
+        calls: calls_in_window,
     };
     (report, result)
 }

@@ -14,4 +14,4 @@ pub mod strategy;
 pub use a3::NO_SO_ZEROCOPY_ENV;
 pub use drive::{run_flow, Pace, Unpaced};
 pub use modes::for_mode;
-pub use strategy::BlockingSend;
+pub use strategy::{BlockingSend, Sent};

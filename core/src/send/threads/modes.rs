@@ -9,15 +9,18 @@ use crate::error::Result;
 use crate::spec::{Mode, RunSpec};
 use std::os::fd::RawFd;
 
-/// Builds the blocking strategy for `spec.mode` on socket `fd`.
+/// Builds the blocking strategy for `spec.mode` on socket `fd`, for calls of up to the cell's
+/// batch ([`RunSpec::batch_plan`]).
 pub fn for_mode(spec: &RunSpec, fd: RawFd) -> Result<Box<dyn BlockingSend>> {
+    let batch = spec.batch_plan().messages;
     Ok(match spec.mode {
-        Mode::A1 => Box::new(A1Copy::new(spec.msg_size, spec.verify)),
-        Mode::A2 => Box::new(A2Sendmsg::new(spec.msg_size, spec.verify)),
+        Mode::A1 => Box::new(A1Copy::new(spec.msg_size, batch, spec.verify)),
+        Mode::A2 => Box::new(A2Sendmsg::new(spec.msg_size, batch, spec.verify)),
         Mode::A3 => Box::new(A3ZeroCopy::new(
             fd,
             spec.msg_size,
             spec.zc_slots,
+            batch,
             spec.verify,
         )?),
     })

@@ -5,11 +5,23 @@ use crate::error::Result;
 use crate::zerocopy::stats::ZeroCopyStats;
 use std::os::fd::RawFd;
 
+/// What one [`BlockingSend::send`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Messages handed to the kernel (at least 1, at most the `n` asked for).
+    pub messages: usize,
+    /// Send calls that carried them (one per batch, more after a short send).
+    pub calls: u64,
+}
+
 /// One send strategy of the blocking engine.
 pub trait BlockingSend: Send {
-    /// Sends message `seq` stamped `send_ts_ns`; when it returns, every byte of the message has
-    /// been handed to the kernel (short sends are resumed, never interleaved).
-    fn send(&mut self, fd: RawFd, seq: u64, send_ts_ns: u64) -> Result<()>;
+    /// Sends messages `seq..seq + n` (`n` at most the batch the strategy was built for; 1
+    /// for rr and rate) stamped `send_ts_ns`, in one send call (more only to resume a short
+    /// one, never interleaved); when it returns, every byte of the messages it reports has
+    /// been handed to the kernel. A zero-copy strategy may send fewer than `n` (a batch of
+    /// slots does not wrap around its pool).
+    fn send(&mut self, fd: RawFd, seq: u64, n: usize, send_ts_ns: u64) -> Result<Sent>;
 
     /// Sends the next messages with `MSG_EOR` (`--timestamps`: a sampled message's call, so
     /// that TCP appends no later data to its last packet; a later sample's data in the same

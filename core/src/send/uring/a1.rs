@@ -5,21 +5,27 @@ use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use io_uring::{opcode, squeue, types};
 
 /// A1 on io_uring: header and payload assembled in a staging buffer (the memcpy that makes A1
-/// a two-copy path), then `Send` of it. One staging buffer per chain position.
+/// a two-copy path), then `Send` of it. One staging buffer per chain position, holding one
+/// message (linked chains, bundles) or a whole batch back to back (coalesced sends).
 pub struct A1UringSend {
     staging: Vec<Box<[u8]>>,
+    /// Bytes staged in each buffer by the last `prepare`.
+    staged: Vec<usize>,
     payload: Vec<u8>,
+    msg_size: usize,
     verify: bool,
 }
 
 impl A1UringSend {
-    /// `depth` staging buffers for `msg_size`-byte messages.
-    pub fn new(msg_size: usize, depth: usize, verify: bool) -> Self {
+    /// `positions` staging buffers of `per_position` messages of `msg_size` bytes.
+    pub fn new(msg_size: usize, positions: usize, per_position: usize, verify: bool) -> Self {
         A1UringSend {
-            staging: (0..depth)
-                .map(|_| vec![0u8; msg_size].into_boxed_slice())
+            staging: (0..positions)
+                .map(|_| vec![0u8; msg_size * per_position.max(1)].into_boxed_slice())
                 .collect(),
+            staged: vec![0; positions],
             payload: vec![0xA5; msg_size - HEADER_LEN],
+            msg_size,
             verify,
         }
     }
@@ -27,15 +33,23 @@ impl A1UringSend {
 
 impl UringSend for A1UringSend {
     #[inline]
-    fn prepare(&mut self, pos: usize, seq: u64, ts: u64, _max: usize) -> Option<(u16, usize)> {
+    fn prepare(&mut self, pos: usize, seq: u64, ts: u64, max: usize) -> Option<(u16, usize)> {
         let b = &mut self.staging[pos];
-        put_header(b, seq, ts);
-        if self.verify {
-            fill_payload(&mut b[HEADER_LEN..], seq);
-        } else {
-            b[HEADER_LEN..].copy_from_slice(&self.payload);
+        let n = max.clamp(1, b.len() / self.msg_size);
+        for (k, m) in b[..n * self.msg_size]
+            .chunks_exact_mut(self.msg_size)
+            .enumerate()
+        {
+            let s = seq + k as u64;
+            put_header(m, s, ts);
+            if self.verify {
+                fill_payload(&mut m[HEADER_LEN..], s);
+            } else {
+                m[HEADER_LEN..].copy_from_slice(&self.payload);
+            }
         }
-        Some((pos as u16, 1))
+        self.staged[pos] = n * self.msg_size;
+        Some((pos as u16, n))
     }
 
     #[inline]
@@ -47,7 +61,7 @@ impl UringSend for A1UringSend {
         _now: u64,
         eor: bool,
     ) -> squeue::Entry {
-        let b = &self.staging[buf as usize];
+        let b = &self.staging[buf as usize][..self.staged[buf as usize]];
         let rest = &b[done as usize..];
         opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_WAITALL | if eor { libc::MSG_EOR } else { 0 })
@@ -61,6 +75,6 @@ impl UringSend for A1UringSend {
 
 impl BundleSend for A1UringSend {
     fn segments(&self, buf: u16) -> [&[u8]; 2] {
-        [&self.staging[buf as usize], &[]]
+        [&self.staging[buf as usize][..self.msg_size], &[]]
     }
 }

@@ -141,6 +141,9 @@ pub(super) fn drive(
                     }
                     f.pending = f.chain.len();
                     f.resubmit = false;
+                    if window.contains(now) {
+                        f.calls_in_window += f.chain.len() as u64;
+                    }
                 }
             }
             if f.idle() && f.drained() && f.stopped && f.owed() > 0 {

@@ -69,6 +69,8 @@ pub(super) struct Flow {
     pub(super) drain_since: Option<Instant>,
     pub(super) stalls: u32,
     pub(super) retries: u64,
+    /// Send SQEs submitted inside the measured window (the record's `calls`).
+    pub(super) calls_in_window: u64,
     pub(super) error: Option<Error>,
     /// Present when the flow sends bundles instead of chains.
     pub(super) bundle: Option<Bundle>,
@@ -107,6 +109,7 @@ impl Flow {
             drain_since: None,
             stalls: 0,
             retries: 0,
+            calls_in_window: 0,
             error: None,
             bundle: (ordering == UringOrdering::Bundle).then(|| Bundle::new(depth)),
             stamps: None,
@@ -334,6 +337,7 @@ impl Flow {
             // until this send's CQE (the flow submits nothing else before it).
             unsafe { sq.push(&e) }.expect("room checked above");
             self.pending += 1;
+            self.calls_in_window += u64::from(window.contains(now));
             if !then_bundle {
                 return;
             }
@@ -347,6 +351,7 @@ impl Flow {
             // flow is drained.
             unsafe { sq.push(&e) }.expect("room checked above");
             self.pending += 1;
+            self.calls_in_window += u64::from(window.contains(now));
         }
     }
 
@@ -491,7 +496,7 @@ mod tests {
     fn flow(results: &[i32]) -> Flow {
         let mut f = Flow::new(
             0,
-            Box::new(A1UringSend::new(64, results.len(), false)),
+            Box::new(A1UringSend::new(64, results.len(), 1, false)),
             results.len(),
             UringOrdering::Link,
         )

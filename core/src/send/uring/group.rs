@@ -152,6 +152,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             uring: setup_report.clone(),
             tcp: tcp.get_mut(i).and_then(Option::take),
             stages: stages.get_mut(i).and_then(Option::take),
+            calls: f.calls_in_window,
         };
         if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
             report.zerocopy = None;

@@ -9,12 +9,24 @@ use crate::spec::{Mode, RunSpec, UringOrdering};
 use crate::uring_sys::probe::{known_ops, probe_ops};
 use io_uring::opcode;
 
-/// Builds the io_uring strategy for `spec.mode` (depth buffers, or the slot pool for A3).
+/// Builds the io_uring strategy for `spec.mode`: buffers for the sends one flow has in
+/// flight (a chain's `depth` one-message SQEs, or one send of the batch), or the slot pool for
+/// A3.
 pub fn for_mode(spec: &RunSpec) -> Box<dyn UringSend> {
-    let depth = spec.uring.depth;
+    let (positions, per_position) = spec.uring.chain_shape();
     match spec.mode {
-        Mode::A1 => Box::new(A1UringSend::new(spec.msg_size, depth, spec.verify)),
-        Mode::A2 => Box::new(A2UringSendMsg::new(spec.msg_size, depth, spec.verify)),
+        Mode::A1 => Box::new(A1UringSend::new(
+            spec.msg_size,
+            positions,
+            per_position,
+            spec.verify,
+        )),
+        Mode::A2 => Box::new(A2UringSendMsg::new(
+            spec.msg_size,
+            positions,
+            per_position,
+            spec.verify,
+        )),
         Mode::A3 => Box::new(A3UringSendZc::new(
             spec.msg_size,
             spec.zc_slots,

@@ -8,7 +8,7 @@ use super::strategy::UringSend;
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
-use crate::send::threads::strategy::BlockingSend;
+use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock::{self, IO_TIMEOUT};
 use crate::spec::{RunSpec, UringOrdering};
 use crate::time::now_ns;
@@ -41,6 +41,7 @@ impl UringOneShot {
                 batch: 1,
                 ordering: UringOrdering::Link,
             },
+            batch: crate::spec::Batch::One,
             ..spec.clone()
         };
         let mut strategy = Lent::new(for_mode(&one));
@@ -93,7 +94,8 @@ impl UringOneShot {
 }
 
 impl BlockingSend for UringOneShot {
-    fn send(&mut self, _fd: RawFd, seq: u64, ts: u64) -> Result<()> {
+    /// One message per SQE whatever `n` (rr and rate send one at a time).
+    fn send(&mut self, _fd: RawFd, seq: u64, _n: usize, ts: u64) -> Result<Sent> {
         let deadline = Instant::now() + IO_TIMEOUT;
         let buf = loop {
             if let Some((b, _)) = self.strategy.prepare(0, seq, ts, 1) {
@@ -108,8 +110,9 @@ impl BlockingSend for UringOneShot {
                 )));
             }
         };
-        let mut done = 0u32;
+        let (mut done, mut calls) = (0u32, 0u64);
         while done < self.msg_len {
+            calls += 1;
             let e = self
                 .strategy
                 .sqe(types::Fixed(0), buf, done, now_ns(), false)
@@ -146,7 +149,7 @@ impl BlockingSend for UringOneShot {
                 }
             }
         }
-        Ok(())
+        Ok(Sent { messages: 1, calls })
     }
 
     fn finish(&mut self, _fd: RawFd) -> Result<Option<ZeroCopyStats>> {
