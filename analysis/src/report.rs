@@ -187,12 +187,12 @@ pub fn blocks(
     b.push(Block::List(facts));
     if !h.uring_orderings.is_empty() {
         b.push(Block::Para(format!(
-            "io_uring streams kept each flow in order by: {}. `bundle`: one send bundle per flow \
-             in flight, the messages as entries of a provided-buffer ring, sent in one `sendmsg` \
-             (syscalls batched); `coalesce` (A3): messages written back to back into \
-             registered memory, one `SEND_ZC` in flight per flow carrying many of them (syscalls \
-             and notifications batched); `link`: one SQE per message, linked into one chain per \
-             flow (one `sendmsg` per message).",
+            "io_uring streams kept each flow in order by: {}. `link`: one SQE per message, \
+             linked into one chain per flow (the syscalls batched, not the sends: one message \
+             per send); `coalesce`: one SQE per flow in flight carrying the whole batch (A1 \
+             staged back to back, A2 in one iovec, A3 one `SEND_ZC` over registered slots, \
+             released by one notification); `bundle`: the batch's messages as entries of a \
+             provided-buffer ring, one send bundle per flow in flight.",
             join(&h.uring_orderings)
         )));
     }

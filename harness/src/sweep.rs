@@ -24,9 +24,9 @@ use std::time::Instant;
 /// Named grids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x 3 to 6 reps (until
-    /// the medians of a comparison group are settled, none past 225 s) x 0.3 s, placement
-    /// together.
+    /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x streams at
+    /// batches 1 and 512K and rr x 3 to 6 reps (until the medians of a comparison group are
+    /// settled, none past 225 s) x 0.3 s, placement together.
     Quick,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
@@ -89,9 +89,9 @@ pub struct Grid {
 /// 10-25 ms measured here.
 const UNMEASURED_REP_OVERHEAD_S: f64 = 0.025;
 
-/// The quick preset's time limit: with its worst case (every group to 6 rounds) at about 240 s
-/// here, the limit keeps the README's main job, report included, within 4 minutes on this
-/// kind of machine and bounds it on a slower one.
+/// The quick preset's time limit: its first 3 rounds (144 cells) take about 200 s here and
+/// every group to 6 rounds would take about 400 s, so the limit keeps the README's main job,
+/// report included, within 4 minutes on this kind of machine and bounds it on a slower one.
 pub const QUICK_TIME_LIMIT_S: f64 = 225.0;
 
 impl Grid {
