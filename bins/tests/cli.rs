@@ -154,6 +154,35 @@ fn a3_client_reports_copied_zero_copy() {
     assert_eq!(v["zerocopy"]["verdict"], "not_achieved");
 }
 
+#[test]
+fn a_batched_server_tells_its_client_the_batch_and_the_record_says_what_ran() {
+    let port = free_port();
+    let server = spawn_server(
+        "a2",
+        port,
+        &[
+            "--msg-size",
+            "1K",
+            "--batch",
+            "64K",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+        ],
+    );
+    let c = client("a2", port, &["--json"]);
+    wait_bounded(server, Duration::from_secs(20));
+    let (out, err) = text(&c);
+    assert!(c.status.success(), "{out} {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(v["spec"]["batch"], "64K", "the hello carried the batch");
+    assert_eq!(v["calls"]["batch_messages"], 64);
+    let per_call = v["calls"]["messages_per_call"].as_f64().unwrap();
+    assert!((per_call / 64.0 - 1.0).abs() <= 0.05, "{per_call}");
+}
+
 fn assert_one_line_error(o: &Output, needle: &str) {
     let (out, err) = text(o);
     assert!(!o.status.success(), "should fail: {out}");

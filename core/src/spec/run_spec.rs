@@ -199,6 +199,7 @@ impl RunSpec {
             rate: (h.pattern == Pattern::Rate).then_some(h.rate),
             busy_poll: h.busy_poll,
             timestamps: (h.stamp_every > 0).then_some(h.stamp_every as u64),
+            batch: h.batch,
             ..RunSpec::default()
         }
     }

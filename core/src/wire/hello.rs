@@ -2,12 +2,12 @@
 
 use super::message::{HEADER_LEN, MAX_MSG_SIZE};
 use crate::error::{Error, Result};
-use sendpath_record::{Engine, Mode, Pattern};
+use sendpath_record::{Batch, Engine, Mode, Pattern};
 
 /// Magic at the start of every connection.
 pub const MAGIC: [u8; 8] = *b"SENDPATH";
 /// Wire format version; a receiver rejects any other.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// Length of the hello frame.
 pub const HELLO_LEN: usize = 96;
 
@@ -53,6 +53,9 @@ pub struct Hello {
     /// `--timestamps`: one message in this many (the last of each run: seq + 1 a multiple of it) is stamped at every
     /// stage; 0: off.
     pub stamp_every: u32,
+    /// `--batch`: messages per send operation (the receiver's record says what the sender
+    /// did; 0 on the wire for one message per send).
+    pub batch: Batch,
 }
 
 /// What each byte range of the frame holds, for saying which field of a hello disagrees.
@@ -75,7 +78,9 @@ const FIELDS: &[(std::ops::Range<usize>, &str)] = &[
     (56..64, "rate"),
     (64..72, "schedule start"),
     (72..76, "stamp interval"),
-    (76..HELLO_LEN, "reserved bytes"),
+    (76..80, "reserved bytes"),
+    (80..88, "batch"),
+    (88..HELLO_LEN, "reserved bytes"),
 ];
 /// The fields that differ between the flows of one run: the flow index and the schedule's
 /// start (each sender stamps its own).
@@ -163,6 +168,11 @@ impl Hello {
         b[56..64].copy_from_slice(&((self.rate * 1000.0).round() as u64).to_le_bytes());
         b[64..72].copy_from_slice(&self.sched0_ns.to_le_bytes());
         b[72..76].copy_from_slice(&self.stamp_every.to_le_bytes());
+        let batch_bytes = match self.batch {
+            Batch::One => 0,
+            Batch::Bytes(n) => n,
+        };
+        b[80..88].copy_from_slice(&batch_bytes.to_le_bytes());
         b
     }
 
@@ -216,6 +226,10 @@ impl Hello {
             } else {
                 0
             },
+            batch: match u64_at(80) {
+                0 | 1 => Batch::One,
+                n => Batch::Bytes(n),
+            },
         };
         if h.pattern == Pattern::Rr
             && ((h.resp_size as usize) < HEADER_LEN || h.resp_size as usize > MAX_MSG_SIZE)
@@ -260,6 +274,7 @@ mod tests {
             sched0_ns: 0,
             busy_poll: false,
             stamp_every: 0,
+            batch: Batch::Bytes(65536),
         }
     }
 
@@ -344,6 +359,7 @@ mod tests {
             (48, "response size"),
             (57, "rate"),
             (72, "stamp interval"),
+            (81, "batch"),
             (95, "reserved"),
         ] {
             let mut f = frame(0, now);
