@@ -78,6 +78,11 @@ pub struct SendArgs {
     /// messages). Copy receiver.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     pub timestamps: Option<u64>,
+    /// Sample each side's worker threads over the window (software CPU clock, kernel and
+    /// user addresses) and record where their CPU went, by bucket and symbol (`profile`);
+    /// bare: 1000 samples a second.
+    #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "1000")]
+    pub profile: Option<u32>,
     /// Where each side runs: unpinned (the scheduler decides; the default), apart (senders on
     /// one CPU, receivers on another) or together (both on one CPU). Recorded as
     /// spec.placement.
@@ -161,6 +166,7 @@ impl SendArgs {
             placement,
             timestamps: self.timestamps,
             rx_stall: self.rx_stall()?,
+            profile: self.profile,
             ..RunSpec::default()
         };
         spec.resolve_batch(

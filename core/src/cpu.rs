@@ -141,6 +141,10 @@ pub struct SideCounters {
     /// machine whether the two sides shared a CPU changes loopback results several-fold.
     #[serde(default)]
     pub cpus: Vec<u32>,
+    /// `--profile`: where this side's CPU went (None without it, or where the kernel refused
+    /// the sampler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::SideProfile>,
 }
 
 fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -198,6 +202,9 @@ impl SideCounters {
             if !self.unsupported.contains(u) {
                 self.unsupported.push(u.clone());
             }
+        }
+        if let Some(p) = &o.profile {
+            self.profile.get_or_insert_with(Default::default).merge(p);
         }
     }
 
@@ -287,6 +294,8 @@ pub struct ThreadCounters {
     start: Snapshot,
     // RefCell: reading a counter needs &mut, and stop() is called through a shared borrow.
     perf: std::cell::RefCell<Vec<(Kind, Counter, u64)>>,
+    /// `--profile`: the thread's sampler (taken by `stop`).
+    sampler: std::cell::RefCell<Option<crate::profile::ThreadSampler>>,
 }
 
 impl std::fmt::Debug for ThreadCounters {
@@ -308,6 +317,13 @@ impl std::fmt::Debug for ThreadCounters {
 impl ThreadCounters {
     /// Opens the supported perf events for the calling thread and snapshots everything.
     pub fn start() -> Self {
+        Self::start_profiled(None)
+    }
+
+    /// As [`start`](Self::start), sampling the thread too when `profile` says so: (samples
+    /// per second, the window's seconds).
+    pub fn start_profiled(profile: Option<(u32, f64)>) -> Self {
+        let sampler = profile.and_then(|(hz, s)| crate::profile::ThreadSampler::start(hz, s));
         let mut perf = Vec::new();
         for &k in perf_supported() {
             if let Ok(mut c) = k.open() {
@@ -319,12 +335,14 @@ impl ThreadCounters {
         ThreadCounters {
             start: snapshot(),
             perf: std::cell::RefCell::new(perf),
+            sampler: std::cell::RefCell::new(sampler),
         }
     }
 
     /// The calling thread's counters since [`start`](Self::start).
     pub fn stop(&self) -> SideCounters {
         let end = snapshot();
+        let profile = self.sampler.borrow_mut().take().map(|s| s.finish());
         let s = self.start;
         let cpu = nix::sched::sched_getcpu();
         let mut out = SideCounters {
@@ -348,6 +366,7 @@ impl ThreadCounters {
                 out.unsupported.push(k.name().to_string());
             }
         }
+        out.profile = profile;
         out
     }
 }

@@ -68,6 +68,7 @@ pub mod kmem;
 pub mod latency;
 pub mod netns;
 pub mod pattern;
+pub mod profile;
 pub mod recv;
 pub mod remote;
 pub mod report;

@@ -88,8 +88,15 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
     let before = crate::speed::probe_on(probe_cpu);
     let (flows, error) = run_flows(spec, &listener, addr, client_ns);
     let after = crate::speed::probe_on(probe_cpu);
+    // `--profile`: what a plain memcpy costs here at this size, beside the copy buckets.
+    let memcpy = spec
+        .profile
+        .and_then(|_| crate::speed::memcpy_on(probe_cpu, spec.msg_size).ok());
     let mut record = from_flows(spec, &ctx, host::facts(), &flows);
     record.spec.impairment = impairment;
+    if let Some(p) = record.profile.as_mut() {
+        p.memcpy_ns_per_byte = memcpy;
+    }
     // A probe that could not run (the pin failed: the flows' own pins report that) is absent.
     if let (Ok(before_ns), Ok(after_ns)) = (before, after) {
         record.host_speed = Some(HostSpeedV1 {

@@ -60,11 +60,19 @@ pub fn probe_ns() -> u64 {
 
 /// Runs the probe on `cpu` (a thread pinned there), or on the calling thread when `None`.
 pub fn probe_on(cpu: Option<usize>) -> Result<u64> {
+    run_on(cpu, probe_ns)
+}
+
+/// Runs `f` on `cpu` (a thread pinned there), or on the calling thread when `None`.
+fn run_on<T: Send + 'static>(
+    cpu: Option<usize>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     match cpu {
-        None => Ok(probe_ns()),
+        None => Ok(f()),
         Some(cpu) => std::thread::Builder::new()
             .name("speed-probe".into())
-            .spawn(move || crate::affinity::pin_current(cpu).map(|_| probe_ns()))
+            .spawn(move || crate::affinity::pin_current(cpu).map(|_| f()))
             .map_err(|e| crate::error::Error::io("spawn the speed probe thread", e))?
             .join()
             .unwrap_or_else(|_| {
@@ -73,6 +81,36 @@ pub fn probe_on(cpu: Option<usize>) -> Result<u64> {
                 ))
             }),
     }
+}
+
+/// Most bytes one timing of [`memcpy_ns_per_byte`] copies (about a millisecond's worth).
+const MEMCPY_BYTES_PER_RUN: usize = 4 << 20;
+
+/// This host's memcpy speed at `size` bytes a copy, nanoseconds per byte: `size`-byte copies
+/// between two buffers that stay in cache when they fit (as a sender's staging copy does),
+/// repeated over about 4 MiB, best of three. What a copy bucket of `--profile` is compared
+/// with: a copy path costing about this per byte is bound by memcpy itself.
+pub fn memcpy_ns_per_byte(size: usize) -> f64 {
+    let size = size.max(1);
+    let src = vec![0xA5u8; size];
+    let mut dst = vec![0u8; size];
+    let reps = (MEMCPY_BYTES_PER_RUN / size).max(1);
+    let best = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&mut dst);
+            }
+            t.elapsed().as_nanos() as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    best / (reps * size) as f64
+}
+
+/// [`memcpy_ns_per_byte`] on `cpu`.
+pub fn memcpy_on(cpu: Option<usize>, size: usize) -> Result<f64> {
+    run_on(cpu, move || memcpy_ns_per_byte(size))
 }
 
 #[cfg(test)]
@@ -99,6 +137,14 @@ mod tests {
             "1M iterations {long} ns vs 20k {short} ns"
         );
         assert!(probe_ns() > 1);
+    }
+
+    #[test]
+    fn memcpy_is_timed_per_byte() {
+        let (small, large) = (memcpy_ns_per_byte(64), memcpy_ns_per_byte(1 << 20));
+        assert!(small > 0.0 && small < 100.0, "{small}");
+        assert!(large > 0.0 && large < 100.0, "{large}");
+        assert!(memcpy_on(Some(100_000), 64).is_err());
     }
 
     #[test]

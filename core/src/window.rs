@@ -40,6 +40,8 @@ pub struct WindowTracker {
     result_counters: Option<SideCounters>,
     host_cpu: Option<HostCpu>,
     done: bool,
+    /// `--profile`: samples per second of the thread over the window.
+    profile_hz: Option<u32>,
 }
 
 impl WindowTracker {
@@ -53,6 +55,15 @@ impl WindowTracker {
             result_counters: None,
             host_cpu: None,
             done: false,
+            profile_hz: None,
+        }
+    }
+
+    /// Samples the thread's CPU at `hz` over the window too (`--profile`; None: not).
+    pub fn profiled(self, hz: Option<u32>) -> Self {
+        WindowTracker {
+            profile_hz: hz,
+            ..self
         }
     }
 
@@ -64,7 +75,10 @@ impl WindowTracker {
         }
         if now < self.window.end {
             if self.counters.is_none() && !self.done {
-                self.counters = Some(ThreadCounters::start());
+                let secs = (self.window.end - self.window.start) as f64 / 1e9;
+                self.counters = Some(ThreadCounters::start_profiled(
+                    self.profile_hz.map(|hz| (hz, secs)),
+                ));
                 if self.sample_host_cpu {
                     self.stat = ProcStat::read().ok();
                 }

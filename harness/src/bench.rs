@@ -30,6 +30,9 @@ pub enum Suite {
     /// What `--timestamps` costs: A1, A2, A3 streams at 1 KiB on both engines and A1 rr at 64 B, each without
     /// stamps, with one message in 256 and one in 64 stamped.
     Timestamps,
+    /// What `--profile` costs: A1 and A3 streams at 1 KiB and 64 KiB on both engines, each
+    /// without and with the sampler at 1 kHz, back to back.
+    Profile,
     /// Copy discipline at equal batching: A1, A2, A3 on both engines at one message per send
     /// and at 512K per send, 64 B .. 64 KiB, one flow; messages/s, Gbit/s, sender CPU per
     /// byte, messages per call, and the ratios A2/A1, A3/A1, A3/A2 at each batch. Beside them
@@ -329,6 +332,30 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 }
             }
         }
+        Suite::Profile => {
+            for size in [1024usize, 65536] {
+                for engine in [Engine::Threads, Engine::Uring] {
+                    for mode in [Mode::A1, Mode::A3] {
+                        for profile in [None, Some(1000)] {
+                            let spec = RunSpec {
+                                mode,
+                                msg_size: size,
+                                profile,
+                                ..base.clone()
+                            };
+                            out.push(Cell {
+                                label: format!(
+                                    "{mode} {engine} {} {}",
+                                    size_label(size),
+                                    if profile.is_some() { "1kHz" } else { "off" }
+                                ),
+                                spec: at_batch(spec, engine, Batch::One),
+                            });
+                        }
+                    }
+                }
+            }
+        }
         Suite::Batch => {
             for size in BATCH_SIZES {
                 for engine in [Engine::Threads, Engine::Uring] {
@@ -546,6 +573,27 @@ pub fn run(
                 );
             }
             sendpath_core::say!("(msgs/s, or transactions/s for rr; cost = 1 - stamped/off; io_uring streams stamp one message in N rounded up to whole sends of --uring-depth: see the labels above)");
+        }
+        Suite::Profile => {
+            sendpath_core::say!(
+                "{:<24} {:>12} {:>12} {:>8}",
+                "cell",
+                "off msgs/s",
+                "1kHz msgs/s",
+                "cost"
+            );
+            for pair in (0..cells.len()).step_by(2) {
+                let (off, on) = (med_m[pair], med_m[pair + 1]);
+                let s = &cells[pair].spec;
+                sendpath_core::say!(
+                    "{:<24} {:>12.0} {:>12.0} {:>7.1}%",
+                    format!("{} {} {}", s.mode, s.engine, size_label(s.msg_size)),
+                    off,
+                    on,
+                    (1.0 - on / off) * 100.0
+                );
+            }
+            sendpath_core::say!("(medians; cost = 1 - profiled/off: the sampler's interrupts and call chains in the window; naming the samples happens after it)");
         }
         Suite::Batch => {
             let modes = Mode::ALL.len();

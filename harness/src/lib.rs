@@ -215,6 +215,11 @@ struct SweepArgs {
     /// time goes (bare: one in 256; io_uring streams round N up to whole sends).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "256")]
     timestamps: Option<u64>,
+    /// Sample each side's threads in every cell (HZ a second; bare: 1000) and report where
+    /// the CPU goes, bucket by bucket, and why (zero-copy's costs, the copies' ns per byte
+    /// against this machine's memcpy, the unexpected).
+    #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "1000")]
+    profile: Option<u32>,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
     /// another) or together (one CPU). Default: the preset's (quick and full: together, whose
     /// repetitions scatter least on a small VM; seed: unpinned, as the original study ran).
@@ -295,7 +300,8 @@ struct SweepArgs {
 struct BenchArgs {
     /// paths: A1/A2/A3 at 64 B..64 KiB; latency-cost: with vs without latency recording;
     /// uring: io_uring vs threads engine; zerocopy: A3 vs A1; timestamps: what --timestamps
-    /// costs. Back to back.
+    /// costs; batch: the modes at equal batch, and what batching changes; profile: what
+    /// --profile costs. Back to back.
     #[arg(value_enum)]
     suite: bench::Suite,
     /// Rounds; every round runs every cell once.
@@ -577,6 +583,7 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 placement,
                 pin,
                 timestamps: a.timestamps,
+                profile: a.profile.or(grid.base.profile),
                 ..RunSpec::default()
             };
             // Every cell's options are checked before any runs: a bad value is one line, not a

@@ -10,6 +10,7 @@
 
 pub mod axes;
 pub mod batch;
+pub mod profile_v1;
 pub mod v1;
 
 pub use axes::{

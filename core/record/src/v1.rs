@@ -8,6 +8,7 @@
 
 use crate::axes::{Engine, Mode, Pattern, Placement, RxMode, UringOrdering};
 use crate::batch::Batch;
+pub use crate::profile_v1::{BucketV1, ProfileV1, SideProfileV1, SymbolV1};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,9 @@ pub struct Record {
     /// from a far sender that did not report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<CallsV1>,
+    /// `--profile` only: where each side's CPU went over the window, by bucket and symbol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileV1>,
 }
 
 /// The host's speed around one repetition: nanoseconds a fixed loop of integer arithmetic
@@ -392,6 +396,9 @@ pub struct Spec {
     /// message per call and io_uring its ordering's depth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<Batch>,
+    /// `--profile`: samples per second of each side's threads (absent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_hz: Option<u64>,
     /// veth only: the impairment on the sender's end when the cell ran (its root qdisc as
     /// `tc qdisc show` says it, e.g. `netem 8001: root ... delay 2ms loss 0.5%`); absent when
     /// the pair was clean.

@@ -50,7 +50,8 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
     }
     let window = Window::after(t0, hello.warmup_ns, hello.duration_ns);
     r.hello = Some(hello);
-    let mut w = WindowTracker::new(window, opts.sample_host_cpu);
+    let mut w = WindowTracker::new(window, opts.sample_host_cpu)
+        .profiled((hello.profile_hz > 0).then_some(hello.profile_hz));
     let opts = RecvOptions {
         busy_poll: opts.busy_poll || hello.busy_poll,
         ..opts

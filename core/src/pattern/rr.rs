@@ -75,17 +75,16 @@ fn recv_exact_stamped(
     Ok(stamp)
 }
 
-/// The server side: answers requests until the client's end frame. `strategy` sends
-/// `resp_size`-byte responses. Returns the server's report and the error that ended it early.
+/// The server side of `spec`: answers its requests until the client's end frame. `strategy`
+/// sends the responses. Returns the server's report and the error that ended it early.
 pub fn serve(
     strategy: &mut dyn BlockingSend,
     fd: RawFd,
-    msg_size: usize,
-    resp_size: usize,
-    spin: bool,
+    spec: &crate::spec::RunSpec,
     window: Window,
-    stamp_every: Option<u64>,
 ) -> (SenderReport, Result<()>) {
+    let (msg_size, resp_size, spin) = (spec.msg_size, spec.response_size(), spec.busy_poll);
+    let (stamp_every, profile_hz) = (spec.timestamps, spec.profile);
     // `--timestamps`: the responses are the stamped messages (the path measured is theirs).
     let mut stamper = match start_stamper(fd, stamp_every) {
         Ok(s) => s,
@@ -95,7 +94,7 @@ pub fn serve(
     let mut buf = vec![0u8; msg_size.max(HEADER_LEN)];
     // Requests are not checked here: the client checks the responses, which echo them.
     let mut parser = Parser::new(msg_size, false);
-    let mut w = WindowTracker::new(window, false);
+    let mut w = WindowTracker::new(window, false).profiled(profile_hz);
     let mut tcp = crate::tcpinfo::Watch::default();
     let mut answered_in_window = 0u64;
     let mut calls_in_window = 0u64;

@@ -69,15 +69,7 @@ fn send_flow(stream: TcpStream, spec: &RunSpec, flow: u32) -> SenderOutcome {
     let window = Window::after(hello.sched0_ns, hello.warmup_ns, hello.duration_ns);
     let (report, result) = match (strategy, Schedule::of(&hello)) {
         (Err(e), _) => (SenderReport::default(), Err(e)),
-        (Ok(mut s), _) if spec.pattern == Pattern::Rr => rr::serve(
-            s.as_mut(),
-            fd,
-            spec.msg_size,
-            spec.response_size(),
-            spec.busy_poll,
-            window,
-            spec.timestamps,
-        ),
+        (Ok(mut s), _) if spec.pattern == Pattern::Rr => rr::serve(s.as_mut(), fd, spec, window),
         (Ok(mut s), Some(schedule)) => run_flow(s.as_mut(), fd, spec, window, &schedule),
         (Ok(mut s), None) => run_flow(s.as_mut(), fd, spec, window, &Unpaced),
     };

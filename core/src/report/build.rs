@@ -255,6 +255,9 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         tcp: tcp_of(flows),
         host_speed: None,
         calls: calls_of(spec, flows),
+        profile: spec
+            .profile
+            .and_then(|hz| crate::report::profile::profile_v1(hz, tx.as_ref(), rx.as_ref(), bytes)),
     }
 }
 
@@ -441,6 +444,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         }),
         timestamps_every: s.stamp_every(),
         batch: Some(s.batch),
+        profile_hz: s.profile.map(u64::from),
         impairment: None,
     }
 }
@@ -488,6 +492,7 @@ impl RunSpec {
             }),
             timestamps: s.timestamps_every,
             batch: s.batch.unwrap_or_default(),
+            profile: s.profile_hz.map(|h| h as u32),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ([`text`]).
 
 pub mod build;
+pub mod profile;
 pub mod text;
 
 pub use build::{failed, from_flows, Context};

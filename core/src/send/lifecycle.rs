@@ -54,6 +54,7 @@ pub fn hello_for(spec: &RunSpec, flow: u32) -> Hello {
             .stamp_every()
             .map_or(0, |n| n.clamp(1, u32::MAX as u64) as u32),
         batch: spec.batch,
+        profile_hz: spec.profile.unwrap_or(0),
     }
 }
 

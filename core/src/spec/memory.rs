@@ -61,6 +61,8 @@ pub struct Memory {
     pub rings: usize,
     /// `--timestamps`: the samples each side keeps (bounded by the stamps module's limits).
     pub stamps: usize,
+    /// `--profile`: each thread's sampler ring ([`crate::profile::ring_bytes`]).
+    pub profile: usize,
     /// [`FIXED_PER_FLOW`] per flow.
     pub fixed: usize,
 }
@@ -73,6 +75,7 @@ impl Memory {
             self.receive,
             self.rings,
             self.stamps,
+            self.profile,
             self.fixed,
         ]
         .into_iter()
@@ -85,6 +88,7 @@ impl Memory {
             receive: self.receive.saturating_add(o.receive),
             rings: self.rings.saturating_add(o.rings),
             stamps: self.stamps.saturating_add(o.stamps),
+            profile: self.profile.saturating_add(o.profile),
             fixed: self.fixed.saturating_add(o.fixed),
         }
     }
@@ -95,6 +99,7 @@ impl Memory {
             receive: self.receive.saturating_mul(n),
             rings: self.rings.saturating_mul(n),
             stamps: self.stamps.saturating_mul(n),
+            profile: self.profile.saturating_mul(n),
             fixed: self.fixed.saturating_mul(n),
         }
     }
@@ -106,6 +111,7 @@ impl Memory {
             ("receive buffers", self.receive),
             ("io_uring rings", self.rings),
             ("stamps", self.stamps),
+            ("profile rings", self.profile),
             ("per-flow fixed", self.fixed),
         ];
         terms.sort_by_key(|t| std::cmp::Reverse(t.1));
@@ -164,6 +170,9 @@ impl RunSpec {
             Engine::Threads => 0,
         };
         let stamps_on = self.timestamps.is_some();
+        let profile = self
+            .profile
+            .map_or(0, |hz| crate::profile::ring_bytes(hz, self.duration_s));
         match side {
             Side::Sender => Memory {
                 messages: send_buffers,
@@ -175,6 +184,7 @@ impl RunSpec {
                 } else {
                     0
                 },
+                profile,
                 fixed: FIXED_PER_FLOW,
             },
             Side::Receiver => {
@@ -195,6 +205,7 @@ impl RunSpec {
                     } else {
                         0
                     },
+                    profile,
                     fixed: FIXED_PER_FLOW,
                 }
             }
@@ -263,6 +274,18 @@ mod tests {
         assert!(stamped.memory(Side::Receiver).stamps >= 4 * MAX_RX_SAMPLES * 24);
         assert!(stamped.memory(Side::Sender).stamps >= 4 * MAX_PENDING * 40);
         assert_eq!(RunSpec::default().memory(Side::Receiver).stamps, 0);
+        // Profile rings: one per thread and side, for the window at the rate.
+        let profiled = RunSpec {
+            profile: Some(20_000),
+            duration_s: 3600.0,
+            flows: 8,
+            ..RunSpec::default()
+        };
+        assert_eq!(
+            profiled.memory_local().profile,
+            16 * crate::profile::MAX_RING
+        );
+        assert_eq!(RunSpec::default().memory_local().profile, 0);
         // Fixed: a MiB per flow per side.
         let many = RunSpec {
             flows: 1000,
@@ -274,7 +297,7 @@ mod tests {
         let m = stamped.memory_local();
         assert_eq!(
             m.total(),
-            m.messages + m.receive + m.rings + m.stamps + m.fixed
+            m.messages + m.receive + m.rings + m.stamps + m.profile + m.fixed
         );
         let huge = Memory {
             messages: usize::MAX,

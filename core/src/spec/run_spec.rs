@@ -69,6 +69,10 @@ pub struct RunSpec {
     /// sender blocks (shows what coordinated-omission correction does).
     #[serde(default)]
     pub rx_stall: Option<RxStall>,
+    /// `--profile [HZ]`: sample each side's worker threads over the window this many times a
+    /// second and record where their CPU went (`profile`); None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<u32>,
 }
 
 /// A pause of the receiver: `after_s` into the window it stops reading for `for_s`.
@@ -111,6 +115,7 @@ impl Default for RunSpec {
             placement: Placement::Unpinned,
             timestamps: None,
             rx_stall: None,
+            profile: None,
         }
     }
 }
@@ -200,6 +205,7 @@ impl RunSpec {
             busy_poll: h.busy_poll,
             timestamps: (h.stamp_every > 0).then_some(h.stamp_every as u64),
             batch: h.batch,
+            profile: (h.profile_hz > 0).then_some(h.profile_hz),
             ..RunSpec::default()
         }
     }

@@ -210,6 +210,15 @@ impl RunSpec {
             ));
         }
         self.validate_batch()?;
+        if let Some(hz) = self.profile {
+            if !crate::profile::HZ_RANGE.contains(&hz) {
+                return bad(format!(
+                    "--profile {hz}: samples per second must be between {} and {}",
+                    crate::profile::HZ_RANGE.start(),
+                    crate::profile::HZ_RANGE.end()
+                ));
+            }
+        }
         let memory = self.memory_local();
         if memory.total() > MAX_RUN_MEMORY_BYTES {
             return bad(format!(

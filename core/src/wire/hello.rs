@@ -56,6 +56,9 @@ pub struct Hello {
     /// `--batch`: messages per send operation (the receiver's record says what the sender
     /// did; 0 on the wire for one message per send).
     pub batch: Batch,
+    /// `--profile`: samples per second of each side's threads; 0: off (the receiving side
+    /// profiles itself as the sender asks).
+    pub profile_hz: u32,
 }
 
 /// What each byte range of the frame holds, for saying which field of a hello disagrees.
@@ -78,7 +81,7 @@ const FIELDS: &[(std::ops::Range<usize>, &str)] = &[
     (56..64, "rate"),
     (64..72, "schedule start"),
     (72..76, "stamp interval"),
-    (76..80, "reserved bytes"),
+    (76..80, "profile rate"),
     (80..88, "batch"),
     (88..HELLO_LEN, "reserved bytes"),
 ];
@@ -172,6 +175,7 @@ impl Hello {
             Batch::One => 0,
             Batch::Bytes(n) => n,
         };
+        b[76..80].copy_from_slice(&self.profile_hz.to_le_bytes());
         b[80..88].copy_from_slice(&batch_bytes.to_le_bytes());
         b
     }
@@ -230,6 +234,7 @@ impl Hello {
                 0 | 1 => Batch::One,
                 n => Batch::Bytes(n),
             },
+            profile_hz: u32_at(76),
         };
         if h.pattern == Pattern::Rr
             && ((h.resp_size as usize) < HEADER_LEN || h.resp_size as usize > MAX_MSG_SIZE)
@@ -275,6 +280,7 @@ mod tests {
             busy_poll: false,
             stamp_every: 0,
             batch: Batch::Bytes(65536),
+            profile_hz: 0,
         }
     }
 
@@ -360,6 +366,7 @@ mod tests {
             (57, "rate"),
             (72, "stamp interval"),
             (81, "batch"),
+            (77, "profile rate"),
             (95, "reserved"),
         ] {
             let mut f = frame(0, now);

@@ -5,7 +5,7 @@
 //!               reserved u16, msg_size u32, flow u32, flows u32, zc_slots u32,
 //!               warmup_ns u64, duration_ns u64, resp_size u32, reserved u32,
 //!               rate_milli u64 (messages per 1000 s), sched0_ns u64 (the sender's schedule
-//!               origin on CLOCK_MONOTONIC), stamp_every u32, reserved u32, batch_bytes u64
+//!               origin on CLOCK_MONOTONIC), stamp_every u32, profile_hz u32, batch_bytes u64
 //!               (--batch: 0 for one message per send), reserved [u8; 8]   (all little endian)
 //! message msg_size B: seq u64, send_ts_ns u64 (CLOCK_MONOTONIC just before the send call),
 //!               payload (msg_size - 16 B)

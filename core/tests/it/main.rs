@@ -7,6 +7,7 @@ mod common;
 mod layers;
 mod loopback;
 mod patterns;
+mod profile;
 mod rx_uring;
 mod schema;
 mod stages;

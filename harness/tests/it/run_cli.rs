@@ -112,6 +112,9 @@ fn run_bad_input_is_one_line_and_exit_2() {
             "link",
         ],
         vec!["run", "--mode", "a3", "--batch", "64K", "--zc-slots", "8"],
+        vec!["run", "--mode", "a1", "--profile", "0"],
+        vec!["run", "--mode", "a1", "--profile", "50000"],
+        vec!["run", "--mode", "a1", "--profile", "often"],
     ] {
         let o = sendpath().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -231,5 +234,44 @@ fn compare_two_runs_through_the_real_binary() {
     assert!(
         err.starts_with("error: reading /nonexistent/a.jsonl"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_refused_sampler_is_one_line_and_a_record_without_a_profile() {
+    let run = |refused: bool| {
+        let mut c = sendpath();
+        c.args(["run", "--mode", "a1", "--profile", "--duration", "0.2"])
+            .args(["--warmup", "0.05", "--flows", "2"]);
+        if refused {
+            c.env("SENDPATH_TEST_NO_PROFILE", "1");
+        }
+        c.output().unwrap()
+    };
+    let o = run(true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("no CPU profile"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one line for four threads: {err}");
+    assert!(warnings[0].starts_with("warning: ") && warnings[0].contains("refused"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert!(v.get("profile").is_none(), "no profile: {}", v["profile"]);
+    assert_eq!(v["spec"]["profile_hz"], 1000, "what was asked is recorded");
+    // The same run with the sampler: a profile on both sides.
+    let o = run(false);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(
+        v["profile"]["sender"]["samples"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(
+        v["profile"]["receiver"]["samples"].as_u64().unwrap() > 0,
+        "{v}"
     );
 }

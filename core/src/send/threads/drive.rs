@@ -158,7 +158,10 @@ pub fn run_flow(
         }
         if first_in_window.is_none() && now >= window.start && now < window.end {
             first_in_window = Some(seq);
-            counters = Some(ThreadCounters::start());
+            counters = Some(ThreadCounters::start_profiled(
+                spec.profile
+                    .map(|hz| (hz, (window.end - window.start) as f64 / 1e9)),
+            ));
             tcp.open(fd);
         }
         // The timestamp is the clock read just before this send call (the loop's only read).

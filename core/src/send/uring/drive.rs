@@ -36,7 +36,7 @@ pub(super) fn drive(
     let (mut submitter, mut sq, mut cq) = r.ring.split();
     r.registered_ring_fd = submitter.register_ring_fd().is_ok();
     let end_deadline = window.end + IO_TIMEOUT.as_nanos() as u64;
-    let mut w = WindowTracker::new(window, false);
+    let mut w = WindowTracker::new(window, false).profiled(spec.profile);
     let mut last_progress = Instant::now();
     let slice = types::Timespec::from(WAIT_SLICE);
     let args = types::SubmitArgs::new().timespec(&slice);

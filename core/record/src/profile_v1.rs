@@ -1,0 +1,71 @@
+//! The record's `profile` section (`--profile`): where each side's CPU went over the window,
+//! from sampling its worker threads with the software CPU clock. Part of schema v1
+//! (additive: absent without `--profile`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where each side's CPU went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileV1 {
+    /// Samples per second asked for.
+    pub hz: u64,
+    /// The sampling period, nanoseconds of a thread's on-CPU time.
+    pub period_ns: u64,
+    /// The sending side (null where its threads were not sampled).
+    pub sender: Option<SideProfileV1>,
+    /// The receiving side.
+    pub receiver: Option<SideProfileV1>,
+    /// This host's memcpy at the cell's message size, nanoseconds per byte (copies between
+    /// two buffers of that size, timed on the sender's CPU after the window): what a copy
+    /// bucket's ns per byte is compared with. Null where not measured (across hosts).
+    #[serde(default)]
+    pub memcpy_ns_per_byte: Option<f64>,
+}
+
+/// One side's profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SideProfileV1 {
+    /// Samples taken over the window, all the side's threads.
+    pub samples: u64,
+    /// Samples the kernel lost (a full ring buffer).
+    pub lost: u64,
+    /// On-CPU nanoseconds the samples stand for: each sample weighs the CPU clock since the
+    /// one before it, so this is the sampled threads' task clock, give or take a period each.
+    pub sampled_ns: u64,
+    /// The side's task clock over the window, as its counters read it (to compare).
+    pub task_clock_ns: Option<u64>,
+    /// Every bucket, in a fixed order: `copy_user`, `copy_kernel`, `copy_deferred`,
+    /// `zerocopy`, `tcp`, `ip_dev`, `io_uring`, `syscall`, `sched`, `softirq`, `other`.
+    pub buckets: Vec<BucketV1>,
+    /// The 20 leaf symbols with the most time, with the bucket their samples went to.
+    pub top: Vec<SymbolV1>,
+}
+
+/// One bucket of a side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BucketV1 {
+    /// Its name.
+    pub bucket: String,
+    /// Samples in it.
+    pub samples: u64,
+    /// On-CPU nanoseconds they stand for.
+    pub ns: u64,
+    /// Its share of the side's sampled time (0..1).
+    pub share: f64,
+    /// Its on-CPU nanoseconds per byte received in the window (null without bytes).
+    pub ns_per_byte: Option<f64>,
+}
+
+/// One symbol of a side's top list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SymbolV1 {
+    /// The leaf symbol (`[unknown]` when it could not be named).
+    pub symbol: String,
+    /// The bucket its samples went to.
+    pub bucket: String,
+    /// Samples.
+    pub samples: u64,
+    /// Its share of the side's sampled time (0..1).
+    pub share: f64,
+}
