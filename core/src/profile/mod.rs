@@ -3,7 +3,7 @@
 //! each worker thread opens a sampler on its own `task-clock` (perf_event_open through
 //! perf-event2, kernel and user instruction pointers with the kernel's call chain) when its
 //! window opens and reads it when the window closes; the samples are named ([`symbols`]) and
-//! put in one of the named [`buckets`] there, outside the window, so what crosses the wire and
+//! put in one of the named [`bucket`]s there ([`classify`]), outside the window, so what crosses the wire and
 //! into the record is a table of times, not addresses.
 //!
 //! Each sample weighs the thread's task clock since the sample before it (the clock's value
@@ -19,10 +19,12 @@
 //! Where the kernel refuses the sampler or hides its symbols, one line says so (once per
 //! process) and the run goes on without a profile.
 
-pub mod buckets;
+pub mod bucket;
+pub mod classify;
 pub mod symbols;
+mod table;
 
-pub use buckets::Bucket;
+pub use bucket::Bucket;
 
 use perf_event::data::Record as Data;
 use perf_event::events::Software;
@@ -241,14 +243,14 @@ impl SideProfile {
             all.iter().copied().zip(symbols::resolve(&all)).collect();
         let mut by_symbol: BTreeMap<(String, Bucket), Weight> = BTreeMap::new();
         for (chain, ns) in chains {
-            let frames: Vec<buckets::Frame> = chain
+            let frames: Vec<classify::Frame> = chain
                 .iter()
-                .map(|a| buckets::Frame {
+                .map(|a| classify::Frame {
                     name: names.get(a).and_then(|n| n.as_deref()),
                     kernel: symbols::is_kernel(*a),
                 })
                 .collect();
-            let b = buckets::classify(&frames);
+            let b = classify::classify(&frames);
             let leaf = frames
                 .first()
                 .and_then(|f| f.name)

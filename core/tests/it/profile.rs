@@ -36,7 +36,7 @@ fn a_real_runs_profile_names_kernel_symbols_and_adds_up() {
         let side = side
             .as_ref()
             .unwrap_or_else(|| panic!("{name}: no profile"));
-        assert!(side.samples > 50, "{name}: {side:?}");
+        assert!(side.samples > 20, "{name}: {side:?}");
         let task = side.task_clock_ns.unwrap() as f64;
         let sum: u64 = side.buckets.iter().map(|b| b.ns).sum();
         assert_eq!(sum, side.sampled_ns);
