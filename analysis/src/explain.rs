@@ -274,7 +274,7 @@ fn draw_bars<DB: DrawingBackend>(
 }
 
 /// The stacked stage bars of the one-flow rows, as (SVG, PNG); None without such rows.
-pub fn stage_plot(rows: &[StageRow]) -> Option<Result<(String, Vec<u8>), String>> {
+pub fn stage_plot(rows: &[StageRow]) -> Option<crate::plot::Drawn> {
     let rows: Vec<&StageRow> = rows.iter().filter(|r| r.flows == 1).collect();
     if rows.is_empty() {
         return None;

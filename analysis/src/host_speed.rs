@@ -296,10 +296,7 @@ const RUNNING: usize = 9;
 /// The plot: each repetition's host speed (a line) and its throughput over its cell's median
 /// (dots, and a running median over [`RUNNING`] repetitions), in the order they ran, as (SVG,
 /// PNG). None without probes to plot.
-pub fn host_speed_plot(
-    records: &[Record],
-    table: &DerivedTable,
-) -> Option<Result<(String, Vec<u8>), String>> {
+pub fn host_speed_plot(records: &[Record], table: &DerivedTable) -> Option<crate::plot::Drawn> {
     let pts = points(&speeds(records), table);
     if pts.len() < 2 {
         return None;

@@ -11,6 +11,7 @@
 
 pub mod calls;
 pub mod compare;
+pub mod cpu_profile;
 pub mod derive;
 pub mod explain;
 pub mod findings;
@@ -19,6 +20,7 @@ pub mod plot;
 pub mod report;
 pub mod stats;
 pub mod summary;
+pub mod why;
 
 pub use derive::{derive_table, CellKey, DerivedRow, DerivedTable, Metric, Stat};
 pub use summary::{analyze, crossover_table, Analysis, Crossover};
@@ -243,10 +245,24 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             host_speed::host_speed_plot(&recs.records, &analysis.table),
         ),
     ];
+    let profiles: Vec<(String, String, _)> = cpu_profile::profile_plots(&analysis.profile)
+        .into_iter()
+        .map(|(side, made)| {
+            (
+                format!("profile_{side}"),
+                cpu_profile::plot_title(&side),
+                Some(made),
+            )
+        })
+        .collect();
+    let extra = extra
+        .into_iter()
+        .map(|(stem, title, made)| (stem.to_string(), title.to_string(), made))
+        .chain(profiles);
     for (stem, title, made) in extra {
         let Some(made) = made else { continue };
         let (svg, png) = made.map_err(|msg| plot::PlotError {
-            name: stem.into(),
+            name: stem.clone(),
             msg,
         })?;
         plots.push(write(plots_dir.join(format!("{stem}.png")), &png)?);
@@ -255,7 +271,7 @@ pub fn render_report(input: &Path, out_dir: &Path) -> Result<ReportSummary, Erro
             svg.as_bytes(),
         )?);
         rendered.push(report::RenderedPlot {
-            title: title.into(),
+            title,
             png: format!("plots/{stem}.png"),
             svg_file: format!("plots/{stem}.svg"),
             svg,

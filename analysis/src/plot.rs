@@ -237,6 +237,9 @@ pub fn render_png(spec: &PlotSpec) -> Result<Vec<u8>, PlotError> {
     encode_png(&rgb, WIDTH, HEIGHT).map_err(err)
 }
 
+/// A figure drawn twice: (SVG text, PNG bytes), or why it could not be drawn.
+pub type Drawn = Result<(String, Vec<u8>), String>;
+
 /// Draws one figure of `w` x `h` pixels twice, as SVG and as PNG (the same drawing function,
 /// once per backend), and returns (SVG text, PNG bytes).
 pub(crate) fn svg_and_png(
@@ -244,7 +247,7 @@ pub(crate) fn svg_and_png(
     h: u32,
     draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
     draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
-) -> Result<(String, Vec<u8>), String> {
+) -> Drawn {
     register_fonts();
     let mut svg = String::new();
     {

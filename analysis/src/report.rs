@@ -201,6 +201,10 @@ pub fn blocks(
     crossover_section(&mut b, a);
     cells_section(&mut b, a);
     zerocopy_section(&mut b, a);
+    crate::cpu_profile::section(&mut b, &a.profile, plots);
+    crate::why::zerocopy_section(&mut b, a, &a.profile);
+    crate::why::cache_section(&mut b, a, &a.profile);
+    crate::why::unexpected_section(&mut b, a, &a.profile);
     crate::explain::stages_section(
         &mut b,
         &a.stages,

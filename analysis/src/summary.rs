@@ -580,6 +580,8 @@ pub struct Analysis {
     pub host_speed: Option<crate::host_speed::HostSpeedSummary>,
     /// What each send operation carried, per (engine, batch, mode, size).
     pub calls: Vec<crate::calls::CallsRow>,
+    /// Where each side's CPU went, per cell (`--profile`).
+    pub profile: Vec<crate::cpu_profile::ProfileRow>,
 }
 
 /// Whether sender and receiver threads ended their windows on a shared CPU.
@@ -652,6 +654,7 @@ pub fn analyze(records: &[Record], read_warnings: &[String]) -> Analysis {
         tcp: crate::explain::tcp_rows(records),
         host_speed: crate::host_speed::host_speed_summary(records, &table),
         calls: crate::calls::calls_rows(records),
+        profile: crate::cpu_profile::profile_rows(records),
         table,
     }
 }

@@ -51,6 +51,7 @@ pub fn run_loopback(spec: &RunSpec, rep: u64) -> Result<Record> {
 pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record> {
     spec.validate()?;
     crate::time::calibrate();
+    crate::profile::prepare(spec.profile);
     let ctx = Context {
         topology: topology.name().into(),
         rep,
@@ -319,6 +320,7 @@ pub fn serve(
     };
     spec.validate()?;
     crate::time::calibrate();
+    crate::profile::prepare(spec.profile);
     let listener = sock::listen(bind)?;
     on_listen(
         listener

@@ -61,6 +61,9 @@ impl WindowTracker {
 
     /// Samples the thread's CPU at `hz` over the window too (`--profile`; None: not).
     pub fn profiled(self, hz: Option<u32>) -> Self {
+        // (The run's entry has done this already, but for a receiver that learns the rate
+        // from its hello: then here, before the window.)
+        crate::profile::prepare(hz);
         WindowTracker {
             profile_hz: hz,
             ..self

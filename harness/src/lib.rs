@@ -218,8 +218,12 @@ struct SweepArgs {
     /// Sample each side's threads in every cell (HZ a second; bare: 1000) and report where
     /// the CPU goes, bucket by bucket, and why (zero-copy's costs, the copies' ns per byte
     /// against this machine's memcpy, the unexpected).
+    /// The quick preset profiles at 1000 (what it costs: `sendpath bench profile`).
     #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "1000")]
     profile: Option<u32>,
+    /// No CPU profile, whatever the preset says.
+    #[arg(long, conflicts_with = "profile")]
+    no_profile: bool,
     /// Where every cell's sides run: unpinned, apart (senders on one CPU, receivers on
     /// another) or together (one CPU). Default: the preset's (quick and full: together, whose
     /// repetitions scatter least on a small VM; seed: unpinned, as the original study ran).
@@ -583,7 +587,11 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 placement,
                 pin,
                 timestamps: a.timestamps,
-                profile: a.profile.or(grid.base.profile),
+                profile: if a.no_profile {
+                    None
+                } else {
+                    a.profile.or(grid.base.profile)
+                },
                 ..RunSpec::default()
             };
             // Every cell's options are checked before any runs: a bad value is one line, not a

@@ -3,4 +3,5 @@
 
 mod batch;
 mod jq;
+mod profile;
 mod report;

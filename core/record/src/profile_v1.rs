@@ -33,10 +33,17 @@ pub struct SideProfileV1 {
     /// On-CPU nanoseconds the samples stand for: each sample weighs the CPU clock since the
     /// one before it, so this is the sampled threads' task clock, give or take a period each.
     pub sampled_ns: u64,
-    /// The side's task clock over the window, as its counters read it (to compare).
+    /// The sampler's own clock over the window (perf's task clock of the side's threads):
+    /// `sampled_ns` is this less each thread's last partial period.
+    #[serde(default)]
+    pub sampler_clock_ns: Option<u64>,
+    /// The side's task clock over the window, as its counters read it (the scheduler's CPU
+    /// time of its threads). It differs from `sampler_clock_ns` by what perf's clock does not
+    /// see (the context switches themselves: with thousands of wake-ups on a shared CPU, a
+    /// fifth of it) and what the scheduler gives to no task (interrupts taken on the thread).
     pub task_clock_ns: Option<u64>,
     /// Every bucket, in a fixed order: `copy_user`, `copy_kernel`, `copy_deferred`,
-    /// `zerocopy`, `tcp`, `ip_dev`, `io_uring`, `syscall`, `sched`, `softirq`, `other`.
+    /// `zerocopy`, `tcp`, `ip_dev`, `io_uring`, `syscall`, `sched`, `softirq`, `app`, `other`.
     pub buckets: Vec<BucketV1>,
     /// The 20 leaf symbols with the most time, with the bucket their samples went to.
     pub top: Vec<SymbolV1>,

@@ -26,13 +26,16 @@ pub enum Bucket {
     Sched,
     /// Softirq machinery (network receive processing's frame).
     Softirq,
+    /// sendpath's own user-space work: the send and receive loops, framing, sequence and
+    /// payload checks, latency histograms (what any application adds, and the tool's cost).
+    App,
     /// Everything else (named in the top symbols).
     Other,
 }
 
 impl Bucket {
     /// Every bucket, in the order the report shows them.
-    pub const ALL: [Bucket; 11] = [
+    pub const ALL: [Bucket; 12] = [
         Bucket::CopyUser,
         Bucket::CopyKernel,
         Bucket::CopyDeferred,
@@ -43,6 +46,7 @@ impl Bucket {
         Bucket::Syscall,
         Bucket::Sched,
         Bucket::Softirq,
+        Bucket::App,
         Bucket::Other,
     ];
 
@@ -59,6 +63,7 @@ impl Bucket {
             Bucket::Syscall => "syscall",
             Bucket::Sched => "sched",
             Bucket::Softirq => "softirq",
+            Bucket::App => "app",
             Bucket::Other => "other",
         }
     }

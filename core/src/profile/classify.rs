@@ -7,7 +7,8 @@
 //! is a copy, and its callers say which: under `skb_copy_ubufs` (the kernel copying a
 //! zero-copy skb's pages when it delivers them locally) it is `copy_deferred`, otherwise
 //! `copy_kernel`. A user-space sample has only its leaf: libc's copy routines and Rust's are
-//! `copy_user` (A1's staging), syscall wrappers `syscall`, our io_uring loop `io_uring`.
+//! `copy_user` (A1's staging), syscall wrappers `syscall`, our io_uring loop `io_uring`, the
+//! rest of our own code and the latency histograms `app`.
 
 use super::bucket::Bucket;
 use super::table::{Rule, KERNEL};
@@ -72,6 +73,14 @@ fn user_bucket(name: &str) -> Option<Bucket> {
     }
     if name.contains("io_uring") || name.contains("::uring::") || name.contains("uring_sys") {
         return Some(Bucket::IoUring);
+    }
+    // Our own code (a generic's name can start with `<`) and the latency histograms.
+    const APP: &[&str] = &["sendpath", "hdrhistogram::"];
+    if APP
+        .iter()
+        .any(|a| name.trim_start_matches('<').starts_with(a))
+    {
+        return Some(Bucket::App);
     }
     None
 }
@@ -258,7 +267,13 @@ mod tests {
             u("sendpath_core::send::uring::drive::drive"),
             Bucket::IoUring
         );
-        assert_eq!(u("sendpath_core::wire::parse::Parser::feed"), Bucket::Other);
+        assert_eq!(u("sendpath_core::wire::parse::Parser::feed"), Bucket::App);
+        assert_eq!(u("hdrhistogram::Histogram<T>::record_n_inner"), Bucket::App);
+        assert_eq!(
+            u("<sendpath_core::recv::stream::Copy as sendpath_core::recv::Receiver>::read"),
+            Bucket::App
+        );
+        assert_eq!(u("some_other_library::work"), Bucket::Other);
         assert_eq!(
             classify(&[Frame {
                 name: None,

@@ -36,6 +36,17 @@ use std::sync::OnceLock;
 /// Environment variable that makes the sampler act as refused, in builds with the
 /// `test-hooks` feature (the tests turn it on; release builds ignore the variable).
 pub const REFUSED_ENV: &str = "SENDPATH_TEST_NO_PROFILE";
+/// What a profiled run does before anything is timed: once per process, the check that the
+/// kernel shows its symbols and the symbolizer's reading of them (~80 ms of /proc/kallsyms,
+/// and more under load: inside a first window or its short warm-up, it held a receiver off
+/// its socket long enough to starve the window). `hz` None: nothing.
+pub fn prepare(hz: Option<u32>) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    if hz.is_some() {
+        DONE.get_or_init(symbols::warm_up);
+    }
+}
+
 /// Samples per second unless asked otherwise (`--profile` bare).
 pub const DEFAULT_HZ: u32 = 1000;
 /// The sampling rates `--profile` accepts.
@@ -131,6 +142,9 @@ impl ThreadSampler {
     /// put in its bucket.
     pub fn finish(mut self) -> SideProfile {
         let _ = self.sampler.disable();
+        // The sampler's own clock over its life: the samples' weights add up to it, less the
+        // last partial period.
+        let clock_ns = self.sampler.read().unwrap_or(0);
         let mut chains: Vec<(Vec<u64>, u64)> = Vec::new();
         let mut lost = 0;
         // The CPU clock's count (on-CPU ns) when each sample was taken: a late timer
@@ -164,6 +178,7 @@ impl ThreadSampler {
         }
         let mut p = SideProfile {
             period_ns: self.period_ns,
+            clock_ns,
             lost,
             ..SideProfile::default()
         };
@@ -200,6 +215,13 @@ pub struct SideProfile {
     pub samples: u64,
     /// Samples the kernel lost (a full ring).
     pub lost: u64,
+    /// The sampler's clock (perf's task clock of the thread) from start to finish, summed
+    /// over threads. It is not the scheduler's CPU time: perf's clock stops while the thread
+    /// is being switched out and in (which the scheduler charges to it), and runs through
+    /// interrupts taken while the thread is on its CPU (which the scheduler, accounting
+    /// interrupt time apart, charges to no task).
+    #[serde(default)]
+    pub clock_ns: u64,
     /// On-CPU nanoseconds the samples stand for (each weighs the CPU clock since the sample
     /// before it), per bucket.
     pub buckets: BTreeMap<Bucket, Weight>,
@@ -288,6 +310,7 @@ impl SideProfile {
         }
         self.samples += o.samples;
         self.lost += o.lost;
+        self.clock_ns += o.clock_ns;
         for (b, w) in &o.buckets {
             self.buckets.entry(*b).or_default().add(*w);
         }
@@ -340,6 +363,12 @@ mod tests {
         );
         let task = counted.task_clock_ns.unwrap() as f64;
         let sampled = p.sampled_ns() as f64;
+        // The weights add up to the sampler's clock, less at most the last period.
+        assert!(
+            p.clock_ns >= p.sampled_ns() && p.clock_ns - p.sampled_ns() <= 2 * p.period_ns,
+            "sampled {sampled} against the sampler's clock {}",
+            p.clock_ns
+        );
         assert!(
             (sampled / task - 1.0).abs() < 0.15,
             "samples x period {sampled} against task clock {task} ({} lost)",

@@ -205,6 +205,7 @@ impl Driver {
             ));
         }
         crate::time::calibrate();
+        crate::profile::prepare(spec.profile);
         self.connect()?;
         let session = self.session.as_mut().expect("connected");
         let r = run_on(session, &self.remote, spec, rep);

@@ -375,6 +375,8 @@ fn test(c: &mut Conn, peer: &str, req: TestRequest, opts: &ServeOptions) -> Resu
             return c.send(&Msg::error(ErrorCode::Invalid, why));
         }
     };
+    // Before the peer is told to start: the first profiled test pays nothing in its window.
+    crate::profile::prepare(spec.profile);
     let local_ip = c
         .stream()
         .local_addr()

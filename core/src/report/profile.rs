@@ -14,6 +14,7 @@ fn side_v1(p: &SideProfile, task_clock_ns: Option<u64>, bytes: u64) -> SideProfi
         samples: p.samples,
         lost: p.lost,
         sampled_ns: p.sampled_ns(),
+        sampler_clock_ns: (p.clock_ns > 0).then_some(p.clock_ns),
         task_clock_ns,
         buckets: Bucket::ALL
             .iter()

@@ -416,7 +416,9 @@ fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions(
             let cpu = &r[side]["cpu"];
             assert!(
                 cpu["user_ns"].as_u64().unwrap() + cpu["sys_ns"].as_u64().unwrap() > 0,
-                "{side} CPU measured: {cell}",
+                "{side} CPU measured: {cell}: {} (rate per flow {})",
+                r[side],
+                r["spec"]["rate_per_flow_per_s"],
                 cell = cell(r)
             );
         }

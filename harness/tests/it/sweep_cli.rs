@@ -122,6 +122,29 @@ fn tiny_sweep_writes_exactly_the_grid_and_valid_records() {
         out.contains("sweep done: 8 repetitions measured (0 failed)"),
         "{out}"
     );
+    // The quick preset profiles every cell: a profile whose buckets cover its samples, or
+    // (a kernel refusing the sampler) one line saying so and none.
+    let refused = String::from_utf8_lossy(&o.stderr).contains("warning: no CPU profile");
+    for r in &recs {
+        assert_eq!(r["spec"]["profile_hz"], 1000, "the quick preset profiles");
+        if refused {
+            assert!(r["profile"].is_null());
+            continue;
+        }
+        for side in ["sender", "receiver"] {
+            let p = &r["profile"][side];
+            let samples: u64 = p["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["samples"].as_u64().unwrap())
+                .sum();
+            assert!(
+                samples > 0 && samples == p["samples"].as_u64().unwrap(),
+                "{p}"
+            );
+        }
+    }
     // Every repetition probed the host's speed, and the summary says how far it moved.
     for r in &recs {
         let h = &r["host_speed"];
@@ -464,6 +487,12 @@ fn bad_sweep_input_is_refused_up_front() {
         .output()
         .unwrap();
     assert_refused(&o, "no results.jsonl there to resume");
+    let o = sendpath()
+        .args(["sweep", "--profile", "--no-profile", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_refused(&o, "--no-profile");
     for bad in ["-1", "soon", "inf"] {
         let o = sendpath()
             .args([
@@ -648,7 +677,7 @@ fn the_batch_axis_runs_streams_at_each_batch_and_compares_at_equal_batch() {
             "--warmup",
             "0.05",
         ])
-        .args(["--reps", "1", "--no-progress", "--out"])
+        .args(["--reps", "1", "--no-profile", "--no-progress", "--out"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -662,6 +691,10 @@ fn the_batch_axis_runs_streams_at_each_batch_and_compares_at_equal_batch() {
     assert_eq!(recs.len(), 12);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", r["error"]);
+        assert!(
+            r["spec"]["profile_hz"].is_null() && r["profile"].is_null(),
+            "--no-profile"
+        );
         let (batch, pattern) = (r["spec"]["batch"].as_str().unwrap(), &r["spec"]["pattern"]);
         if pattern == "rr" {
             assert_eq!(batch, "1");
