@@ -38,7 +38,8 @@ pub struct ProfileRow {
     pub side: String,
     /// Repetitions with a profile.
     pub reps: usize,
-    /// Each bucket's share of the side's sampled time, in [`BUCKETS`] order.
+    /// Each bucket's share of the side's sampled time, in [`BUCKETS`] order: the medians over
+    /// repetitions, scaled to add up to 1.
     pub share: [f64; 12],
     /// Each bucket's on-CPU ns per byte received.
     pub ns_per_byte: [f64; 12],
@@ -103,7 +104,11 @@ pub fn profile_rows(records: &[Record]) -> Vec<ProfileRow> {
             };
             let bucket =
                 |s: &SideProfileV1, b: &str| s.buckets.iter().find(|x| x.bucket == b).cloned();
+            // Each bucket's median share, scaled so that a side's shares add up to 1 again
+            // (medians taken one bucket at a time need not).
             let share = BUCKETS.map(|b| med(&|s| bucket(s, b).map_or(0.0, |x| x.share)));
+            let total: f64 = share.iter().sum();
+            let share = share.map(|x| if total > 0.0 { x / total } else { 0.0 });
             let ns =
                 BUCKETS.map(|b| med(&|s| bucket(s, b).and_then(|x| x.ns_per_byte).unwrap_or(0.0)));
             let memcpy: Vec<f64> = recs
@@ -322,7 +327,7 @@ pub fn section(b: &mut Vec<Block>, rows: &[ProfileRow], plots: &[RenderedPlot]) 
          `copy_kernel`: copies between user memory and socket buffers, either way; \
          `copy_deferred`: the kernel copying zero-copy pages after all (locally delivered skbs, \
          on loopback and veth); `zerocopy`: page pinning, completion notifications, the error \
-         queue; `tcp`; `ip_dev`: IP, device, loopback, veth; `io_uring`; `syscall`: entry, exit, \
+         queue, our bookkeeping of the slots the kernel holds; `tcp`; `ip_dev`: IP, device, loopback, veth; `io_uring`; `syscall`: entry, exit, \
          socket dispatch; `sched`: scheduling, wake-ups, waiting; `softirq`: the softirq \
          frame around the receive path (on loopback much of the receive path runs in the \
          sender's softirq, so a sender's `tcp` includes receiving); `app`: sendpath's own \

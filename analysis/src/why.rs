@@ -166,7 +166,19 @@ pub fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
                 "{engine}, batch {batch}, {flows} flow(s): the trade turns at {s} B: below it A3 paid more than it saved."
             ),
             None => format!(
-                "{engine}, batch {batch}, {flows} flow(s): the trade never turns in the sizes measured: at {} B A3 saved {} ns/B of copying and paid {} ({} of it the deferred copy){}.",
+                "{engine}, batch {batch}, {flows} flow(s): {}: at {} B A3 saved {} ns/B of copying and paid {} ({} of it the deferred copy){}.",
+                {
+                    let ahead: Vec<String> = v
+                        .iter()
+                        .filter(|x| x.saved() > x.paid())
+                        .map(|x| format!("{} B", x.key.msg_size_bytes))
+                        .collect();
+                    if ahead.is_empty() {
+                        "the trade never turns in the sizes measured".to_string()
+                    } else {
+                        format!("A3 saved more than it paid only at {}, not at the larger sizes", ahead.join(", "))
+                    }
+                },
                 big.key.msg_size_bytes,
                 num_label(big.saved()),
                 num_label(big.paid()),

@@ -12,7 +12,8 @@ pub enum Bucket {
     CopyKernel,
     /// The kernel copying zero-copy pages after all (`skb_copy_ubufs`: locally delivered skbs).
     CopyDeferred,
-    /// Zero-copy's own work: pinning pages, completion notifications, reading the error queue.
+    /// Zero-copy's own work: pinning pages, completion notifications, reading the error queue,
+    /// and our bookkeeping of the buffers the kernel holds until their completions.
     Zerocopy,
     /// TCP, both directions (the receive side runs in the sender's softirq on loopback).
     Tcp,

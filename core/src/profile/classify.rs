@@ -8,7 +8,8 @@
 //! zero-copy skb's pages when it delivers them locally) it is `copy_deferred`, otherwise
 //! `copy_kernel`. A user-space sample has only its leaf: libc's copy routines and Rust's are
 //! `copy_user` (A1's staging), syscall wrappers `syscall`, our io_uring loop `io_uring`, the
-//! rest of our own code and the latency histograms `app`.
+//! zero-copy bookkeeping (`sendpath_core::zerocopy`) `zerocopy`, the rest of our own code and
+//! the latency histograms `app`.
 
 use super::bucket::Bucket;
 use super::table::{Rule, KERNEL};
@@ -73,6 +74,11 @@ fn user_bucket(name: &str) -> Option<Bucket> {
     }
     if name.contains("io_uring") || name.contains("::uring::") || name.contains("uring_sys") {
         return Some(Bucket::IoUring);
+    }
+    // Our zero-copy bookkeeping (slots held until their completion, completions read from
+    // the error queue) is zero-copy's user-space cost.
+    if name.contains("sendpath_core::zerocopy::") {
+        return Some(Bucket::Zerocopy);
     }
     // Our own code (a generic's name can start with `<`) and the latency histograms.
     const APP: &[&str] = &["sendpath", "hdrhistogram::"];
@@ -274,6 +280,10 @@ mod tests {
             Bucket::App
         );
         assert_eq!(u("some_other_library::work"), Bucket::Other);
+        assert_eq!(
+            u("sendpath_core::zerocopy::pool::SlotPool::claim"),
+            Bucket::Zerocopy
+        );
         assert_eq!(
             classify(&[Frame {
                 name: None,
