@@ -120,6 +120,16 @@ fn trades(a: &Analysis, rows: &[ProfileRow]) -> BTreeMap<(String, String, u64), 
 pub fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
     let t = trades(a, rows);
     if t.is_empty() {
+        if rows.is_empty() && a.table.rows.iter().any(|r| r.key.mode == "a3") {
+            b.push(Block::Heading(2, "Why zero-copy is not always best".into()));
+            b.push(Block::Para(
+                "These records have no CPU profile, so what A3 saved against what it paid is \
+                 not in them: `sendpath sweep --preset why` (about 2 minutes here) profiles \
+                 every mode's streams and answers it. \"What was unexpected\" below lists where \
+                 A3 lost, from the throughput alone."
+                    .into(),
+            ));
+        }
         return;
     }
     b.push(Block::Heading(2, "Why zero-copy is not always best".into()));
@@ -266,7 +276,7 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
         .map(|r| (r.key.engine != "threads", r.key.batch != "1", r.key.flows))
         .min();
     let Some((uring, batched, flows)) = pick else {
-        para.push_str(" Without `--profile` there is no stand-in either: run with it to see the copies' cost per byte by size.");
+        para.push_str(" Without `--profile` there is no stand-in either: `sendpath sweep --preset why` (about 2 minutes here) measures the copies' cost per byte by size against this machine's memcpy.");
         b.push(Block::Para(para));
         return;
     };
@@ -305,7 +315,11 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
         };
         let memcpy = s.memcpy_ns_per_byte;
         let rx = at("a2", "receiver");
-        let times = |x: f64| memcpy.map_or("-".into(), |m| format!("{:.1}x", x / m));
+        // (No samples in the copy, e.g. a 64-byte staging copy the compiler inlined: "-".)
+        let times = |x: f64| match memcpy {
+            Some(m) if x > 0.0 => format!("{:.1}x", x / m),
+            _ => "-".into(),
+        };
         table.push(vec![
             format!("{} ({}, batch {})", size, s.key.engine, s.key.batch),
             memcpy.map_or("-".into(), num_label),

@@ -30,8 +30,8 @@ pub enum Suite {
     /// What `--timestamps` costs: A1, A2, A3 streams at 1 KiB on both engines and A1 rr at 64 B, each without
     /// stamps, with one message in 256 and one in 64 stamped.
     Timestamps,
-    /// What `--profile` costs: A1 and A3 streams at 1 KiB and 64 KiB on both engines, each
-    /// without and with the sampler at 1 kHz, back to back.
+    /// What `--profile` costs: A1 and A3 streams at 1 KiB and 64 KiB on both engines, and A1
+    /// and A3 rr at 64 B on threads, each without and with the sampler at 1 kHz, back to back.
     Profile,
     /// Copy discipline at equal batching: A1, A2, A3 on both engines at one message per send
     /// and at 512K per send, 64 B .. 64 KiB, one flow; messages/s, Gbit/s, sender CPU per
@@ -333,26 +333,34 @@ fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
             }
         }
         Suite::Profile => {
+            let mut groups = Vec::new();
             for size in [1024usize, 65536] {
                 for engine in [Engine::Threads, Engine::Uring] {
                     for mode in [Mode::A1, Mode::A3] {
-                        for profile in [None, Some(1000)] {
-                            let spec = RunSpec {
-                                mode,
-                                msg_size: size,
-                                profile,
-                                ..base.clone()
-                            };
-                            out.push(Cell {
-                                label: format!(
-                                    "{mode} {engine} {} {}",
-                                    size_label(size),
-                                    if profile.is_some() { "1kHz" } else { "off" }
-                                ),
-                                spec: at_batch(spec, engine, Batch::One),
-                            });
-                        }
+                        groups.push((mode, Pattern::Stream, size, engine));
                     }
+                }
+            }
+            // rr: a context switch or two per transaction, each switching the sampler too.
+            groups.push((Mode::A1, Pattern::Rr, 64, Engine::Threads));
+            groups.push((Mode::A3, Pattern::Rr, 64, Engine::Threads));
+            for (mode, pattern, size, engine) in groups {
+                for profile in [None, Some(1000)] {
+                    let spec = RunSpec {
+                        mode,
+                        pattern,
+                        msg_size: size,
+                        profile,
+                        ..base.clone()
+                    };
+                    out.push(Cell {
+                        label: format!(
+                            "{mode} {engine} {pattern} {} {}",
+                            size_label(size),
+                            if profile.is_some() { "1kHz" } else { "off" }
+                        ),
+                        spec: at_batch(spec, engine, Batch::One),
+                    });
                 }
             }
         }
@@ -587,13 +595,19 @@ pub fn run(
                 let s = &cells[pair].spec;
                 sendpath_core::say!(
                     "{:<24} {:>12.0} {:>12.0} {:>7.1}%",
-                    format!("{} {} {}", s.mode, s.engine, size_label(s.msg_size)),
+                    format!(
+                        "{} {} {} {}",
+                        s.mode,
+                        s.engine,
+                        s.pattern,
+                        size_label(s.msg_size)
+                    ),
                     off,
                     on,
                     (1.0 - on / off) * 100.0
                 );
             }
-            sendpath_core::say!("(medians; cost = 1 - profiled/off: the sampler's interrupts and call chains in the window; naming the samples happens after it)");
+            sendpath_core::say!("(medians of msgs/s, or transactions/s for rr; cost = 1 - profiled/off: the sampler's interrupts and call chains in the window, and for rr the sampler switched with each thread; naming the samples happens after it)");
         }
         Suite::Batch => {
             let modes = Mode::ALL.len();

@@ -218,7 +218,7 @@ struct SweepArgs {
     /// Sample each side's threads in every cell (HZ a second; bare: 1000) and report where
     /// the CPU goes, bucket by bucket, and why (zero-copy's costs, the copies' ns per byte
     /// against this machine's memcpy, the unexpected).
-    /// The quick preset profiles at 1000 (what it costs: `sendpath bench profile`).
+    /// The why preset profiles at 1000 (what it costs: `sendpath bench profile`).
     #[arg(long, value_name = "HZ", num_args = 0..=1, default_missing_value = "1000")]
     profile: Option<u32>,
     /// No CPU profile, whatever the preset says.

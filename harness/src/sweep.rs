@@ -26,8 +26,15 @@ use std::time::Instant;
 pub enum Preset {
     /// A few minutes here: A1-A3 x both engines x 64 B..64 KiB x 1, 4 flows x streams at
     /// batches 1 and 512K and rr x 3 to 6 reps (until the medians of a comparison group are
-    /// settled, none past 225 s) x 0.3 s, placement together, profiled at 1 kHz.
+    /// settled, none past 225 s) x 0.3 s, placement together.
     Quick,
+    /// Where the CPU goes, and why (about 2 minutes here): A1-A3 x both engines x 64 B..64 KiB
+    /// x 1 flow x streams at batches 1 and 512K x 3 reps x 0.5 s, unpinned, every cell
+    /// profiled at 1 kHz. Not in the quick preset: the sampler switches with its thread, and
+    /// with both sides on one CPU (the quick preset's placement) that took about a tenth off
+    /// a stream of small messages and a third off rr here (`sendpath bench profile
+    /// --placement together`); unpinned, it costs a stream nothing measurable.
+    Why,
     /// The original study's grid: A1-A3 x 64..16384 B x 1, 2, 4, 8 flows x 10 s, threads.
     Seed,
     /// Everything: A1-A3 x both engines x 64 B..64 KiB (x4 steps) x 1-8 flows x 3 to 6 reps x 2 s.
@@ -111,8 +118,24 @@ impl Grid {
                 warmup_s: 0.1,
                 reps: 6,
                 min_reps: 3,
-                // Profiled: the report's "why" comes from it, at a cost within the noise
-                // (`sendpath bench profile`).
+                base: RunSpec::default(),
+                batches: vec![Batch::One, BATCHED],
+                uring_orderings: Vec::new(),
+                zc_slots: None,
+                placement: Placement::Together,
+                time_limit_s: Some(QUICK_TIME_LIMIT_S),
+            },
+            Preset::Why => Grid {
+                modes: all_modes.clone(),
+                engines: engines.clone(),
+                sizes: vec![64, 1024, 16384, 65536],
+                flows: vec![1],
+                patterns: vec![Pattern::Stream],
+                rate_fractions: RATE_FRACTIONS.to_vec(),
+                duration_s: 0.5,
+                warmup_s: 0.1,
+                reps: 3,
+                min_reps: 3,
                 base: RunSpec {
                     profile: Some(sendpath_core::profile::DEFAULT_HZ),
                     ..RunSpec::default()
@@ -120,8 +143,8 @@ impl Grid {
                 batches: vec![Batch::One, BATCHED],
                 uring_orderings: Vec::new(),
                 zc_slots: None,
-                placement: Placement::Together,
-                time_limit_s: Some(QUICK_TIME_LIMIT_S),
+                placement: Placement::Unpinned,
+                time_limit_s: None,
             },
             Preset::Seed => Grid {
                 modes: all_modes,
@@ -937,7 +960,20 @@ mod tests {
             (3, 6),
             "3 reps, up to 6 while not settled"
         );
-        assert_eq!(q.base.profile, Some(1000), "the main job is profiled");
+        assert_eq!(
+            q.base.profile, None,
+            "the main job is not profiled: it costs rr a third"
+        );
+        let w = Grid::preset(Preset::Why);
+        let why = w.cells();
+        assert_eq!(
+            why.len(),
+            3 * 2 * 4 * 2 * 3,
+            "modes x engines x sizes x batches x reps"
+        );
+        assert!(why
+            .iter()
+            .all(|(s, _)| s.profile == Some(1000) && s.pattern == Pattern::Stream && s.flows == 1));
         assert!(
             cells[..cells.len() / 6].iter().all(|(_, rep)| *rep == 0),
             "reps outermost: every cell's first rep before any second"

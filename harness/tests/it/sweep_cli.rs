@@ -122,28 +122,8 @@ fn tiny_sweep_writes_exactly_the_grid_and_valid_records() {
         out.contains("sweep done: 8 repetitions measured (0 failed)"),
         "{out}"
     );
-    // The quick preset profiles every cell: a profile whose buckets cover its samples, or
-    // (a kernel refusing the sampler) one line saying so and none.
-    let refused = String::from_utf8_lossy(&o.stderr).contains("warning: no CPU profile");
     for r in &recs {
-        assert_eq!(r["spec"]["profile_hz"], 1000, "the quick preset profiles");
-        if refused {
-            assert!(r["profile"].is_null());
-            continue;
-        }
-        for side in ["sender", "receiver"] {
-            let p = &r["profile"][side];
-            let samples: u64 = p["buckets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| b["samples"].as_u64().unwrap())
-                .sum();
-            assert!(
-                samples > 0 && samples == p["samples"].as_u64().unwrap(),
-                "{p}"
-            );
-        }
+        assert!(r["profile"].is_null(), "the quick preset does not profile");
     }
     // Every repetition probed the host's speed, and the summary says how far it moved.
     for r in &recs {
@@ -732,4 +712,63 @@ fn the_batch_axis_runs_streams_at_each_batch_and_compares_at_equal_batch() {
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
     assert!(!dir.join("bad").join("results.jsonl").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_why_preset_profiles_every_cell_and_the_report_answers_the_why() {
+    let dir = tmpdir("why");
+    let o = sendpath()
+        .args(["sweep", "--preset", "why", "--engines", "threads"])
+        .args(["--sizes", "1K,64K", "--batch", "1", "--reps", "1"])
+        .args([
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0.05",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "{:?}: {}{err}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let recs = records(&dir.join("results.jsonl"));
+    assert_eq!(recs.len(), 3 * 2, "A1-A3 x two sizes");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    if err.contains("warning: no CPU profile") {
+        eprintln!("SKIPPED: this kernel refuses the sampler here; checked that it says so");
+        assert_eq!(err.matches("warning: no CPU profile").count(), 1, "{err}");
+        assert!(recs.iter().all(|r| r["profile"].is_null()));
+        return;
+    }
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", r["error"]);
+        assert_eq!(r["spec"]["profile_hz"], 1000);
+        assert_eq!(r["spec"]["placement"], "unpinned");
+        assert!(r["profile"]["memcpy_ns_per_byte"].as_f64().unwrap() > 0.0);
+    }
+    for section in [
+        "## Where the CPU goes",
+        "## Why zero-copy is not always best",
+        "## Which cache level the copies hurt",
+        "## What was unexpected",
+    ] {
+        assert!(report.contains(section), "{section}:\n{report}");
+    }
+    // The trade at each size, and the copies against memcpy at each size.
+    for size in ["1024", "65536"] {
+        assert!(
+            report.contains(&format!("| threads | 1 | 1 | {size} |")),
+            "{size}:\n{report}"
+        );
+        assert!(report.contains(&format!("| {size} (threads, batch 1) |")));
+    }
+    assert!(dir.join("plots/profile_sender.png").exists());
+    std::fs::remove_dir_all(&dir).ok();
 }
