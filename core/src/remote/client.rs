@@ -28,6 +28,8 @@ pub const CLOCK_PROBES: usize = 8;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack past a cell's warm-up and window before its result must be in.
 const RESULT_SLACK: Duration = Duration::from_secs(60);
+/// How long a goodbye waits for the server to close the connection (it frees itself first).
+const BYE_WAIT: Duration = Duration::from_secs(2);
 
 /// Resolves `HOST[:PORT]` (`[v6]:port` for IPv6), the port defaulting to
 /// [`DEFAULT_PORT`].
@@ -187,10 +189,15 @@ impl Driver {
         }
     }
 
-    /// Says goodbye (the server frees itself at once instead of at its idle timeout).
+    /// Says goodbye (the server frees itself at once instead of at its idle timeout), and
+    /// waits, a bounded while, for the server to close the connection: it frees itself before
+    /// it closes, so a driver that starts right after this one is not told `busy`.
     pub fn close(&mut self) {
         if let Some(mut s) = self.session.take() {
-            let _ = s.conn.send(&Msg::Bye);
+            if s.conn.send(&Msg::Bye).is_ok() {
+                // (Nothing is expected: the close, or the deadline, ends the wait.)
+                let _ = s.conn.recv(Instant::now() + BYE_WAIT, 4096);
+            }
         }
     }
 
