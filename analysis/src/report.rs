@@ -179,7 +179,7 @@ pub fn blocks(
     ];
     if !h.impairments.is_empty() {
         facts.push(format!(
-            "impairment of the veth pair (sender -> receivers qdisc): {}",
+            "impairment of the veth pair, sender -> receivers (qdisc; loss rule): {}",
             join(&h.impairments)
         ));
     }

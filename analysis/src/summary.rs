@@ -431,7 +431,7 @@ pub struct HostSummary {
     /// Distinct topologies.
     pub topologies: BTreeSet<String>,
     /// Distinct impairments of veth cells (the root qdisc on the sender's end, as `tc`
-    /// shows it); "none" for clean veth cells.
+    /// shows it, and the loss rule); "none" for clean veth cells.
     pub impairments: BTreeSet<String>,
     /// Distinct tool versions with commits.
     pub tools: BTreeSet<String>,

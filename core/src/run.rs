@@ -87,7 +87,12 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         .as_ref()
         .map(|p| crate::affinity::cpu_for(&p.sender, 0));
     let before = crate::speed::probe_on(probe_cpu);
+    let drops = match topology {
+        Topology::Veth(v) => watch_drops(v, spec),
+        Topology::Loopback => None,
+    };
     let (flows, error) = run_flows(spec, &listener, addr, client_ns);
+    let dropped = drops.and_then(|h| h.join().ok().flatten());
     let after = crate::speed::probe_on(probe_cpu);
     // `--profile`: what a plain memcpy costs here at this size, beside the copy buckets.
     let memcpy = spec
@@ -95,6 +100,9 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         .and_then(|_| crate::speed::memcpy_on(probe_cpu, spec.msg_size).ok());
     let mut record = from_flows(spec, &ctx, host::facts(), &flows);
     record.spec.impairment = impairment;
+    if let (Some(t), Some(n)) = (record.tcp.as_mut(), dropped) {
+        t.impairment_dropped = Some(n);
+    }
     if let Some(p) = record.profile.as_mut() {
         p.memcpy_ns_per_byte = memcpy;
     }
@@ -115,6 +123,23 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         });
     }
     Ok(record)
+}
+
+/// With a loss rule on the pair: what it dropped over the window, its counter read at the
+/// window's edges by this run's clock (the flows start within the milliseconds their
+/// connections take; each read is an `nft` process, ~10 ms, at the edge). None without a rule.
+fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<JoinHandle<Option<u64>>> {
+    v.loss_rule()?;
+    let v = v.clone();
+    let t0 = Instant::now();
+    let start = t0 + Duration::from_secs_f64(spec.warmup_s);
+    let end = start + Duration::from_secs_f64(spec.duration_s);
+    Some(spawn_named("loss-counter".into(), move || {
+        thread::sleep(start.saturating_duration_since(Instant::now()));
+        let before = v.loss_rule()?.dropped;
+        thread::sleep(end.saturating_duration_since(Instant::now()));
+        Some(v.loss_rule()?.dropped.saturating_sub(before))
+    }))
 }
 
 pub(crate) fn spawn_named<T: Send + 'static>(

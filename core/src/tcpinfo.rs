@@ -23,6 +23,7 @@ pub struct Snapshot {
     sndbuf_limited_us: Option<u64>,
     bytes_sent: Option<u64>,
     bytes_retrans: Option<u64>,
+    dsack_dups: Option<u32>,
     reord_seen: Option<u32>,
     snd_wnd: Option<u32>,
 }
@@ -71,6 +72,7 @@ pub fn read(fd: RawFd) -> Option<Snapshot> {
         sndbuf_limited_us: u64_at(&b, n, 184),
         bytes_sent: u64_at(&b, n, 200),
         bytes_retrans: u64_at(&b, n, 208),
+        dsack_dups: u32_at(&b, n, 216),
         reord_seen: u32_at(&b, n, 220),
         snd_wnd: u32_at(&b, n, 228),
     })
@@ -91,6 +93,7 @@ impl Snapshot {
             retransmits: d32(self.total_retrans, end.total_retrans),
             bytes_retrans: d64(self.bytes_retrans, end.bytes_retrans),
             bytes_sent: d64(self.bytes_sent, end.bytes_sent),
+            dsack_dups: d32(self.dsack_dups, end.dsack_dups),
             segs_out: d32(self.segs_out, end.segs_out),
             reord_seen: d32(self.reord_seen, end.reord_seen),
             rtt_us: end.rtt_us.map(u64::from),

@@ -24,29 +24,35 @@ pub fn parse(names: &[String]) -> anyhow::Result<Vec<&'static Impairment>> {
     Ok(out)
 }
 
-/// Checks, before any cell runs, that `v` carries no qdisc of its own (the sweep sets and
+/// Checks, before any cell runs, that `v` carries no impairment of its own (the sweep sets and
 /// removes them) and that this kernel can set every impairment asked for: each is set, then
-/// removed.
+/// removed. What a kernel cannot apply of an impairment that runs without it (`lossy`'s netem
+/// part) is said here, once, in one line each.
 pub fn check(v: &Veth, list: &[&Impairment]) -> anyhow::Result<()> {
     if let Some(now) = v.impairment() {
         anyhow::bail!(
-            "--impairments: the veth pair already has an impairment ({now}); the sweep sets its own: remove it first (`sendpath topology up --netem none`)"
+            "--impairments: the veth pair already has an impairment ({now}); the sweep sets its own: remove it first (`sendpath topology up --netem none --loss none`)"
         );
     }
     let _clear = Clear(v);
     for i in list {
-        v.apply(i)
+        let missing = v
+            .apply(i)
             .with_context(|| format!("--impairments {}", i.name))?;
+        if let Some(m) = missing {
+            eprintln!("sweep: {m}");
+        }
     }
     Ok(())
 }
 
-/// Removes the impairment when dropped: the sweep ended, or failed with an error.
+/// Removes the impairment (qdisc and loss rule) when dropped: the sweep ended, or failed with
+/// an error.
 pub struct Clear<'a>(pub &'a Veth);
 
 impl Drop for Clear<'_> {
     fn drop(&mut self) {
-        let _ = self.0.set_netem("none");
+        let _ = self.0.clear();
     }
 }
 
@@ -66,7 +72,7 @@ pub fn clear_on_signal(v: &Veth) -> anyhow::Result<()> {
     let v = v.clone();
     std::thread::spawn(move || {
         if let Ok(sig) = set.wait() {
-            let _ = v.set_netem("none");
+            let _ = v.clear();
             eprintln!("sweep: {sig}: the veth pair's impairment removed; `--resume` goes on");
             std::process::exit(128 + sig as i32);
         }
@@ -94,9 +100,27 @@ fn cell(r: &Record) -> String {
     )
 }
 
-/// Per cell, per impairment: the medians over ok repetitions of (Gbit/s, retransmitted
-/// segments, A3 slot hold p99 in ns).
-type Table = BTreeMap<String, BTreeMap<&'static str, (f64, f64, Option<f64>)>>;
+/// One cell under one impairment: medians over its ok repetitions.
+struct Medians {
+    gbps: f64,
+    /// Segments TCP retransmitted in the window.
+    retransmits: f64,
+    /// Of those, the ones the receiver reported as duplicates (DSACK).
+    dsack_dups: Option<f64>,
+    /// What the loss rule dropped in the window, and its share of the segments sent.
+    dropped: Option<(f64, f64)>,
+    /// A3's slot hold p99, ns.
+    hold_p99_ns: Option<f64>,
+}
+
+/// Per cell, per impairment.
+type Table = BTreeMap<String, BTreeMap<&'static str, Medians>>;
+
+/// The median of what `rs` have, None when none has it.
+fn median_of(rs: &[&Record], get: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rs.iter().filter_map(|r| get(r)).collect();
+    (!v.is_empty()).then(|| median(v))
+}
 
 fn median(v: Vec<f64>) -> f64 {
     sendpath_analysis::stats::median(&v)
@@ -115,26 +139,34 @@ fn table(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<(Table, Vec
             .iter()
             .find_map(|r| r.spec.impairment.clone())
             .unwrap_or_else(|| "none".into());
-        shown.push(format!("`{}`: {} — qdisc `{qdisc}`", i.name, i.what));
+        shown.push(format!("`{}`: {} — applied: `{qdisc}`", i.name, i.what));
         let mut by: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
         for r in recs.iter().filter(|r| r.status == Status::Ok) {
             by.entry(cell(r)).or_default().push(r);
         }
         for (c, rs) in by {
-            let gbps = median(rs.iter().map(|r| r.throughput.gbps).collect());
-            let retrans = median(
-                rs.iter()
-                    .filter_map(|r| r.tcp.as_ref()?.retransmits.map(|x| x as f64))
-                    .collect(),
-            );
-            let holds: Vec<f64> = rs
-                .iter()
-                .filter_map(|r| Some(r.zerocopy.as_ref()?.slot_hold_ns.as_ref()?.p99 as f64))
-                .collect();
-            let hold = (!holds.is_empty()).then(|| median(holds));
-            t.entry(c)
-                .or_default()
-                .insert(i.name, (gbps, retrans, hold));
+            let m = Medians {
+                gbps: median(rs.iter().map(|r| r.throughput.gbps).collect()),
+                retransmits: median_of(&rs, |r| Some(r.tcp.as_ref()?.retransmits? as f64))
+                    .unwrap_or(f64::NAN),
+                dsack_dups: median_of(&rs, |r| Some(r.tcp.as_ref()?.dsack_dups? as f64)),
+                dropped: median_of(&rs, |r| Some(r.tcp.as_ref()?.impairment_dropped? as f64)).map(
+                    |d| {
+                        let share = median_of(&rs, |r| {
+                            let t = r.tcp.as_ref()?;
+                            Some(
+                                t.impairment_dropped? as f64
+                                    / t.segs_out.filter(|&n| n > 0)? as f64,
+                            )
+                        });
+                        (d, share.unwrap_or(f64::NAN))
+                    },
+                ),
+                hold_p99_ns: median_of(&rs, |r| {
+                    Some(r.zerocopy.as_ref()?.slot_hold_ns.as_ref()?.p99 as f64)
+                }),
+            };
+            t.entry(c).or_default().insert(i.name, m);
         }
     }
     Ok((t, shown))
@@ -152,9 +184,12 @@ fn human_ns(ns: f64) -> String {
 pub fn comparison(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<PathBuf> {
     let (t, shown) = table(dir, list)?;
     let mut md = String::from("# The same grid under each impairment\n\n");
-    md += "Each impairment shapes the sender -> receivers direction of the veth pair (the root \
-           qdisc of the sender's end); every sub-sweep has its own report in its directory. \
-           Medians over each cell's repetitions.\n\n";
+    md += "Each impairment shapes the sender -> receivers direction of the veth pair: a root \
+           qdisc on the sender's end, random loss of the segments arriving at the receivers' end \
+           (nftables). Under loss the sender's end sends one segment per packet, so that a drop \
+           loses one segment as on a wire: on veth that alone costs throughput and CPU, which \
+           `segmented` (the same, without loss) measures apart. Every sub-sweep has its own \
+           report in its directory. Medians over each cell's repetitions.\n\n";
     for s in &shown {
         md += &format!("- {s}\n");
     }
@@ -167,15 +202,30 @@ pub fn comparison(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<Pa
         h += &"---|".repeat(list.len());
         h + "\n"
     };
-    type Pick = fn(&(f64, f64, Option<f64>)) -> Option<String>;
-    let sections: [(&str, Pick); 3] = [
-        ("Throughput (Gbit/s)", |v| Some(format!("{:.2}", v.0))),
-        ("Segments TCP retransmitted in the window", |v| {
-            v.1.is_finite().then(|| format!("{:.0}", v.1))
-        }),
+    type Pick = fn(&Medians) -> Option<String>;
+    let sections: [(&str, Pick); 4] = [
+        ("Throughput (Gbit/s)", |v| Some(format!("{:.2}", v.gbps))),
+        (
+            "Segments TCP retransmitted in the window (of which the receiver reported duplicates: spurious)",
+            |v| {
+                v.retransmits.is_finite().then(|| match v.dsack_dups {
+                    Some(d) if d > 0.0 => format!("{:.0} ({d:.0} spurious)", v.retransmits),
+                    _ => format!("{:.0}", v.retransmits),
+                })
+            },
+        ),
+        (
+            "Segments the loss rule dropped in the window (its nftables counter; share of the segments TCP sent)",
+            |v| {
+                v.dropped.map(|(d, share)| match share.is_finite() {
+                    true => format!("{d:.0} ({:.2}%)", share * 100.0),
+                    false => format!("{d:.0}"),
+                })
+            },
+        ),
         (
             "How long the kernel held an A3 zero-copy slot (p99: from its send to the completion that freed it)",
-            |v| v.2.map(human_ns),
+            |v| v.hold_p99_ns.map(human_ns),
         ),
     ];
     for (k, (what, pick)) in sections.iter().enumerate() {
@@ -185,7 +235,7 @@ pub fn comparison(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<Pa
                 .iter()
                 .map(|i| per.get(i.name).and_then(pick).unwrap_or_else(|| "-".into()))
                 .collect();
-            if k == 2 && cells.iter().all(|x| x == "-") {
+            if k >= 2 && cells.iter().all(|x| x == "-") {
                 continue;
             }
             rows += &format!("| {c} | {} |\n", cells.join(" | "));
@@ -198,14 +248,15 @@ pub fn comparison(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<Pa
     let (first, last) = (list[0], list[list.len() - 1]);
     let mut says = Vec::new();
     for (c, per) in &t {
-        if let (Some((_, _, Some(a))), Some((_, _, Some(b)))) =
-            (per.get(first.name), per.get(last.name))
-        {
+        if let (Some(a), Some(b)) = (
+            per.get(first.name).and_then(|m| m.hold_p99_ns),
+            per.get(last.name).and_then(|m| m.hold_p99_ns),
+        ) {
             says.push(format!(
                 "- {c}: slots held {} at p99 under `{}`, {} under `{}` ({:.0}x): a zero-copy buffer is busy until the data is acknowledged, so loss and queueing keep it from the sender",
-                human_ns(*a),
+                human_ns(a),
                 first.name,
-                human_ns(*b),
+                human_ns(b),
                 last.name,
                 b / a.max(1.0)
             ));

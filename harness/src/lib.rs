@@ -68,8 +68,18 @@ enum Cmd {
         /// removes it). Recorded in every veth cell's spec.impairment.
         #[arg(long, value_name = "ARGS")]
         netem: Option<String>,
+        /// With up: drop this share of the TCP segments the sender's end sends, at random
+        /// (e.g. 1%, 0.5; "none" removes it), with nftables as they arrive at the receivers: no
+        /// netem needed. Recorded in spec.impairment, and what it dropped in each cell's
+        /// tcp.impairment_dropped.
+        #[arg(long, value_name = "PERCENT", value_parser = |x: &str| sendpath_core::netns::loss::parse_percent(x).map(LossArg).map_err(|e| e.to_string()))]
+        loss: Option<LossArg>,
     },
 }
+
+/// `topology up --loss`: a percentage, or None to remove the rule.
+#[derive(Clone, Copy, Debug)]
+struct LossArg(Option<f64>);
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum TopologyAction {
@@ -280,8 +290,10 @@ struct SweepArgs {
     uring_orderings: Option<Vec<UringOrdering>>,
     /// Veth only: run the whole grid once per named impairment of the sender -> receivers
     /// direction, each into DIR/<name>/ with its own report, then DIR/impairments.md
-    /// comparing them. Names: clean (none), lan, wan, lossy (netem: a kernel with
-    /// sch_netem), bottleneck (tbf: 1 Gbit/s, a 1 ms queue that drops).
+    /// comparing them. Names: clean (none), segmented (one segment per packet, as under loss,
+    /// no loss), lan and wan (netem: a kernel with sch_netem; wan's 0.1% loss by nftables),
+    /// lossy (1% random loss by nftables, on any kernel, plus netem's delay and reordering
+    /// where the kernel has netem), bottleneck (tbf: 1 Gbit/s, a 1 ms queue that drops).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     impairments: Option<Vec<String>>,
     /// Directory for results.jsonl (default runs/<date>-<time>).
@@ -486,16 +498,24 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
             srv.run(&stop)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Topology { action, net, netem } => {
+        Cmd::Topology {
+            action,
+            net,
+            netem,
+            loss,
+        } => {
             let v = net.veth()?;
-            if netem.is_some() && !matches!(action, TopologyAction::Up) {
-                anyhow::bail!("--netem goes with `topology up`");
+            if (netem.is_some() || loss.is_some()) && !matches!(action, TopologyAction::Up) {
+                anyhow::bail!("--netem and --loss go with `topology up`");
             }
             match action {
                 TopologyAction::Up => {
                     v.up()?;
                     if let Some(args) = &netem {
                         v.set_netem(args)?;
+                    }
+                    if let Some(LossArg(percent)) = loss {
+                        v.set_loss(percent)?;
                     }
                     sendpath_core::say!(
                         "up: {} ({}) <-veth-> {} ({})",
@@ -687,7 +707,9 @@ fn execute(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 impair::clear_on_signal(v)?;
                 let mut failed = 0;
                 for i in list {
-                    v.apply(i)
+                    // (What this kernel cannot apply of it was said by the check.)
+                    let _not_applied = v
+                        .apply(i)
                         .map_err(|e| anyhow::anyhow!("--impairments {}: {e}", i.name))?;
                     let sub = impair::sub_dir(&dir, i);
                     eprintln!(

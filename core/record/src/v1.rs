@@ -186,6 +186,16 @@ pub struct TcpV1 {
     pub sndbuf_limited_us: Option<u64>,
     /// Largest smoothed RTT of any flow at the window's end, microseconds.
     pub max_rtt_us: Option<u64>,
+    /// Of the retransmissions, those the receivers reported as duplicates (DSACK), all flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsack_dups: Option<u64>,
+    /// Segments sent in the window, all flows (retransmissions and pure ACKs included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segs_out: Option<u64>,
+    /// Segments the veth pair's loss rule dropped in the window (its nftables counter, read
+    /// at the window's edges by the run's clock), all flows; absent without a loss rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impairment_dropped: Option<u64>,
 }
 
 /// One flow's TCP_INFO over the window.
@@ -207,6 +217,10 @@ pub struct TcpFlowInfo {
     pub bytes_retrans: Option<u64>,
     /// Bytes sent in the window, retransmissions included.
     pub bytes_sent: Option<u64>,
+    /// Retransmissions the receiver reported as duplicates (DSACK) in the window: spurious
+    /// ones, sent although the first copy had arrived (or was about to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsack_dups: Option<u64>,
     /// Segments sent in the window.
     pub segs_out: Option<u64>,
     /// Reordering events seen in the window.

@@ -354,6 +354,9 @@ fn tcp_of(flows: &[FlowResult]) -> Option<TcpV1> {
         rwnd_limited_us: sum(|i| i.rwnd_limited_us),
         sndbuf_limited_us: sum(|i| i.sndbuf_limited_us),
         max_rtt_us: per_flow.iter().filter_map(|f| f.info.rtt_us).max(),
+        segs_out: sum(|i| i.segs_out),
+        dsack_dups: sum(|i| i.dsack_dups),
+        impairment_dropped: None,
         per_flow,
     })
 }

@@ -202,3 +202,70 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     assert_eq!(veth.impairment(), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lossy_runs_its_random_loss_on_any_kernel_and_the_comparison_counts_the_drops() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (veth, _guard, name, prefix) = veth_up("il", 221);
+    let dir = std::env::temp_dir().join(format!("sendpath-lossy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = sendpath()
+        .args([
+            "sweep",
+            "--impairments",
+            "clean,segmented,lossy",
+            "--topology",
+            "veth",
+        ])
+        .args(["--ns-name", &name, "--prefix", &prefix])
+        .args(["--modes", "a1,a3", "--engines", "threads", "--sizes", "16K"])
+        .args(["--flows", "1", "--patterns", "stream", "--batch", "1"])
+        .args(["--reps", "1", "--duration", "0.5", "--warmup", "0.1"])
+        .args(["--verify", "--no-progress", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let recs = records(&dir.join("lossy").join("results.jsonl"));
+    assert_eq!(recs.len(), 2, "A1 and A3");
+    let netem = !err.contains("netem is not available");
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", r["error"]);
+        assert_eq!(r["integrity"]["seq_errors"], 0);
+        assert_eq!(r["integrity"]["verify_errors"], 0);
+        let what = r["spec"]["impairment"].as_str().unwrap();
+        assert!(what.contains("nftables loss 1% on arrival"), "{what}");
+        // What ran, exactly: netem's part only where the kernel has it.
+        assert_eq!(what.starts_with("netem"), netem, "{what}");
+        assert!(r["tcp"]["impairment_dropped"].as_u64().is_some());
+    }
+    if !netem {
+        let said: Vec<&str> = err.lines().filter(|l| l.contains("not applied")).collect();
+        assert_eq!(said.len(), 1, "said once, before the cells: {err}");
+        assert!(said[0].contains("delay 1ms 200us reorder 1%"), "{err}");
+    }
+    for r in records(&dir.join("clean").join("results.jsonl")) {
+        assert!(r["spec"]["impairment"].is_null());
+        assert!(r["tcp"].get("impairment_dropped").is_none());
+    }
+    let md = std::fs::read_to_string(dir.join("impairments.md")).unwrap();
+    for needle in [
+        "| cell | clean | segmented | lossy |",
+        "gso_max_segs 1: one segment per packet, no loss",
+        "## Segments the loss rule dropped in the window",
+        "numgen random mod 10000 < 100",
+        "spurious",
+    ] {
+        assert!(
+            md.contains(needle),
+            "impairments.md lacks {needle:?}:\n{md}"
+        );
+    }
+    assert_eq!(veth.impairment(), None, "the sweep removes its loss rule");
+    assert_eq!(veth.loss_rule(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,8 @@
 //! namespace is `setns(CLONE_NEWNET)`, which is per thread: sockets made after it live in that
 //! namespace, and keep living there whichever thread uses them later.
 
+pub mod loss;
+
 use crate::error::{Error, Result};
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -142,29 +144,97 @@ impl Veth {
 
     /// Impairs the server end's egress (sender -> receivers) with `tc qdisc replace ... netem
     /// ARGS`, as a user would type it (e.g. `delay 2ms 0.5ms loss 0.5% reorder 1%`); an empty
-    /// ARGS or `none` removes any impairment.
+    /// ARGS or `none` removes the qdisc (not a loss rule: [`set_loss`](Self::set_loss)).
     pub fn set_netem(&self, args: &str) -> Result<()> {
         self.set_qdisc("netem", args)
     }
 
-    /// Puts `preset`'s qdisc on the server end (none: removes any).
-    pub fn apply(&self, preset: &Impairment) -> Result<()> {
-        match preset.qdisc {
-            Some((kind, args)) => self.set_qdisc(kind, args),
-            None => self.set_qdisc("netem", "none"),
+    /// Puts `preset` on the server end in place of whatever impairment was there: its qdisc
+    /// and its random loss. Returns what of it this kernel could not apply, where the preset
+    /// runs without it (`lossy` without netem: its loss runs, its delay and reordering do not).
+    pub fn apply(&self, preset: &Impairment) -> Result<Option<String>> {
+        self.clear()?;
+        let mut missing = None;
+        if let Some((kind, args)) = preset.qdisc {
+            match self.set_qdisc(kind, args) {
+                Err(Error::Setup(m)) if preset.qdisc_optional && m.contains(NOT_IN_KERNEL) => {
+                    missing = Some(format!(
+                        "{}: {kind} is not available in this kernel: its `{args}` is not applied, only its {}% random loss (nftables)",
+                        preset.name,
+                        preset.loss_percent.unwrap_or(0.0)
+                    ));
+                }
+                r => r?,
+            }
+        }
+        let rest = match preset.loss_percent {
+            Some(p) => self.set_loss(Some(p)),
+            None if preset.one_segment_per_packet => {
+                loss::one_segment_per_packet(&self.server_ns, &self.server_if, true)
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = rest {
+            let _ = self.clear();
+            return Err(e);
+        }
+        Ok(missing)
+    }
+
+    /// Drops `percent` of the TCP segments the server end sends, at random, as they arrive at
+    /// the client end (nftables in the client's namespace; see [`loss`]); None removes it.
+    pub fn set_loss(&self, percent: Option<f64>) -> Result<()> {
+        require_root()?;
+        self.require_up()?;
+        match percent {
+            Some(p) => loss::set(self.link(), p),
+            None => loss::remove(self.link()),
         }
     }
 
-    /// `tc qdisc replace dev SERVER_IF root KIND ARGS` in the server's namespace; an empty
-    /// ARGS or `none` removes the root qdisc (the veth default, noqueue, comes back).
-    fn set_qdisc(&self, kind: &str, args: &str) -> Result<()> {
-        require_root()?;
+    /// The sender -> receivers direction, for [`loss`].
+    fn link(&self) -> loss::Link<'_> {
+        loss::Link {
+            sender: (&self.server_ns, &self.server_if),
+            receiver: (&self.client_ns, &self.client_if),
+        }
+    }
+
+    /// The loss rule on the sender -> receivers direction, with what it has dropped so far.
+    pub fn loss_rule(&self) -> Option<loss::Rule> {
+        loss::read(&self.client_ns)
+    }
+
+    /// Removes every impairment: the qdisc, the loss rule, one segment per packet.
+    pub fn clear(&self) -> Result<()> {
+        let qdisc = self.set_netem("none");
+        self.set_loss(None)?;
+        if self.one_segment_per_packet() {
+            loss::one_segment_per_packet(&self.server_ns, &self.server_if, false)?;
+        }
+        qdisc
+    }
+
+    /// Whether the server end sends one segment per packet (`gso_max_segs 1`).
+    fn one_segment_per_packet(&self) -> bool {
+        loss::sends_one_segment_per_packet(&self.server_ns, &self.server_if) == Some(true)
+    }
+
+    fn require_up(&self) -> Result<()> {
         if !self.is_up() {
             return Err(Error::Setup(format!(
                 "the veth topology {}/{} is not up",
                 self.server_ns, self.client_ns
             )));
         }
+        Ok(())
+    }
+
+    /// `tc qdisc replace dev SERVER_IF root KIND ARGS` in the server's namespace; an empty
+    /// ARGS or `none` removes the root qdisc (the veth default, noqueue, comes back).
+    fn set_qdisc(&self, kind: &str, args: &str) -> Result<()> {
+        require_root()?;
+        self.require_up()?;
         let args = args.trim();
         if args.is_empty() || args == "none" {
             // Deleting the root qdisc restores the default (noqueue); none set is fine too.
@@ -179,7 +249,7 @@ impl Veth {
         tc(&self.server_ns, &cmd).map_err(|e| match e {
             Error::Setup(m) if m.contains("qdisc kind is unknown") || m.contains("Unknown qdisc") => {
                 Error::Setup(format!(
-                    "{kind} is not available in this kernel (CONFIG_NET_SCH_{} / the sch_{kind} module): cannot impair the veth pair ({m})",
+                    "{kind} {NOT_IN_KERNEL} (CONFIG_NET_SCH_{} / the sch_{kind} module): cannot impair the veth pair ({m})",
                     kind.to_uppercase()
                 ))
             }
@@ -188,16 +258,24 @@ impl Veth {
         Ok(())
     }
 
-    /// The server end's root qdisc when it is not the veth default (`noqueue`): the impairment
-    /// in place, as `tc qdisc show` says it (e.g. `netem 8001: root refcnt 2 limit 1000 delay
-    /// 2ms loss 0.5%`, or a `tbf` a user set by hand). None when unimpaired or unreadable.
+    /// The impairment in place on the server end, as the kernel holds it: its root qdisc when
+    /// it is not the veth default (`noqueue`), as `tc qdisc show` says it (e.g. `netem 8001:
+    /// root refcnt 2 limit 1000 delay 2ms`, or a `tbf` a user set by hand), then the loss rule
+    /// (see [`loss::Rule::describe`]), joined by "; ". None when unimpaired or unreadable.
     pub fn impairment(&self) -> Option<String> {
-        let out = tc(
+        let qdisc = tc(
             &self.server_ns,
             &["qdisc", "show", "dev", &self.server_if, "root"],
         )
-        .ok()?;
-        impairment_of(&out)
+        .ok()
+        .and_then(|out| impairment_of(&out));
+        // (The loss rule's description says it sends one segment per packet.)
+        let loss = match self.loss_rule() {
+            Some(r) => Some(r.describe()),
+            None => self.one_segment_per_packet().then(|| SEGMENTED.to_string()),
+        };
+        let parts: Vec<String> = qdisc.into_iter().chain(loss).collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// One line per piece: what exists.
@@ -247,42 +325,79 @@ impl Veth {
     }
 }
 
+/// What `impairment()` says of the server end sending one segment per packet, no loss rule.
+const SEGMENTED: &str = "gso_max_segs 1: one segment per packet, no loss";
+
+/// What a qdisc error says when the kernel lacks that kind.
+const NOT_IN_KERNEL: &str = "is not available in this kernel";
+
 /// A named impairment of the sender -> receivers direction (`sweep --impairments`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Impairment {
     /// Its name.
     pub name: &'static str,
     /// The root qdisc and its arguments, as `tc` takes them; None: the veth default.
     pub qdisc: Option<(&'static str, &'static str)>,
+    /// Whether the impairment still runs, without its qdisc, on a kernel that lacks the
+    /// qdisc's kind (saying so in one line): true where the loss is the point.
+    pub qdisc_optional: bool,
+    /// Random loss of the sender's segments, percent (nftables: any kernel with nf_tables;
+    /// the sender's end then sends one segment per packet, see [`loss`]).
+    pub loss_percent: Option<f64>,
+    /// The sender's end sends one segment per packet (`gso_max_segs 1`), as under loss.
+    pub one_segment_per_packet: bool,
     /// What it stands for.
     pub what: &'static str,
 }
 
 /// The named impairments, mildest first.
-pub const IMPAIRMENTS: [Impairment; 5] = [
+pub const IMPAIRMENTS: [Impairment; 6] = [
     Impairment {
         name: "clean",
         qdisc: None,
+        qdisc_optional: false,
+        loss_percent: None,
+        one_segment_per_packet: false,
         what: "none: the veth default",
+    },
+    Impairment {
+        name: "segmented",
+        qdisc: None,
+        qdisc_optional: false,
+        loss_percent: None,
+        one_segment_per_packet: true,
+        what: "no loss, but one segment per packet as under loss (gso_max_segs 1): what the loss presets cost before any loss",
     },
     Impairment {
         name: "lan",
         qdisc: Some(("netem", "delay 200us 50us")),
+        qdisc_optional: false,
+        loss_percent: None,
+        one_segment_per_packet: false,
         what: "a LAN: 0.2 ms +- 0.05 ms each way (netem)",
     },
     Impairment {
         name: "wan",
-        qdisc: Some(("netem", "delay 10ms 1ms loss 0.1%")),
-        what: "a WAN: 10 ms +- 1 ms, 0.1% loss (netem)",
+        qdisc: Some(("netem", "delay 10ms 1ms")),
+        qdisc_optional: false,
+        loss_percent: Some(0.1),
+        one_segment_per_packet: true,
+        what: "a WAN: 10 ms +- 1 ms (netem), 0.1% random loss (nftables)",
     },
     Impairment {
         name: "lossy",
-        qdisc: Some(("netem", "delay 1ms 200us loss 1% reorder 1%")),
-        what: "1 ms +- 0.2 ms, 1% loss, 1% reordered (netem)",
+        qdisc: Some(("netem", "delay 1ms 200us reorder 1%")),
+        qdisc_optional: true,
+        loss_percent: Some(1.0),
+        one_segment_per_packet: true,
+        what: "1% random loss (nftables); 1 ms +- 0.2 ms, 1% reordered (netem, where the kernel has it)",
     },
     Impairment {
         name: "bottleneck",
         qdisc: Some(("tbf", "rate 1gbit burst 64kb latency 1ms")),
+        qdisc_optional: false,
+        loss_percent: None,
+        one_segment_per_packet: false,
         what: "a 1 Gbit/s link with a 1 ms queue that drops when full (tbf: no netem needed)",
     },
 ];
@@ -407,7 +522,7 @@ mod tests {
         assert_eq!(impairment(" clean ").unwrap().qdisc, None);
         let e = impairment("satellite").unwrap_err().to_string();
         assert!(
-            e.contains("satellite") && e.contains("clean, lan, wan, lossy, bottleneck"),
+            e.contains("satellite") && e.contains("clean, segmented, lan, wan, lossy, bottleneck"),
             "{e}"
         );
     }
