@@ -309,8 +309,7 @@ fn client_dying_mid_run_ends_the_server_with_an_error() {
 #[test]
 fn uring_server_multiplexes_two_clients_on_one_ring() {
     if let Some(why) = sendpath_core::send::uring::missing_for(sendpath_core::spec::Mode::A3) {
-        eprintln!("skipped: {why}");
-        return;
+        return sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
     }
     let port = free_port();
     let server = spawn_server(

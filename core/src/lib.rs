@@ -81,6 +81,7 @@ pub mod spec;
 pub mod speed;
 pub mod stamps;
 pub mod tcpinfo;
+pub use sendpath_record::testing;
 pub mod time;
 pub mod uring_sys;
 pub mod window;

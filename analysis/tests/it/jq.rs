@@ -20,7 +20,10 @@ fn fixture() -> PathBuf {
 /// Runs a recipe; None (with the reason printed) when jq is not installed.
 fn jq(args: &[&str], recipe: &str, input: &Path) -> Option<Vec<Vec<String>>> {
     if Command::new("jq").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: jq is not installed (apt-get install -y jq); recipe {recipe} not run");
+        sendpath_record::testing::skip(
+            sendpath_record::testing::Skip::MissingTool,
+            &format!("jq is not installed (apt-get install -y jq); recipe {recipe} not run"),
+        );
         return None;
     }
     let out = Command::new("jq")

@@ -276,7 +276,10 @@ fn what_was_unexpected_lists_each_surprise_with_its_interval() {
 #[test]
 fn the_jq_recipe_prints_each_records_buckets() {
     if Command::new("jq").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: jq is not installed (apt-get install -y jq)");
+        sendpath_record::testing::skip(
+            sendpath_record::testing::Skip::MissingTool,
+            "jq is not installed (apt-get install -y jq)",
+        );
         return;
     }
     let out = Command::new("jq")

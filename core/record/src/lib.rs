@@ -11,6 +11,7 @@
 pub mod axes;
 pub mod batch;
 pub mod profile_v1;
+pub mod testing;
 pub mod v1;
 
 pub use axes::{

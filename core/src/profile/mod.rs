@@ -337,8 +337,10 @@ mod tests {
     #[test]
     fn a_busy_thread_in_syscalls_is_sampled_with_kernel_symbols_that_add_up() {
         let Some(s) = ThreadSampler::start(1000, 0.3) else {
-            eprintln!("SKIPPED: this kernel refuses a CPU-clock sampler here");
-            return;
+            return crate::testing::skip(
+                crate::testing::Skip::NoSampler,
+                "this kernel refuses a CPU-clock sampler here",
+            );
         };
         let t = std::time::Instant::now();
         let c = crate::cpu::ThreadCounters::start();
@@ -411,8 +413,10 @@ mod user_tests {
     #[test]
     fn user_space_time_is_sampled_and_a_copy_is_named_copy_user() {
         let Some(s) = ThreadSampler::start(1000, 0.3) else {
-            eprintln!("SKIPPED: this kernel refuses a CPU-clock sampler here");
-            return;
+            return crate::testing::skip(
+                crate::testing::Skip::NoSampler,
+                "this kernel refuses a CPU-clock sampler here",
+            );
         };
         let t = std::time::Instant::now();
         let a = vec![1u8; 1 << 20];

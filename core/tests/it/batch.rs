@@ -26,7 +26,10 @@ fn batched(mode: Mode, engine: Engine, msg_size: usize, batch: &str) -> RunSpec 
 fn skip(mode: Mode, engine: Engine) -> bool {
     if engine == Engine::Uring {
         if let Some(why) = missing_for(mode) {
-            eprintln!("SKIPPED {mode} on io_uring: {why}");
+            sendpath_core::testing::skip(
+                sendpath_core::testing::Skip::NoIoUring,
+                &format!("{mode} on io_uring: {why}"),
+            );
             return true;
         }
     }

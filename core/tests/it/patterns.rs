@@ -63,8 +63,7 @@ fn rr_every_mode_on_threads() {
 #[test]
 fn rr_every_mode_on_uring() {
     if let Some(why) = sendpath_core::send::uring::missing_for(Mode::A3) {
-        eprintln!("SKIPPED: {why}");
-        return;
+        return sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
     }
     for mode in [Mode::A1, Mode::A2, Mode::A3] {
         assert_rr(&rr(mode, Engine::Uring));

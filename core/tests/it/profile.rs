@@ -27,8 +27,10 @@ fn share(side: &SideProfileV1, bucket: &str) -> f64 {
 fn a_real_runs_profile_names_kernel_symbols_and_adds_up() {
     let r = profiled(Mode::A2, 16384);
     let Some(p) = r.profile.as_ref() else {
-        eprintln!("SKIPPED: this kernel refuses a task-clock sampler here");
-        return;
+        return sendpath_core::testing::skip(
+            sendpath_core::testing::Skip::NoSampler,
+            "this kernel refuses a task-clock sampler here",
+        );
     };
     assert_eq!((p.hz, p.period_ns), (1000, 1_000_000));
     assert_eq!(r.spec.profile_hz, Some(1000));
@@ -77,8 +79,10 @@ fn a_real_runs_profile_names_kernel_symbols_and_adds_up() {
 fn the_copy_buckets_tell_the_send_paths_apart_at_64k() {
     let a1 = profiled(Mode::A1, 65536);
     let Some(p1) = a1.profile.as_ref().and_then(|p| p.sender.clone()) else {
-        eprintln!("SKIPPED: this kernel refuses a task-clock sampler here");
-        return;
+        return sendpath_core::testing::skip(
+            sendpath_core::testing::Skip::NoSampler,
+            "this kernel refuses a task-clock sampler here",
+        );
     };
     let p2 = profiled(Mode::A2, 65536).profile.unwrap().sender.unwrap();
     let p3 = profiled(Mode::A3, 65536).profile.unwrap().sender.unwrap();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 fn usable() -> bool {
     match missing_for(Mode::A1) {
         Some(why) => {
-            eprintln!("skipped: {why}");
+            sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
             false
         }
         None => true,

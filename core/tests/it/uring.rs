@@ -12,7 +12,7 @@ use sendpath_core::spec::{Batch, Engine, Mode, RunSpec, RxStall, UringOpts, Urin
 /// The spec on the io_uring engine, or None (after printing why) if this kernel cannot run it.
 fn uring(mode: Mode, msg_size: usize, flows: usize) -> Option<RunSpec> {
     if let Some(why) = missing_for(mode) {
-        eprintln!("skipped: {why}");
+        sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
         return None;
     }
     Some(RunSpec {
@@ -25,7 +25,7 @@ fn uring(mode: Mode, msg_size: usize, flows: usize) -> Option<RunSpec> {
 /// printing why) if this kernel cannot.
 fn bundles(mode: Mode, msg_size: usize, flows: usize, depth: usize) -> Option<RunSpec> {
     if let Some(why) = bundle_missing() {
-        eprintln!("skipped: {why}");
+        sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
         return None;
     }
     let spec = uring(mode, msg_size, flows)?;
@@ -317,7 +317,7 @@ fn missing_opcode_is_reported_not_failed() {
     // On a kernel without SEND_ZC this names the opcode; here every opcode exists.
     match missing_for(Mode::A3) {
         Some(why) => {
-            eprintln!("skipped: {why}");
+            sendpath_core::testing::skip(sendpath_core::testing::Skip::NoIoUring, &why);
             assert!(why.contains("send_zc") || why.contains("io_uring"), "{why}");
         }
         None => {

@@ -2,6 +2,7 @@
 //! even when an assert fails, and the impairment any kernel with `tc` can make.
 
 use sendpath_core::netns::Veth;
+pub use sendpath_core::testing::{skip, Skip};
 use std::process::Command;
 
 /// The real `sendpath` command.

@@ -6,7 +6,7 @@
 //! loss made with nftables; where netem is missing, `topology up --netem` must say so in one
 //! line.)
 
-use crate::common::{is_root, tbf, veth_up, Cleanup};
+use crate::common::{is_root, skip, tbf, veth_up, Cleanup, Skip};
 use sendpath_core::netns::Veth;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -64,8 +64,7 @@ fn ip_in(ns: &str, args: &[&str]) {
 #[test]
 fn a_link_down_for_a_second_mid_run_is_retransmitted_through_and_shows() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = topology(1);
     let (ns, dev) = (veth.server_ns.clone(), veth.server_if.clone());
@@ -95,8 +94,7 @@ fn a_link_down_for_a_second_mid_run_is_retransmitted_through_and_shows() {
 #[test]
 fn deleting_the_receivers_namespace_mid_run_ends_in_bound_and_down_cleans_up() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = topology(2);
     let client_ns = veth.client_ns.clone();
@@ -147,8 +145,7 @@ fn deleting_the_receivers_namespace_mid_run_ends_in_bound_and_down_cleans_up() {
 #[test]
 fn a_sweep_killed_mid_cell_with_an_impairment_on_loses_nothing_and_resumes() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = topology(3);
     let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];
@@ -260,8 +257,7 @@ fn a_sweep_killed_mid_cell_with_an_impairment_on_loses_nothing_and_resumes() {
 #[test]
 fn under_loss_every_mode_on_both_engines_delivers_every_byte_intact() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = topology(4);
     // A queue too short for the offered load drops packets: TCP retransmits while zero-copy
@@ -339,8 +335,7 @@ fn gso_max_segs(ns: &str, ifname: &str) -> u64 {
 #[test]
 fn random_loss_without_netem_keeps_every_mode_intact_and_tcp_resends_what_was_dropped() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = topology(5);
     let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];

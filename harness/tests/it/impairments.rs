@@ -4,7 +4,7 @@
 //! refused before any cell runs. (This kernel has no netem: `bottleneck`, a token bucket, is
 //! the impairment it can make; the netem names are refused here in one line.)
 
-use crate::common::{is_root, sendpath, tbf, veth_up};
+use crate::common::{is_root, sendpath, skip, tbf, veth_up, Skip};
 
 fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -25,8 +25,7 @@ fn one_error_line(o: &std::process::Output, needle: &str) {
 #[test]
 fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
     if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = veth_up("im", 219);
     let dir = std::env::temp_dir().join(format!("sendpath-impair-{}", std::process::id()));
@@ -206,8 +205,7 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
 #[test]
 fn lossy_runs_its_random_loss_on_any_kernel_and_the_comparison_counts_the_drops() {
     if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _guard, name, prefix) = veth_up("il", 221);
     let dir = std::env::temp_dir().join(format!("sendpath-lossy-{}", std::process::id()));

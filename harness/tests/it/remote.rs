@@ -5,7 +5,7 @@
 //! both directions. Every server process is killed and every namespace removed, even when an
 //! assert fails.
 
-use crate::common::{is_root, sendpath, veth_up};
+use crate::common::{is_root, sendpath, skip, veth_up, Skip};
 use crate::serve_util::*;
 use sendpath_core::remote::auth::{Role, Token};
 use serde_json::{json, Value};
@@ -329,8 +329,7 @@ fn cell(r: &Value) -> String {
 #[test]
 fn a_remote_sweep_over_veth_has_the_local_sweeps_cells_whole_in_both_directions() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _cleanup, name, prefix) = veth_up("sr", 202);
     let dir = temp_dir("veth");

@@ -742,7 +742,10 @@ fn the_why_preset_profiles_every_cell_and_the_report_answers_the_why() {
     assert_eq!(recs.len(), 3 * 2, "A1-A3 x two sizes");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     if err.contains("warning: no CPU profile") {
-        eprintln!("SKIPPED: this kernel refuses the sampler here; checked that it says so");
+        sendpath_core::testing::skip(
+            sendpath_core::testing::Skip::NoSampler,
+            "this kernel refuses the sampler here; checked that it says so",
+        );
         assert_eq!(err.matches("warning: no CPU profile").count(), 1, "{err}");
         assert!(recs.iter().all(|r| r["profile"].is_null()));
         return;

@@ -4,7 +4,7 @@
 //! of the sender's namespace for the same run (the connection's whole life: a little more).
 //! This kernel has no netem; a tbf queue overflow is the loss any kernel with tc can make.
 
-use crate::common::{is_root, tbf, veth_up};
+use crate::common::{is_root, skip, tbf, veth_up, Skip};
 use std::process::Command;
 
 fn retrans_segs(ns: &str) -> Option<u64> {
@@ -24,13 +24,11 @@ fn retrans_segs(ns: &str) -> Option<u64> {
 #[test]
 fn tcp_info_retransmits_match_the_kernels_count_over_lossy_veth() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let (veth, _cleanup, name, prefix) = veth_up("st", 203);
     if retrans_segs(&veth.server_ns).is_none() {
-        eprintln!("SKIPPED: nstat (iproute2) is not installed");
-        return;
+        return skip(Skip::MissingTool, "nstat (iproute2) is not installed");
     }
     tbf(&veth, &["rate", "400mbit", "burst", "20k", "limit", "30k"]);
     let before = retrans_segs(&veth.server_ns).unwrap();

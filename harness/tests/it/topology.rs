@@ -2,15 +2,14 @@
 //! `topology down` removes everything. Needs root (CI runs as root); skips with a reason
 //! otherwise. The namespaces are unique to this test and removed even when it fails.
 
-use crate::common::{is_root, sendpath, Cleanup};
+use crate::common::{is_root, sendpath, skip, Cleanup, Skip};
 use sendpath_core::netns::Veth;
 use std::process::Command;
 
 #[test]
 fn veth_run_crosses_the_pair_and_down_removes_it() {
     if !is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return;
+        return skip(Skip::NeedsRoot, "network namespaces need root");
     }
     let pid = std::process::id();
     let name = format!("sp{}", pid % 100_000);
