@@ -34,8 +34,8 @@
 //! Modules import only modules below them (checked by `tests/it/layers.rs`, which also keeps
 //! every file under 600 lines), from the bottom:
 //! 1. leaves: [`error`], [`time`], [`latency`], [`cpu`], [`sock`], [`affinity`], [`netns`],
-//!    [`kmem`], [`tcpinfo`], [`stamps`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots and
-//!    accounting ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
+//!    [`kmem`], [`tcpinfo`], [`stamps`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy accounting
+//!    ([`zerocopy_stats`]) and slots ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
 //!    measured window ([`window`]), per-flow results ([`results`]), the rate schedule
 //!    ([`schedule`]);
 //! 2. the send paths per engine ([`send::threads`], [`send::uring`]) and their common
@@ -87,6 +87,7 @@ pub mod uring_sys;
 pub mod window;
 pub mod wire;
 pub mod zerocopy;
+pub mod zerocopy_stats;
 
 pub use error::{Error, Result};
 

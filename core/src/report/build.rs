@@ -7,7 +7,7 @@ use crate::host::{HostCpu, HostFacts};
 use crate::latency::LatencyHistogram;
 use crate::results::FlowResult;
 use crate::spec::{Engine, Pattern, RunSpec, UringOpts};
-use crate::zerocopy::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use sendpath_record::v1::*;
 
 fn side(c: Option<&SideCounters>) -> Side {

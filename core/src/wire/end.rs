@@ -3,7 +3,7 @@
 
 use super::message::{put_header, END_SEQ, HEADER_LEN};
 use crate::cpu::SideCounters;
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use serde::{Deserialize, Serialize};
 
 /// Largest end-frame JSON accepted.

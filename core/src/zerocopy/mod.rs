@@ -12,8 +12,7 @@
 
 pub mod errqueue;
 pub mod pool;
-pub mod stats;
 
+pub use crate::zerocopy_stats::ZeroCopyStats;
 pub use errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent, ErrqueueCompletion};
 pub use pool::SlotPool;
-pub use stats::ZeroCopyStats;

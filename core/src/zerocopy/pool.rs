@@ -1,8 +1,8 @@
 //! The slots zero-copy messages are sent from, and when each may be written again.
 
-use super::stats::ZeroCopyStats;
 use crate::kmem::KernelMem;
 use crate::wire::message::HEADER_LEN;
+use crate::zerocopy_stats::ZeroCopyStats;
 
 /// Message buffers that the kernel may read after the send call returns: `len()` slots of
 /// `msg_size` bytes each in one allocation, slot `i` at `i * stride`. Each slot holds one whole

@@ -11,7 +11,7 @@ use crate::time::now_ns;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent};
 use crate::zerocopy::pool::SlotPool;
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use std::os::fd::RawFd;
 use std::time::Instant;
 

@@ -5,7 +5,7 @@ use super::strategy::{UringSend, ZeroCopyUring};
 use crate::error::{Error, Result};
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use crate::zerocopy::pool::SlotPool;
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::{cqueue, opcode, squeue, types};
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2; private in the io-uring crate): the notification

@@ -8,7 +8,7 @@ use crate::sock::{self, IO_TIMEOUT};
 use crate::spec::UringOrdering;
 use crate::uring_sys::bufring::buf_ring_head;
 use crate::window::Window;
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::{opcode, squeue, types};
 use std::io;
 use std::os::fd::RawFd;

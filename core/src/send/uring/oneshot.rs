@@ -13,7 +13,7 @@ use crate::sock::{self, IO_TIMEOUT};
 use crate::spec::{RunSpec, UringOrdering};
 use crate::time::now_ns;
 use crate::uring_sys::ring::{enter, make_ring, Ring, WAIT_SLICE};
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::{cqueue, types};
 use std::io;
 use std::os::fd::RawFd;

@@ -4,7 +4,7 @@
 //! implements [`ZeroCopyUring`], which owns the notification side.
 
 use crate::error::Result;
-use crate::zerocopy::stats::ZeroCopyStats;
+use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::{squeue, types};
 
 /// One send strategy of the io_uring engine. Buffers are named by a `u16` buffer id that

@@ -1,4 +1,7 @@
-//! Zero-copy accounting of one flow or one run.
+//! Zero-copy accounting of one flow or one run. A leaf of its own, below both the zero-copy
+//! slots ([`crate::zerocopy`], which lay messages out by the wire's header) and the wire's end
+//! frame ([`crate::wire`], which carries this accounting back): in either, the two would
+//! import each other.
 
 use crate::latency::LatencyHistogram;
 use serde::{Deserialize, Serialize};
