@@ -3,8 +3,8 @@
 //! spends its CPU on.
 
 use crate::derive::CellKey;
+use crate::document::{Block, RenderedPlot};
 use crate::plot::num_label;
-use crate::report::{Block, RenderedPlot};
 use plotters::prelude::*;
 use sendpath_record::v1::{Record, SideProfileV1, Status};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! What explains a result: where a message's time went (`stages`, from `--timestamps`) and
 //! what TCP did (`tcp`, TCP_INFO of the sending sockets), per cell, medians over repetitions.
 
-use crate::report::{Block, RenderedPlot};
+use crate::document::{Block, RenderedPlot};
 use plotters::prelude::*;
 use sendpath_record::v1::{Latency, Record, Status};
 use serde::Serialize;

@@ -10,12 +10,16 @@
 //! the records; nothing in it is prose about results written in advance.
 
 pub mod calls;
+pub mod cell;
 pub mod compare;
 pub mod cpu_profile;
 pub mod derive;
+pub mod document;
 pub mod explain;
 pub mod findings;
 pub mod host_speed;
+pub mod host_summary;
+pub mod labels;
 pub mod plot;
 pub mod report;
 pub mod stats;

@@ -6,8 +6,8 @@
 
 use crate::cpu_profile::ProfileRow;
 use crate::derive::{CellKey, DerivedRow, Metric};
+use crate::document::Block;
 use crate::plot::num_label;
-use crate::report::Block;
 use crate::stats::{ratio_ci, Ratio};
 use crate::summary::Analysis;
 use std::collections::BTreeMap;
