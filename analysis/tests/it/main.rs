@@ -5,3 +5,4 @@ mod batch;
 mod jq;
 mod profile;
 mod report;
+mod report_input;
