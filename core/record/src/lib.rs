@@ -10,7 +10,10 @@
 
 pub mod axes;
 pub mod batch;
+pub mod latency_v1;
 pub mod profile_v1;
+pub mod stages_v1;
+pub mod tcp_v1;
 pub mod testing;
 pub mod v1;
 

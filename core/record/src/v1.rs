@@ -8,7 +8,10 @@
 
 use crate::axes::{Engine, Mode, Pattern, Placement, RxMode, UringOrdering};
 use crate::batch::Batch;
+pub use crate::latency_v1::Latency;
 pub use crate::profile_v1::{BucketV1, ProfileV1, SideProfileV1, SymbolV1};
+pub use crate::stages_v1::{StagesV1, TypicalStagesV1};
+pub use crate::tcp_v1::{TcpFlowInfo, TcpFlowV1, TcpV1};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -99,154 +102,6 @@ pub struct HostSpeedV1 {
     pub before_ns: u64,
     /// After the flows ended.
     pub after_ns: u64,
-}
-
-/// Where the time of sampled messages went (ns, HDR histograms like `latency_ns`). All on
-/// CLOCK_MONOTONIC; the kernel's CLOCK_REALTIME stamps are moved onto it. The stages of a
-/// message add up to its end-to-end time: user_to_sched + sched_to_device + device_to_stack
-/// + stack_to_user = end_to_end (the percentiles of a sum are not the sums of percentiles).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct StagesV1 {
-    /// One message in this many (the last of each run: seq + 1 a multiple of it) was stamped.
-    pub every: u64,
-    /// Stamped messages sent in the window.
-    pub sampled: u64,
-    /// Of those, the messages both sides' stamps were joined for (at most 400 per flow,
-    /// spread over the window): the four stages and `end_to_end` are over these. A sampled
-    /// call is sent with MSG_EOR, so no later data shares its last packet (a later sample
-    /// there would take over its stamps).
-    pub joined: u64,
-    /// Joined messages whose stamps were not in the order of the stages. 0 for rr; on a
-    /// stream with a long receive queue a few (seen: under 1%, always device -> stack, by
-    /// 5-30 µs): the read's receive stamp can be older than the message's last packet (the
-    /// kernel merges queued packets; likely its receive-queue collapse, not pinned down).
-    pub out_of_order: u64,
-    /// Sender's stamps that named no sampled message (a short send's earlier call), and
-    /// samples whose stamps never all came: never acknowledged before the flow ended, or (very
-    /// dense sampling, several samples per 64 KiB) left without stamps by TCP.
-    pub unmatched_stamps: u64,
-    /// Send call -> SCHED (entered the queueing layer): socket send queue and TCP.
-    pub user_to_sched_ns: Option<Latency>,
-    /// SCHED -> SND (the driver took it: loopback and veth stamp in their xmit).
-    pub sched_to_device_ns: Option<Latency>,
-    /// SND -> RX_SOFTWARE (the receiving stack got it).
-    pub device_to_stack_ns: Option<Latency>,
-    /// RX_SOFTWARE -> the user's read returned it. For TCP the receive stamp of a read is that
-    /// of the last packet it copied: exact when a read holds one message (rr), late for the
-    /// earlier messages of a read that spans many (streams).
-    pub stack_to_user_ns: Option<Latency>,
-    /// Send call -> the peer acknowledged all of it (ACK stamp), over every acknowledged
-    /// sample.
-    pub send_to_ack_ns: Option<Latency>,
-    /// Send call -> the user's read, for the same sampled messages.
-    pub end_to_end_ns: Option<Latency>,
-    /// The stages of a typical message: each stage's mean over the joined messages whose
-    /// end-to-end time lies between its 40th and 60th percentiles. These add up to those
-    /// messages' mean end-to-end time, about the median, which the stages' own medians need
-    /// not (skewed stages: the median of a sum lies above the sum of the medians). Null where
-    /// nothing was joined (and in records from before this field).
-    #[serde(default)]
-    pub typical: Option<TypicalStagesV1>,
-}
-
-/// One typical message's way, in ns (means over the messages around the end-to-end median).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TypicalStagesV1 {
-    /// Messages averaged (the joined messages between the 40th and 60th percentiles of
-    /// end-to-end time).
-    pub messages: u64,
-    /// Send call -> SCHED.
-    pub user_to_sched_ns: f64,
-    /// SCHED -> SND.
-    pub sched_to_device_ns: f64,
-    /// SND -> RX_SOFTWARE.
-    pub device_to_stack_ns: f64,
-    /// RX_SOFTWARE -> read.
-    pub stack_to_user_ns: f64,
-    /// Send call -> read: the sum of the four.
-    pub end_to_end_ns: f64,
-}
-
-/// TCP_INFO over the window: each flow's, and the sums.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TcpV1 {
-    /// Whose socket was read: `sender` (the direction the cell measures).
-    pub side: String,
-    /// Per flow.
-    pub per_flow: Vec<TcpFlowV1>,
-    /// Segments retransmitted in the window, all flows.
-    pub retransmits: Option<u64>,
-    /// Bytes retransmitted in the window, all flows.
-    pub bytes_retrans: Option<u64>,
-    /// Time flows had data in flight, all flows, microseconds.
-    pub busy_us: Option<u64>,
-    /// Of that, time limited by the receiver's window.
-    pub rwnd_limited_us: Option<u64>,
-    /// Of that, time limited by the send buffer.
-    pub sndbuf_limited_us: Option<u64>,
-    /// Largest smoothed RTT of any flow at the window's end, microseconds.
-    pub max_rtt_us: Option<u64>,
-    /// Of the retransmissions, those the receivers reported as duplicates (DSACK), all flows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dsack_dups: Option<u64>,
-    /// Segments sent in the window, all flows (retransmissions and pure ACKs included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segs_out: Option<u64>,
-    /// Segments the veth pair's loss rule dropped in the window (its nftables counter, read
-    /// at the window's edges by the run's clock), all flows; absent without a loss rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub impairment_dropped: Option<u64>,
-}
-
-/// One flow's TCP_INFO over the window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TcpFlowV1 {
-    /// The flow.
-    pub flow: u64,
-    /// What TCP did.
-    #[serde(flatten)]
-    pub info: TcpFlowInfo,
-}
-
-/// What TCP did to one flow over the window, on its sending socket.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TcpFlowInfo {
-    /// Segments retransmitted in the window (delta of `tcpi_total_retrans`).
-    pub retransmits: Option<u64>,
-    /// Bytes retransmitted in the window.
-    pub bytes_retrans: Option<u64>,
-    /// Bytes sent in the window, retransmissions included.
-    pub bytes_sent: Option<u64>,
-    /// Retransmissions the receiver reported as duplicates (DSACK) in the window: spurious
-    /// ones, sent although the first copy had arrived (or was about to).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dsack_dups: Option<u64>,
-    /// Segments sent in the window.
-    pub segs_out: Option<u64>,
-    /// Reordering events seen in the window.
-    pub reord_seen: Option<u64>,
-    /// Smoothed RTT at the window's end, microseconds.
-    pub rtt_us: Option<u64>,
-    /// Its variance (mean deviation), microseconds.
-    pub rttvar_us: Option<u64>,
-    /// Smallest RTT the connection has seen, microseconds.
-    pub min_rtt_us: Option<u64>,
-    /// Congestion window at the window's end, segments.
-    pub cwnd: Option<u64>,
-    /// Segment size at the window's end.
-    pub mss: Option<u64>,
-    /// Segments the kernel thinks are lost, at the window's end.
-    pub lost: Option<u64>,
-    /// The peer's receive window at the window's end, bytes.
-    pub snd_wnd_bytes: Option<u64>,
-    /// Most recent delivery rate estimate at the window's end, bytes per second.
-    pub delivery_rate_bytes_per_s: Option<u64>,
-    /// Time in the window the flow had data in flight, microseconds.
-    pub busy_us: Option<u64>,
-    /// Of that, time limited by the receiver's window.
-    pub rwnd_limited_us: Option<u64>,
-    /// Of that, time limited by the send buffer.
-    pub sndbuf_limited_us: Option<u64>,
 }
 
 /// A run between this host (the driver, whose facts are `host`) and a `sendpath serve`
@@ -523,36 +378,6 @@ pub struct FlowThroughput {
     pub messages: u64,
     /// Gigabits per second.
     pub gbps: f64,
-}
-
-/// Latency statistics in nanoseconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Latency {
-    /// `one_way` (stream: receive time - send timestamp, includes socket-buffer queueing),
-    /// `round_trip` (rr: request sent to response received), `one_way_from_intended`
-    /// (rate: receive time - the time the schedule intended the send), or `slot_hold`
-    /// (zero-copy: per slot, its first send to the completion that released it).
-    pub kind: String,
-    /// Samples.
-    pub count: u64,
-    /// Minimum.
-    pub min: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// 99.99th percentile.
-    pub p9999: u64,
-    /// Maximum.
-    pub max: u64,
-    /// Mean.
-    pub mean: f64,
-    /// The whole histogram: HdrHistogram V2 deflate, base64.
-    pub hdr_v2_deflate_b64: String,
 }
 
 /// CPU time of one side.
