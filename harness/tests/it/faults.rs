@@ -52,6 +52,42 @@ fn record(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(last).unwrap()
 }
 
+/// `sendpath run --verify` of `mode` on `engine` at `size` over the pair named by `net`, with
+/// `extra` options; asserts that it delivered every byte intact and returns its record.
+fn verified_run(
+    mode: &str,
+    engine: &str,
+    size: &str,
+    net: &[&str],
+    extra: &[&str],
+) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
+        .args([
+            "run",
+            "--mode",
+            mode,
+            "--engine",
+            engine,
+            "--msg-size",
+            size,
+        ])
+        .args(["--verify", "--topology", "veth"])
+        .args(net)
+        .args(extra)
+        .output()
+        .unwrap();
+    let r = record(&o);
+    let cell = format!("{mode} {engine} {size}");
+    assert_eq!(r["status"], "ok", "{cell}: {}", r["error"]);
+    assert_eq!(r["integrity"]["seq_errors"], 0, "{cell}");
+    assert_eq!(r["integrity"]["verify_errors"], 0, "{cell}");
+    assert!(
+        r["integrity"]["verified_bytes"].as_u64().unwrap() > 0,
+        "{cell}"
+    );
+    r
+}
+
 fn ip_in(ns: &str, args: &[&str]) {
     let o = Command::new("ip")
         .args(["netns", "exec", ns, "ip"])
@@ -266,44 +302,10 @@ fn under_loss_every_mode_on_both_engines_delivers_every_byte_intact() {
     let mut retransmitted = 0;
     for mode in ["a1", "a2", "a3"] {
         for engine in ["threads", "uring"] {
-            let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
-                .args([
-                    "run",
-                    "--mode",
-                    mode,
-                    "--engine",
-                    engine,
-                    "--msg-size",
-                    "16384",
-                ])
-                .args([
-                    "--verify",
-                    "--duration",
-                    "0.5",
-                    "--warmup",
-                    "0.05",
-                    "--zc-slots",
-                    "16",
-                ])
-                .args([
-                    "--topology",
-                    "veth",
-                    "--ns-name",
-                    &name,
-                    "--prefix",
-                    &prefix,
-                ])
-                .output()
-                .unwrap();
-            let r = record(&o);
+            let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];
+            let extra = ["--duration", "0.5", "--warmup", "0.05", "--zc-slots", "16"];
+            let r = verified_run(mode, engine, "16384", &net, &extra);
             let cell = format!("{mode} {engine}");
-            assert_eq!(r["status"], "ok", "{cell}: {}", r["error"]);
-            assert_eq!(r["integrity"]["seq_errors"], 0, "{cell}");
-            assert_eq!(r["integrity"]["verify_errors"], 0, "{cell}");
-            assert!(
-                r["integrity"]["verified_bytes"].as_u64().unwrap() > 0,
-                "{cell}"
-            );
             assert!(r["spec"]["impairment"].as_str().unwrap().starts_with("tbf"));
             retransmitted += u64::from(r["tcp"]["retransmits"].as_u64().unwrap() > 0);
             if mode == "a3" {
@@ -340,31 +342,14 @@ fn random_loss_without_netem_keeps_every_mode_intact_and_tcp_resends_what_was_dr
     let (veth, _guard, name, prefix) = topology(5);
     let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];
     let run = |mode: &str, engine: &str, size: &str| {
-        let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
-            .args([
-                "run",
-                "--mode",
-                mode,
-                "--engine",
-                engine,
-                "--msg-size",
-                size,
-            ])
-            .args(["--verify", "--duration", "0.4", "--warmup", "0.1"])
-            .args(["--topology", "veth"])
-            .args(net)
-            .output()
-            .unwrap();
-        let r = record(&o);
-        let cell = format!("{mode} {engine} {size}");
-        assert_eq!(r["status"], "ok", "{cell}: {}", r["error"]);
-        assert_eq!(r["integrity"]["seq_errors"], 0, "{cell}");
-        assert_eq!(r["integrity"]["verify_errors"], 0, "{cell}");
-        assert!(
-            r["integrity"]["verified_bytes"].as_u64().unwrap() > 0,
-            "{cell}"
+        let r = verified_run(
+            mode,
+            engine,
+            size,
+            &net,
+            &["--duration", "0.4", "--warmup", "0.1"],
         );
-        (cell, r)
+        (format!("{mode} {engine} {size}"), r)
     };
     // The longest a zero-copy slot was held: clean, the 40 ms of a delayed ACK at worst; under
     // loss, a retransmission timeout (200 ms at least) somewhere in four A3 windows.
