@@ -102,11 +102,26 @@ pub(super) fn at_batch(spec: RunSpec, engine: Engine, batch: Batch) -> RunSpec {
     s
 }
 
-/// A ratio the uring suite reports: candidate cell / baseline cell (msgs/s medians).
+/// A ratio the uring suite reports: candidate cell / baseline cell (msgs/s medians), the
+/// cells named by their labels.
 pub(super) struct Compare {
     pub(super) label: &'static str,
-    pub(super) baseline: usize,
-    pub(super) candidate: usize,
+    pub(super) baseline: &'static str,
+    pub(super) candidate: &'static str,
+}
+
+impl Compare {
+    /// The positions of its baseline and candidate in `cells` (the suite's cells: a test
+    /// checks that every label names one).
+    pub(super) fn positions(&self, cells: &[Cell]) -> (usize, usize) {
+        let at = |l: &str| {
+            cells
+                .iter()
+                .position(|c| c.label == l)
+                .unwrap_or_else(|| panic!("{}: no cell {l:?}", self.label))
+        };
+        (at(self.baseline), at(self.candidate))
+    }
 }
 
 pub(super) fn uring_compares() -> Vec<Compare> {
@@ -115,22 +130,83 @@ pub(super) fn uring_compares() -> Vec<Compare> {
         baseline,
         candidate,
     };
+    let a1_64 = "a1 64 threads";
     vec![
-        c("(a) A1 64 B, 1 flow: uring bundle / threads", 0, 1),
-        c("(a) same, uring linked chains / threads", 0, 12),
-        c("(a') no latency recording, bundle", 2, 3),
-        c("(b) A1 16 KiB, 1 flow: uring bundle / threads", 4, 5),
-        c("(b) same, uring linked chains / threads", 4, 13),
-        c("(c) A1 64 B, 8 flows: uring 2 thr / threads 8 thr", 6, 7),
-        c("(d) A3 16 KiB, 1 flow: uring / threads", 8, 9),
-        c("(d) A3 64 KiB, 1 flow: uring / threads", 10, 11),
-        c("A2 64 B, 1 flow: uring bundle / threads", 14, 15),
-        c("A2 16 KiB, 1 flow: uring bundle / threads", 16, 17),
-        c("A1 64 B uring bundle depth 128 / threads", 0, 18),
-        c("A1 64 B uring link depth 128 / threads", 0, 19),
-        c("A1 64 B threads: --rx uring / copy receiver", 0, 20),
-        c("A1 16 KiB threads: --rx uring / copy receiver", 4, 21),
-        c("A1 64 B uring bundle: --rx uring / copy receiver", 1, 22),
+        c(
+            "(a) A1 64 B, 1 flow: uring bundle / threads",
+            a1_64,
+            "a1 64 uring",
+        ),
+        c(
+            "(a) same, uring linked chains / threads",
+            a1_64,
+            "a1 64 uring link",
+        ),
+        c(
+            "(a') no latency recording, bundle",
+            "a1 64 nolat threads",
+            "a1 64 nolat uring",
+        ),
+        c(
+            "(b) A1 16 KiB, 1 flow: uring bundle / threads",
+            "a1 16k threads",
+            "a1 16k uring",
+        ),
+        c(
+            "(b) same, uring linked chains / threads",
+            "a1 16k threads",
+            "a1 16k uring link",
+        ),
+        c(
+            "(c) A1 64 B, 8 flows: uring 2 thr / threads 8 thr",
+            "a1 64 x8 threads",
+            "a1 64 x8 uring",
+        ),
+        c(
+            "(d) A3 16 KiB, 1 flow: uring / threads",
+            "a3 16k threads",
+            "a3 16k uring",
+        ),
+        c(
+            "(d) A3 64 KiB, 1 flow: uring / threads",
+            "a3 64k threads",
+            "a3 64k uring",
+        ),
+        c(
+            "A2 64 B, 1 flow: uring bundle / threads",
+            "a2 64 threads",
+            "a2 64 uring",
+        ),
+        c(
+            "A2 16 KiB, 1 flow: uring bundle / threads",
+            "a2 16k threads",
+            "a2 16k uring",
+        ),
+        c(
+            "A1 64 B uring bundle depth 128 / threads",
+            a1_64,
+            "a1 64 uring bundle d128",
+        ),
+        c(
+            "A1 64 B uring link depth 128 / threads",
+            a1_64,
+            "a1 64 uring link d128",
+        ),
+        c(
+            "A1 64 B threads: --rx uring / copy receiver",
+            a1_64,
+            "a1 64 rx-uring",
+        ),
+        c(
+            "A1 16 KiB threads: --rx uring / copy receiver",
+            "a1 16k threads",
+            "a1 16k rx-uring",
+        ),
+        c(
+            "A1 64 B uring bundle: --rx uring / copy receiver",
+            "a1 64 uring",
+            "a1 64 uring rx-uring",
+        ),
     ]
 }
 
@@ -445,36 +521,21 @@ mod tests {
     #[test]
     fn every_uring_comparison_names_the_cells_it_says() {
         let cells = cells(Suite::Uring, 0.1);
-        let label = |i: usize| cells[i].label.as_str();
         for c in uring_compares() {
-            assert!(
-                c.baseline < cells.len() && c.candidate < cells.len(),
-                "{}",
-                c.label
-            );
-            let (b, k) = (&cells[c.baseline].spec, &cells[c.candidate].spec);
+            let (b, k) = c.positions(&cells);
+            let (b, k) = (&cells[b].spec, &cells[k].spec);
             assert_eq!(
                 (b.mode, b.msg_size),
                 (k.mode, k.msg_size),
                 "{}: {} vs {}",
                 c.label,
-                label(c.baseline),
-                label(c.candidate)
+                c.baseline,
+                c.candidate
             );
         }
-        let a = &uring_compares()[0];
-        assert_eq!(
-            (label(a.baseline), label(a.candidate)),
-            ("a1 64 threads", "a1 64 uring")
-        );
-        assert_eq!(
-            cells[a.candidate].spec.uring.ordering,
-            UringOrdering::Bundle
-        );
-        let link = &uring_compares()[1];
-        assert_eq!(
-            cells[link.candidate].spec.uring.ordering,
-            UringOrdering::Link
-        );
+        let a = uring_compares()[0].positions(&cells);
+        assert_eq!(cells[a.1].spec.uring.ordering, UringOrdering::Bundle);
+        let link = uring_compares()[1].positions(&cells);
+        assert_eq!(cells[link.1].spec.uring.ordering, UringOrdering::Link);
     }
 }

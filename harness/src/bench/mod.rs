@@ -74,11 +74,8 @@ pub fn run(
             sendpath_core::say!();
             sendpath_core::say!("{:<52} {:>7}", "comparison (msgs/s medians)", "ratio");
             for c in uring_compares() {
-                sendpath_core::say!(
-                    "{:<52} {:>6.2}x",
-                    c.label,
-                    med_m[c.candidate] / med_m[c.baseline]
-                );
+                let (b, k) = c.positions(&cells);
+                sendpath_core::say!("{:<52} {:>6.2}x", c.label, med_m[k] / med_m[b]);
             }
         }
         Suite::Paths => {
