@@ -468,16 +468,6 @@ pub struct PlacementSummary {
     pub mixed: Vec<(String, f64, f64)>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Counts shared-CPU placements and compares them where a cell saw both.
 pub fn placement_summary(records: &[Record]) -> PlacementSummary {
     let mut s = PlacementSummary::default();
@@ -498,10 +488,13 @@ pub fn placement_summary(records: &[Record]) -> PlacementSummary {
             e.1.push(r.throughput.gbps);
         }
     }
-    for (cell, (mut shared, mut apart)) in by_cell {
+    for (cell, (shared, apart)) in by_cell {
         if !shared.is_empty() && !apart.is_empty() {
-            s.mixed
-                .push((cell, median(&mut shared), median(&mut apart)));
+            s.mixed.push((
+                cell,
+                crate::stats::median(&shared),
+                crate::stats::median(&apart),
+            ));
         }
     }
     s

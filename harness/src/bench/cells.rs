@@ -318,17 +318,22 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 ("a1 64 uring rx-uring", a1(64, 1), Engine::Uring),
             ];
             for ordering in [UringOrdering::Bundle, UringOrdering::Link] {
+                // 128 messages per bundle (the batch sets it), or linked chains of 128 SQEs
+                // of one message each.
+                let (batch, depth) = match ordering {
+                    UringOrdering::Bundle => (Batch::Bytes(128 * 64), None),
+                    _ => (Batch::One, Some(128)),
+                };
+                let mut spec = RunSpec {
+                    engine: Engine::Uring,
+                    batch,
+                    ..a1(64, 1)
+                };
+                spec.resolve_batch(Some(ordering), depth, None, None)
+                    .expect("a batch its ordering carries");
                 out.push(Cell {
                     label: format!("a1 64 uring {ordering} d128"),
-                    spec: RunSpec {
-                        engine: Engine::Uring,
-                        uring: UringOpts {
-                            depth: 128,
-                            batch: 128,
-                            ordering,
-                        },
-                        ..a1(64, 1)
-                    },
+                    spec,
                 });
             }
             for (label, spec, engine) in rx_cells {
@@ -516,6 +521,18 @@ mod tests {
         }
         assert_eq!(cells[0].spec.rx, RxMode::Copy);
         assert_eq!(cells[cells.len() - 1].spec.rx, RxMode::Discard);
+    }
+
+    #[test]
+    fn every_cell_of_every_suite_is_a_valid_spec() {
+        use clap::ValueEnum;
+        for suite in Suite::value_variants() {
+            for c in cells(*suite, 0.1) {
+                if let Err(e) = c.spec.validate() {
+                    panic!("bench {suite:?}: {}: {e}", c.label);
+                }
+            }
+        }
     }
 
     #[test]
