@@ -81,7 +81,7 @@ pub fn host_summary(records: &[Record]) -> HostSummary {
             (None, Some(pin)) => format!("custom ({}:{})", cpus(&pin.sender), cpus(&pin.receiver)),
             (None, None) => "unpinned".into(),
         });
-        if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
+        if let (Some(u), sendpath_record::Pattern::Stream) = (&r.spec.uring, r.spec.pattern) {
             h.uring_orderings.insert(format!(
                 "{} {}",
                 r.spec.mode.as_str().to_uppercase(),

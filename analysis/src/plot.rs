@@ -292,7 +292,11 @@ fn color(mode: &str, i: usize) -> RGBColor {
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
     ];
-    match MODES.iter().position(|f| f.mode == mode) {
+    let row = mode
+        .parse::<sendpath_record::Mode>()
+        .ok()
+        .and_then(|m| MODES.iter().position(|f| f.mode == m));
+    match row {
         Some(k) if k < MODE.len() => MODE[k],
         _ => OTHER[i % OTHER.len()],
     }

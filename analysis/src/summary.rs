@@ -303,14 +303,14 @@ pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
     let mut fracs = Vec::new();
     let mut per_send: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Ok) {
-        if let (Some(u), "stream") = (&r.spec.uring, r.spec.pattern.as_str()) {
-            if u.ordering == "bundle" {
+        if let (Some(u), sendpath_record::Pattern::Stream) = (&r.spec.uring, r.spec.pattern) {
+            if u.ordering == sendpath_record::UringOrdering::Bundle {
                 let (lo, hi) = s.bundle_depths.unwrap_or((u.depth, u.depth));
                 s.bundle_depths = Some((lo.min(u.depth), hi.max(u.depth)));
             }
         }
         let Some(z) = &r.zerocopy else { continue };
-        if let (Some(m), "stream") = (z.messages_per_send, r.spec.pattern.as_str()) {
+        if let (Some(m), sendpath_record::Pattern::Stream) = (z.messages_per_send, r.spec.pattern) {
             per_send
                 .entry((crate::derive::engine_label(r), r.spec.msg_size_bytes))
                 .or_default()

@@ -7,7 +7,7 @@ use sendpath_analysis::findings::findings;
 use sendpath_analysis::parse_records;
 use sendpath_analysis::summary::analyze;
 use sendpath_record::v1::Record;
-use sendpath_record::Batch;
+use sendpath_record::{Batch, Mode};
 use std::path::Path;
 
 fn records() -> Vec<Record> {
@@ -19,7 +19,7 @@ fn records() -> Vec<Record> {
 }
 
 /// The fixture with every record of `mode` at `batch`, the others at one message per send.
-fn with_batch(mode: &str, batch: Batch) -> Vec<Record> {
+fn with_batch(mode: Mode, batch: Batch) -> Vec<Record> {
     let mut v = records();
     for r in &mut v {
         r.spec.batch = Some(if r.spec.mode == mode {
@@ -33,7 +33,7 @@ fn with_batch(mode: &str, batch: Batch) -> Vec<Record> {
 
 #[test]
 fn a3_at_another_batch_is_not_compared_with_a1() {
-    let a = analyze(&with_batch("a3", Batch::Bytes(512 << 10)), &[]);
+    let a = analyze(&with_batch(Mode::A3, Batch::Bytes(512 << 10)), &[]);
     assert!(!a.crossovers.is_empty(), "A2 and A1 share a batch");
     for c in &a.crossovers {
         assert_ne!(c.challenger, "a3", "A3 ran another batch than A1: {c:?}");
@@ -46,13 +46,16 @@ fn a3_at_another_batch_is_not_compared_with_a1() {
         assert_eq!(lone, b.runner_up.is_none(), "{b:?}");
     }
     // The same records at one batch pair A3 with A1 again.
-    let same = analyze(&with_batch("a3", Batch::One), &[]);
+    let same = analyze(&with_batch(Mode::A3, Batch::One), &[]);
     assert!(same.crossovers.iter().any(|c| c.challenger == "a3"));
 }
 
 #[test]
 fn findings_rows_name_the_batch() {
-    let f = findings(&analyze(&with_batch("a3", Batch::Bytes(512 << 10)), &[]));
+    let f = findings(&analyze(
+        &with_batch(Mode::A3, Batch::Bytes(512 << 10)),
+        &[],
+    ));
     for (k, _) in f.rows() {
         if k != "zero-copy" {
             assert!(k.contains(" batch "), "{k}");
@@ -65,8 +68,8 @@ fn findings_rows_name_the_batch() {
 
 #[test]
 fn compare_pairs_cells_only_at_the_same_batch() {
-    let one = with_batch("a1", Batch::One);
-    let batched = with_batch("a1", Batch::Bytes(64 << 10));
+    let one = with_batch(Mode::A1, Batch::One);
+    let batched = with_batch(Mode::A1, Batch::Bytes(64 << 10));
     let c = compare(&one, &batched);
     assert!(
         c.cells.iter().all(|x| x.key.mode != "a1"),

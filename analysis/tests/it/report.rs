@@ -571,7 +571,7 @@ fn compare_names_the_cells_and_findings_that_differ() {
         .iter()
         .cloned()
         .map(|mut r| {
-            if r.spec.mode == "a2" && r.spec.msg_size_bytes == 1024 {
+            if r.spec.mode == sendpath_record::Mode::A2 && r.spec.msg_size_bytes == 1024 {
                 r.throughput.gbps *= 1.5;
             }
             r

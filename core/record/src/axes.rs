@@ -151,16 +151,6 @@ macro_rules! named {
                 }
             }
         }
-        impl PartialEq<&str> for $t {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
-            }
-        }
-        impl PartialEq<str> for $t {
-            fn eq(&self, other: &str) -> bool {
-                self.as_str() == other
-            }
-        }
     };
 }
 named!(Mode, "mode", A1 => "a1", A2 => "a2", A3 => "a3");
@@ -283,7 +273,7 @@ mod tests {
         assert_eq!("URING".parse::<Engine>().unwrap(), Engine::Uring);
         let e = "a4".parse::<Mode>().unwrap_err().to_string();
         assert_eq!(e, "unknown mode 'a4' (expected one of: a1, a2, a3)");
-        assert!(Engine::Uring == "uring" && Pattern::Rr != "rate");
+        assert!(Engine::Uring.as_str() == "uring" && Pattern::Rr != Pattern::Rate);
         for o in UringOrdering::ALL {
             assert_eq!(o.as_str().parse::<UringOrdering>().unwrap(), *o);
         }

@@ -106,7 +106,7 @@ fn rx_discard_counts_bytes_without_latency() {
         "the tail after the window is still checked"
     );
     assert!(r.sender.reported, "end frame still read after discarding");
-    assert_eq!(r.spec.rx, "discard");
+    assert_eq!(r.spec.rx, RxMode::Discard);
 }
 
 #[test]

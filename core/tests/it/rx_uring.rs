@@ -49,7 +49,7 @@ fn every_mode_and_engine_with_the_uring_receiver() {
         };
         let r = run_loopback(&spec, 0).unwrap();
         assert_good_stream(&r);
-        assert_eq!(r.spec.rx, "uring");
+        assert_eq!(r.spec.rx, RxMode::Uring);
         assert_eq!(r.integrity.verify_errors, 0, "{mode} {engine} {size}");
         assert!(r.integrity.verified_bytes > 0);
         assert_eq!(r.latency_ns.as_ref().unwrap().count, r.throughput.messages);

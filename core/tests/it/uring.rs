@@ -50,7 +50,7 @@ fn batch_of(messages: usize, msg_size: usize) -> Batch {
 
 fn assert_uring_record(r: &Record, threads: u64) {
     assert_good_stream(r);
-    assert_eq!(r.spec.engine, "uring");
+    assert_eq!(r.spec.engine, Engine::Uring);
     assert_eq!(r.spec.threads, threads);
     let u = r.spec.uring.as_ref().expect("uring tunables recorded");
     assert!(u.depth >= 1 && u.batch >= 1);
@@ -209,7 +209,7 @@ fn depth_one_is_one_send_in_flight() {
         )
         .unwrap();
         assert_uring_record(&r, 1);
-        assert_eq!(r.spec.uring.as_ref().unwrap().ordering, ordering.as_str());
+        assert_eq!(r.spec.uring.as_ref().unwrap().ordering, ordering);
     }
 }
 
@@ -245,7 +245,10 @@ fn coalesced_zero_copy_is_the_default_of_a_batch_and_carries_it() {
         per_send > 8.0 && per_send <= 512.0,
         "messages per SEND_ZC: {per_send} ({z:?})"
     );
-    assert_eq!(r.spec.uring.as_ref().unwrap().ordering, "coalesce");
+    assert_eq!(
+        r.spec.uring.as_ref().unwrap().ordering,
+        UringOrdering::Coalesce
+    );
 }
 
 #[test]
@@ -353,7 +356,10 @@ fn bundles_keep_every_size_in_order_with_verify() {
         )
         .unwrap();
         assert_uring_record(&r, flows as u64);
-        assert_eq!(r.spec.uring.as_ref().unwrap().ordering, "bundle");
+        assert_eq!(
+            r.spec.uring.as_ref().unwrap().ordering,
+            UringOrdering::Bundle
+        );
         assert_eq!(r.integrity.verify_errors, 0, "{mode} {size}");
         assert_eq!(r.integrity.verified_bytes > 0, size > 16, "{mode} {size}");
     }
@@ -384,7 +390,10 @@ fn short_bundles_resume_exactly_where_they_stopped() {
         .unwrap();
         // (The stall hook turns Nagle off, so this is not a plain stream record.)
         assert_eq!(r.status, Status::Ok, "{:?}", r.error);
-        assert_eq!(r.spec.uring.as_ref().unwrap().ordering, "bundle");
+        assert_eq!(
+            r.spec.uring.as_ref().unwrap().ordering,
+            UringOrdering::Bundle
+        );
         assert!(r.integrity.seq_checked);
         assert_eq!(r.integrity.seq_errors, 0, "{mode} {size}");
         assert_eq!(r.integrity.verify_errors, 0, "{mode} {size}");

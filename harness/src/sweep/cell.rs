@@ -54,9 +54,9 @@ pub fn group_id(spec: &RunSpec) -> String {
 /// The figure the live table shows for a record: Gbit/s for a stream, transactions/s for rr,
 /// the corrected p99 in microseconds for rate.
 pub fn headline(r: &Record) -> (f64, &'static str) {
-    match (r.spec.pattern.as_str(), &r.latency_ns) {
-        ("rr", _) => (r.throughput.msgs_per_s, "transactions/s"),
-        ("rate", Some(l)) => (l.p99 as f64 / 1000.0, "us p99 from intended"),
+    match (r.spec.pattern, &r.latency_ns) {
+        (Pattern::Rr, _) => (r.throughput.msgs_per_s, "transactions/s"),
+        (Pattern::Rate, Some(l)) => (l.p99 as f64 / 1000.0, "us p99 from intended"),
         _ => (r.throughput.gbps, "Gbit/s"),
     }
 }
