@@ -4,7 +4,7 @@
 
 use crate::derive::{batch_label, engine_label};
 use sendpath_record::v1::{Record, Status};
-use sendpath_record::Pattern;
+use sendpath_record::{Mode, Pattern};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +16,8 @@ pub struct CallsRow {
     pub engine: String,
     /// Batch label (`1`, `512K`).
     pub batch: String,
-    /// `a1`, `a2`, `a3`.
-    pub mode: String,
+    /// The send path.
+    pub mode: Mode,
     /// Bytes per message.
     pub msg_size_bytes: u64,
     /// Median messages per call over the repetitions.
@@ -37,7 +37,7 @@ impl CallsRow {
 
 /// The calls of every ok stream record, per (engine, batch, mode, size).
 pub fn calls_rows(records: &[Record]) -> Vec<CallsRow> {
-    type Key = (String, String, String, u64);
+    type Key = (String, String, Mode, u64);
     let mut by: BTreeMap<Key, (Vec<f64>, u64, Option<String>)> = BTreeMap::new();
     for r in records
         .iter()
@@ -48,7 +48,7 @@ pub fn calls_rows(records: &[Record]) -> Vec<CallsRow> {
             .entry((
                 engine_label(r),
                 batch_label(r),
-                r.spec.mode.to_string(),
+                r.spec.mode,
                 r.spec.msg_size_bytes,
             ))
             .or_insert_with(|| (Vec::new(), c.batch_messages, c.capped_by.clone()));
@@ -79,10 +79,10 @@ pub fn batching_note(rows: &[CallsRow]) -> Option<String> {
     let mut parts = Vec::new();
     for batch in batches {
         let of: Vec<&CallsRow> = rows.iter().filter(|r| r.batch == batch).collect();
-        let mut modes: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        let mut modes: BTreeMap<Mode, (f64, f64)> = BTreeMap::new();
         for r in &of {
             let e = modes
-                .entry(r.mode.as_str())
+                .entry(r.mode)
                 .or_insert((f64::INFINITY, f64::NEG_INFINITY));
             *e = (e.0.min(r.messages_per_call), e.1.max(r.messages_per_call));
         }
@@ -90,9 +90,9 @@ pub fn batching_note(rows: &[CallsRow]) -> Option<String> {
             .iter()
             .map(|(m, (lo, hi))| {
                 if (hi - lo).abs() < 0.5 {
-                    format!("{} {lo:.0}", m.to_uppercase())
+                    format!("{} {lo:.0}", m.as_str().to_uppercase())
                 } else {
-                    format!("{} {lo:.0} to {hi:.0}", m.to_uppercase())
+                    format!("{} {lo:.0} to {hi:.0}", m.as_str().to_uppercase())
                 }
             })
             .collect();
@@ -102,7 +102,7 @@ pub fn batching_note(rows: &[CallsRow]) -> Option<String> {
                 r.capped_by.as_ref().map(|c| {
                     format!(
                         "{} at {} B held to {} messages ({c})",
-                        r.mode.to_uppercase(),
+                        r.mode.as_str().to_uppercase(),
                         r.msg_size_bytes,
                         r.batch_messages
                     )
@@ -144,7 +144,7 @@ mod tests {
         CallsRow {
             engine: "uring".into(),
             batch: batch.into(),
-            mode: mode.into(),
+            mode: mode.parse().unwrap(),
             msg_size_bytes: size,
             messages_per_call: mpc,
             batch_messages: built,

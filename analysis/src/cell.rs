@@ -1,7 +1,7 @@
 //! A cell's identity in the analysis, and the labels of its axes as the report prints them.
 
 use sendpath_record::v1::Record;
-use sendpath_record::{Batch, Engine, Pattern, UringOrdering};
+use sendpath_record::{Batch, Engine, Mode, Pattern, UringOrdering};
 use serde::Serialize;
 
 /// The identity of a cell: what varies in a sweep. Sorted by pattern, batch, flows, size,
@@ -20,8 +20,8 @@ pub struct CellKey {
     /// `threads` or `uring`, or `uring+link` / `uring+bundle` for a stream that ran the
     /// ordering that is not its mode's default (see [`engine_label`]).
     pub engine: String,
-    /// `a1`, `a2` or `a3`.
-    pub mode: String,
+    /// The send path.
+    pub mode: Mode,
 }
 
 impl CellKey {
@@ -33,7 +33,7 @@ impl CellKey {
             flows: r.spec.flows,
             msg_size_bytes: r.spec.msg_size_bytes,
             engine: engine_label(r),
-            mode: r.spec.mode.to_string(),
+            mode: r.spec.mode,
         }
     }
 }
@@ -88,7 +88,7 @@ impl std::fmt::Display for CellKey {
         write!(
             f,
             "{} {} {} B, {} flow{}, {}, batch {}",
-            self.mode.to_uppercase(),
+            self.mode.as_str().to_uppercase(),
             self.engine,
             self.msg_size_bytes,
             self.flows,

@@ -182,7 +182,7 @@ pub fn shown(rows: &[ProfileRow]) -> Vec<&ProfileRow> {
 pub fn label(r: &ProfileRow) -> String {
     format!(
         "{} {} {} B, batch {}",
-        r.key.mode.to_uppercase(),
+        r.key.mode.as_str().to_uppercase(),
         r.key.engine,
         r.key.msg_size_bytes,
         r.key.batch

@@ -482,7 +482,7 @@ pub fn to_csv(t: &DerivedTable) -> String {
             k.flows.to_string(),
             k.msg_size_bytes.to_string(),
             k.engine.clone(),
-            k.mode.clone(),
+            k.mode.to_string(),
             r.reps.to_string(),
             r.failed_reps.to_string(),
             r.latency_kind.clone().unwrap_or_default(),
@@ -521,7 +521,7 @@ mod tests {
                 flows: 1,
                 msg_size_bytes: 64 << i,
                 engine: "threads".into(),
-                mode: "a1".into(),
+                mode: sendpath_record::Mode::A1,
             };
             if s.is_noisy() {
                 t.noisy.push(NoisyCell {

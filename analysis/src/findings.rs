@@ -7,7 +7,7 @@
 use crate::derive::{DerivedTable, Metric};
 use crate::stats::{ratio_ci, Ratio};
 use crate::summary::Analysis;
-use sendpath_record::{Pattern, MODES};
+use sendpath_record::{Mode, Pattern, MODES};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -348,7 +348,7 @@ fn batching_sentences(t: &DerivedTable) -> Vec<String> {
         let Some(&(flows, size)) = both.iter().min() else {
             continue;
         };
-        let gbps = |mode: &str, b: &str| {
+        let gbps = |mode: Mode, b: &str| {
             rows.iter()
                 .find(|r| {
                     r.key.engine == engine
@@ -361,8 +361,8 @@ fn batching_sentences(t: &DerivedTable) -> Vec<String> {
         let parts: Vec<String> = MODES
             .iter()
             .filter_map(|m| {
-                let one = gbps(m.mode.as_str(), "1")?;
-                let many = gbps(m.mode.as_str(), batch)?;
+                let one = gbps(m.mode, "1")?;
+                let many = gbps(m.mode, batch)?;
                 let r = ratio_ci(&one.values, &many.values)?;
                 Some(format!("{} {}", m.mode.as_str().to_uppercase(), r.text()))
             })
@@ -403,20 +403,20 @@ fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
         let Some(size) = rows.iter().map(|r| r.key.msg_size_bytes).max() else {
             continue;
         };
-        let cpu = |mode: &str| {
+        let cpu = |mode: Mode| {
             rows.iter()
                 .find(|r| {
                     r.key.flows == flows && r.key.msg_size_bytes == size && r.key.mode == mode
                 })
                 .and_then(|r| r.get(Metric::SenderCpuNsPerByte))
         };
-        let Some(base) = cpu(MODES[0].mode.as_str()) else {
+        let Some(base) = cpu(MODES[0].mode) else {
             continue;
         };
         let parts: Vec<String> = MODES[1..]
             .iter()
             .filter_map(|m| {
-                let c = cpu(m.mode.as_str())?;
+                let c = cpu(m.mode)?;
                 let r = ratio_ci(&base.values, &c.values)?;
                 let how = if r.below() {
                     "less sender CPU per byte than A1"

@@ -160,7 +160,7 @@ pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
             for r in rows {
                 if let Some(s) = r.get(metric) {
                     lines
-                        .entry((r.key.mode.clone(), r.key.engine.clone()))
+                        .entry((r.key.mode.to_string(), r.key.engine.clone()))
                         .or_default()
                         .push((
                             r.key.msg_size_bytes,

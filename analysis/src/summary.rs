@@ -55,7 +55,7 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
                 k.flows,
             ))
             .or_default()
-            .entry(k.mode.clone())
+            .entry(k.mode.to_string())
             .or_default()
             .insert(k.msg_size_bytes, g.clone());
         }
@@ -156,7 +156,10 @@ pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
                 k.msg_size_bytes,
             ))
             .or_default()
-            .push((format!("{} {}", k.mode.to_uppercase(), k.engine), g));
+            .push((
+                format!("{} {}", k.mode.as_str().to_uppercase(), k.engine),
+                g,
+            ));
         }
     }
     by.into_iter()
@@ -202,7 +205,7 @@ pub fn flow_effects(t: &DerivedTable) -> Vec<FlowEffect> {
                 k.pattern.clone(),
                 k.batch.clone(),
                 k.engine.clone(),
-                k.mode.clone(),
+                k.mode.to_string(),
                 k.msg_size_bytes,
             ))
             .or_default()

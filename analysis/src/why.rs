@@ -10,6 +10,7 @@ use crate::document::Block;
 use crate::plot::num_label;
 use crate::stats::{ratio_ci, Ratio};
 use crate::summary::Analysis;
+use sendpath_record::Mode;
 use std::collections::BTreeMap;
 
 /// Most items a kind of surprise lists (the strongest first; the count of all is said).
@@ -28,11 +29,8 @@ fn ratio(a: &DerivedRow, b: &DerivedRow) -> Option<Ratio> {
     ratio_ci(gbps(a)?, gbps(b)?)
 }
 
-fn with_mode(k: &CellKey, mode: &str) -> CellKey {
-    CellKey {
-        mode: mode.into(),
-        ..k.clone()
-    }
+fn with_mode(k: &CellKey, mode: Mode) -> CellKey {
+    CellKey { mode, ..k.clone() }
 }
 
 fn profile<'a>(rows: &'a [ProfileRow], key: &CellKey, side: &str) -> Option<&'a ProfileRow> {
@@ -90,9 +88,9 @@ fn trades(a: &Analysis, rows: &[ProfileRow]) -> BTreeMap<(String, String, u64), 
     let mut out: BTreeMap<(String, String, u64), Vec<Trade>> = BTreeMap::new();
     for p3 in rows
         .iter()
-        .filter(|r| r.side == "sender" && r.key.mode == "a3" && r.key.pattern == "stream")
+        .filter(|r| r.side == "sender" && r.key.mode == Mode::A3 && r.key.pattern == "stream")
     {
-        let k2 = with_mode(&p3.key, "a2");
+        let k2 = with_mode(&p3.key, Mode::A2);
         let (Some(a2), Some(a3)) = (both_sides(rows, &k2), both_sides(rows, &p3.key)) else {
             continue;
         };
@@ -120,7 +118,7 @@ fn trades(a: &Analysis, rows: &[ProfileRow]) -> BTreeMap<(String, String, u64), 
 pub fn zerocopy_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
     let t = trades(a, rows);
     if t.is_empty() {
-        if rows.is_empty() && a.table.rows.iter().any(|r| r.key.mode == "a3") {
+        if rows.is_empty() && a.table.rows.iter().any(|r| r.key.mode == Mode::A3) {
             b.push(Block::Heading(2, "Why zero-copy is not always best".into()));
             b.push(Block::Para(
                 "These records have no CPU profile, so what A3 saved against what it paid is \
@@ -289,7 +287,7 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
          too large for L1/L2).",
     );
     b.push(Block::Para(para));
-    let of = |mode: &str, side: &str| {
+    let of = |mode: Mode, side: &str| {
         let mut v: Vec<&ProfileRow> = rows
             .iter()
             .filter(|r| {
@@ -304,17 +302,17 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
         v.sort_by_key(|r| r.key.msg_size_bytes);
         v
     };
-    let a1s = of("a1", "sender");
+    let a1s = of(Mode::A1, "sender");
     let mut table = Vec::new();
     for s in &a1s {
         let size = s.key.msg_size_bytes;
-        let at = |mode: &str, side: &str| {
+        let at = |mode: Mode, side: &str| {
             of(mode, side)
                 .into_iter()
                 .find(|r| r.key.msg_size_bytes == size)
         };
         let memcpy = s.memcpy_ns_per_byte;
-        let rx = at("a2", "receiver");
+        let rx = at(Mode::A2, "receiver");
         // (No samples in the copy, e.g. a 64-byte staging copy the compiler inlined: "-".)
         let times = |x: f64| match memcpy {
             Some(m) if x > 0.0 => format!("{:.1}x", x / m),
@@ -325,7 +323,7 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
             memcpy.map_or("-".into(), num_label),
             num_label(s.ns_of("copy_user")),
             times(s.ns_of("copy_user")),
-            at("a2", "sender").map_or("-".into(), |r| num_label(r.ns_of("copy_kernel"))),
+            at(Mode::A2, "sender").map_or("-".into(), |r| num_label(r.ns_of("copy_kernel"))),
             rx.map_or("-".into(), |r| num_label(r.ns_of("copy_kernel"))),
             rx.map_or("-".into(), |r| times(r.ns_of("copy_kernel"))),
         ]);
@@ -357,7 +355,7 @@ struct Surprise {
 
 fn explain_a3(rows: &[ProfileRow], key: &CellKey) -> String {
     let (Some(a2), Some(a3)) = (
-        both_sides(rows, &with_mode(key, "a2")),
+        both_sides(rows, &with_mode(key, Mode::A2)),
         both_sides(rows, key),
     ) else {
         return String::new();
@@ -372,7 +370,7 @@ fn explain_a3(rows: &[ProfileRow], key: &CellKey) -> String {
 
 fn explain_a2(a: &Analysis, rows: &[ProfileRow], key: &CellKey) -> String {
     let capped = a.calls.iter().find(|c| {
-        c.mode == "a2"
+        c.mode == Mode::A2
             && c.engine == key.engine
             && c.batch == key.batch
             && c.msg_size_bytes == key.msg_size_bytes
@@ -380,7 +378,7 @@ fn explain_a2(a: &Analysis, rows: &[ProfileRow], key: &CellKey) -> String {
     });
     if let Some(c) = capped {
         let a1 = a.calls.iter().find(|x| {
-            x.mode == "a1"
+            x.mode == Mode::A1
                 && x.engine == c.engine
                 && x.batch == c.batch
                 && x.msg_size_bytes == c.msg_size_bytes
@@ -391,7 +389,7 @@ fn explain_a2(a: &Analysis, rows: &[ProfileRow], key: &CellKey) -> String {
             a1.map_or(String::new(), |x| format!(" where A1 carried {:.0}", x.messages_per_call))
         );
     }
-    let p1 = profile(rows, &with_mode(key, "a1"), "sender");
+    let p1 = profile(rows, &with_mode(key, Mode::A1), "sender");
     let p2 = profile(rows, key, "sender");
     match (p1, p2) {
         (Some(p1), Some(p2)) => format!(
@@ -415,17 +413,17 @@ pub fn unexpected_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow])
     let mut zc = Vec::new();
     let mut a2 = Vec::new();
     for r in &t.rows {
-        let (base, into) = match r.key.mode.as_str() {
-            "a3" => ("a2", &mut zc),
-            "a2" => ("a1", &mut a2),
-            _ => continue,
+        let (base, into) = match r.key.mode {
+            Mode::A3 => (Mode::A2, &mut zc),
+            Mode::A2 => (Mode::A1, &mut a2),
+            Mode::A1 => continue,
         };
         let Some(other) = row(a, &with_mode(&r.key, base)) else {
             continue;
         };
         let Some(x) = ratio(other, r) else { continue };
         if x.below() {
-            let why = if base == "a2" {
+            let why = if base == Mode::A2 {
                 explain_a3(rows, &r.key)
             } else {
                 explain_a2(a, rows, &r.key)
@@ -434,7 +432,7 @@ pub fn unexpected_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow])
                 text: format!(
                     "{}: slower than its {} counterpart ({}).{why}",
                     r.key,
-                    base.to_uppercase(),
+                    base.as_str().to_uppercase(),
                     x.text()
                 ),
                 ratio: x.ratio,

@@ -69,7 +69,7 @@ pub(super) fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
             k.batch.clone(),
             k.flows.to_string(),
             k.msg_size_bytes.to_string(),
-            k.mode.to_uppercase(),
+            k.mode.as_str().to_uppercase(),
             k.engine.clone(),
             if r.failed_reps > 0 {
                 format!("{} (+{} failed)", r.reps, r.failed_reps)

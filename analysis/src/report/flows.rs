@@ -70,7 +70,7 @@ pub(super) fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
             vec![
                 e.low.pattern.clone(),
                 e.low.batch.clone(),
-                e.low.mode.to_uppercase(),
+                e.low.mode.as_str().to_uppercase(),
                 e.low.engine.clone(),
                 e.low.msg_size_bytes.to_string(),
                 format!("{} -> {}", e.low.flows, e.high_flows),

@@ -72,7 +72,7 @@ fn compare_pairs_cells_only_at_the_same_batch() {
     let batched = with_batch(Mode::A1, Batch::Bytes(64 << 10));
     let c = compare(&one, &batched);
     assert!(
-        c.cells.iter().all(|x| x.key.mode != "a1"),
+        c.cells.iter().all(|x| x.key.mode != Mode::A1),
         "A1 at 1 and at 64K are different cells"
     );
     assert_eq!(
@@ -80,5 +80,5 @@ fn compare_pairs_cells_only_at_the_same_batch() {
         (6, 6),
         "A1's 3 sizes x 2 flows on each side, unpaired"
     );
-    assert!(c.cells.iter().any(|x| x.key.mode == "a2"));
+    assert!(c.cells.iter().any(|x| x.key.mode == Mode::A2));
 }

@@ -83,7 +83,7 @@ fn throughput_by_mode_and_size_matches_the_derived_table() {
             engine: r[2].clone(),
             flows: r[3].parse().unwrap(),
             msg_size_bytes: r[4].parse().unwrap(),
-            mode: r[5].clone(),
+            mode: r[5].parse().unwrap(),
         };
         let row = a.table.row(&key).unwrap();
         assert_eq!(r[6], row.reps.to_string());

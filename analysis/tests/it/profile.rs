@@ -27,7 +27,7 @@ fn key(mode: &str, size: u64, batch: &str) -> CellKey {
         engine: "threads".into(),
         flows: 1,
         msg_size_bytes: size,
-        mode: mode.into(),
+        mode: mode.parse().unwrap(),
     }
 }
 

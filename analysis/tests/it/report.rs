@@ -81,7 +81,7 @@ pub fn key(mode: &str, size: u64, flows: u64) -> CellKey {
         flows,
         msg_size_bytes: size,
         engine: "threads".into(),
-        mode: mode.into(),
+        mode: mode.parse().unwrap(),
     }
 }
 
