@@ -53,10 +53,13 @@
 //!    says it has a bundle form, [`send::uring::ZeroCopyUring`] if it is zero-copy).
 //! 3. An arm for it in `send/threads/modes.rs` and `send/uring/modes.rs` (the compiler asks
 //!    for both), and its io_uring opcode in `send/uring/modes.rs::op_for`.
+//! 4. Outside core: its name in the record's schema (`docs/schema/v1.json`, blessed) and its
+//!    per-mode binary (`bins/src/bin/sendpath-<mode>.rs` and its `[[bin]]`); the full list is
+//!    in `docs/architecture.md`.
 //!
 //! Tests fail until each is there: the table's own test (a label, a distinct wire code, the
-//! orderings its forms allow), and each engine's `modes` test (a strategy for every row, with
-//! the forms the row says).
+//! orderings its forms allow), each engine's `modes` test (a strategy for every row, with
+//! the forms the row says), the schema's test and `bins/tests/every_mode.rs`.
 
 pub mod affinity;
 #[cfg(feature = "cli")]
