@@ -294,7 +294,7 @@ pub const HOST_PLOT_TITLE: &str = "Host speed and throughput, repetition by repe
 const RUNNING: usize = 9;
 
 /// The plot: each repetition's host speed (a line) and its throughput over its cell's median
-/// (dots, and a running median over [`RUNNING`] repetitions), in the order they ran, as (SVG,
+/// (dots, and a running median over `RUNNING` repetitions), in the order they ran, as (SVG,
 /// PNG). None without probes to plot.
 pub fn host_speed_plot(records: &[Record], table: &DerivedTable) -> Option<crate::plot::Drawn> {
     let pts = points(&speeds(records), table);

@@ -3,7 +3,7 @@
 //! assembled from numbers in the analysis; where the data cannot answer a question the report
 //! says that instead of guessing.
 //!
-//! One file per section; the words and numbers they share are in [`text`], the document they
+//! One file per section; the words and numbers they share are in `text.rs`, the document they
 //! build in [`crate::document`].
 
 mod cells;

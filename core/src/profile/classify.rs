@@ -1,5 +1,5 @@
 //! Which bucket a CPU sample goes to: the rules that read a sample (its symbols, leaf first)
-//! against the kernel table ([`super::table`]).
+//! against the kernel table (`table.rs`).
 //!
 //! A kernel sample's call chain is walked from the leaf outward and the first frame the table
 //! names decides; helpers any path uses (locks, allocation, freeing, `__check_object_size`)

@@ -60,7 +60,7 @@ const SAMPLE_BYTES: usize = 8 + 8 + 8 + 8 + 8 * (MAX_STACK as usize + 2);
 /// The ring buffer of one thread's sampler, bounds: a long window at a high rate loses
 /// samples (counted) rather than holding more.
 const MIN_RING: usize = 64 << 10;
-/// See [`MIN_RING`].
+/// See `MIN_RING`.
 pub const MAX_RING: usize = 4 << 20;
 
 /// The ring buffer a thread's sampler maps for a window of `window_s` at `hz` (a power of two,

@@ -9,7 +9,7 @@ pub const MAX_DURATION_S: f64 = 3600.0;
 /// Most zero-copy buffer slots per flow.
 pub const MAX_ZC_SLOTS: usize = 65536;
 /// Zero-copy slots per flow unless asked otherwise (coalesced io_uring sends get more: see
-/// [`super::UringOpts::auto_zc_slots`]).
+/// [`super::RunSpec::resolve_batch`]).
 pub const DEFAULT_ZC_SLOTS: usize = 64;
 /// Most bytes of zero-copy slots per flow: the slots are one contiguous allocation, which io_uring
 /// registers as one fixed buffer (the kernel's limit for one is 1 GiB).
