@@ -127,18 +127,31 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
 
 /// With a loss rule on the pair: what it dropped over the window, its counter read at the
 /// window's edges by this run's clock (the flows start within the milliseconds their
-/// connections take; each read is an `nft` process, ~10 ms, at the edge). None without a rule.
+/// connections take; each read is an `nft` process, ~10 ms, at the edge). None without a rule;
+/// a read that fails twice (a process that could not start on a loaded machine) is one line
+/// on stderr, and the record has no count.
 fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<JoinHandle<Option<u64>>> {
     v.loss_rule()?;
     let v = v.clone();
     let t0 = Instant::now();
     let start = t0 + Duration::from_secs_f64(spec.warmup_s);
     let end = start + Duration::from_secs_f64(spec.duration_s);
+    let read = move || {
+        let ns = v.client_ns.clone();
+        netns::loss::counter(&ns)
+            .or_else(|_| {
+                thread::sleep(Duration::from_millis(5));
+                netns::loss::counter(&ns)
+            })
+            .map(|r| r.dropped)
+            .map_err(|e| eprintln!("warning: the loss rule's drop counter could not be read: {e}"))
+            .ok()
+    };
     Some(spawn_named("loss-counter".into(), move || {
         thread::sleep(start.saturating_duration_since(Instant::now()));
-        let before = v.loss_rule()?.dropped;
+        let before = read()?;
         thread::sleep(end.saturating_duration_since(Instant::now()));
-        Some(v.loss_rule()?.dropped.saturating_sub(before))
+        Some(read()?.saturating_sub(before))
     }))
 }
 

@@ -128,8 +128,18 @@ pub fn remove(link: Link) -> Result<()> {
 
 /// The loss rule in namespace `ns` with its counter; None when there is none (or no `nft`).
 pub fn read(ns: &str) -> Option<Rule> {
-    let out = nft(ns, &["-j", "list", "table", "inet", TABLE], None).ok()?;
-    parse_listing(&out)
+    counter(ns).ok()
+}
+
+/// The loss rule in namespace `ns` with its counter, or why it could not be read.
+pub fn counter(ns: &str) -> Result<Rule> {
+    let out = nft(ns, &["-j", "list", "table", "inet", TABLE], None)?;
+    parse_listing(&out).ok_or_else(|| {
+        Error::Setup(format!(
+            "no loss rule in {ns}'s table inet {TABLE} (nft listed {} bytes)",
+            out.len()
+        ))
+    })
 }
 
 /// The rule in `nft -j list table` output.
@@ -177,15 +187,18 @@ pub fn sends_one_segment_per_packet(ns: &str, ifname: &str) -> Option<bool> {
 
 /// `nft ARGS` inside namespace `ns`, with `stdin` fed to it.
 fn nft(ns: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    // (`ip netns exec` would report a missing nft as its own failure: ask nft first.)
-    if let Err(e) = Command::new("nft").arg("--version").output() {
-        return Err(if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Setup(
-                "random loss needs the `nft` command, which is not installed (Debian and Ubuntu: apt-get install nftables)".into(),
-            )
-        } else {
-            Error::io("run `nft`", e)
-        });
+    // (`ip netns exec` would report a missing nft as its own failure: ask nft first, once per
+    // process: the drop counter is read at a window's edges, where every process spawned
+    // costs the measurement.)
+    static INSTALLED: std::sync::OnceLock<std::io::ErrorKind> = std::sync::OnceLock::new();
+    let missing = *INSTALLED.get_or_init(|| match Command::new("nft").arg("--version").output() {
+        Ok(_) => std::io::ErrorKind::Other,
+        Err(e) => e.kind(),
+    });
+    if missing == std::io::ErrorKind::NotFound {
+        return Err(Error::Setup(
+            "random loss needs the `nft` command, which is not installed (Debian and Ubuntu: apt-get install nftables)".into(),
+        ));
     }
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, "nft"]).args(args);

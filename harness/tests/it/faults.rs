@@ -78,6 +78,8 @@ fn verified_run(
         .unwrap();
     let r = record(&o);
     let cell = format!("{mode} {engine} {size}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("could not be read"), "{cell}: {err}");
     assert_eq!(r["status"], "ok", "{cell}: {}", r["error"]);
     assert_eq!(r["integrity"]["seq_errors"], 0, "{cell}");
     assert_eq!(r["integrity"]["verify_errors"], 0, "{cell}");
