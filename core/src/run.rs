@@ -151,8 +151,22 @@ fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<JoinHandle<Option<u64>>> {
         thread::sleep(start.saturating_duration_since(Instant::now()));
         let before = read()?;
         thread::sleep(end.saturating_duration_since(Instant::now()));
-        Some(read()?.saturating_sub(before))
+        let after = read()?;
+        window_drops(before, after)
+            .map_err(|e| eprintln!("warning: {e}; the record has no drop count"))
+            .ok()
     }))
+}
+
+/// What the loss rule dropped between two reads of its counter. The counter only grows while
+/// the rule stands, so a second read below the first is a read that cannot be trusted (the rule
+/// replaced mid-window, or a listing without its counter): no count, rather than a count of 0.
+fn window_drops(before: u64, after: u64) -> std::result::Result<u64, String> {
+    after.checked_sub(before).ok_or_else(|| {
+        format!(
+            "the loss rule's drop counter went backwards over the window ({before} then {after})"
+        )
+    })
 }
 
 pub(crate) fn spawn_named<T: Send + 'static>(
@@ -472,6 +486,17 @@ mod tests {
             error: (!end_frame).then(|| "peer closed without an end frame".into()),
             ..FlowResult::default()
         }
+    }
+
+    #[test]
+    fn a_drop_counter_that_goes_backwards_is_no_count_not_zero() {
+        assert_eq!(window_drops(26, 127), Ok(101));
+        assert_eq!(window_drops(5, 5), Ok(0));
+        let e = window_drops(950, 0).unwrap_err();
+        assert!(
+            e.contains("went backwards") && e.contains("950 then 0"),
+            "{e}"
+        );
     }
 
     #[test]
