@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use crate::zerocopy::pool::SlotPool;
 use crate::zerocopy_stats::ZeroCopyStats;
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{opcode, squeue, types};
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2; private in the io-uring crate): the notification
 /// reports whether the kernel fell back to copying.
@@ -114,8 +114,8 @@ impl ZeroCopyUring for A3UringSendZc {
     }
 
     #[inline]
-    fn on_result(&mut self, buf: u16, flags: u32, now: u64) {
-        if !cqueue::more(flags) {
+    fn on_result(&mut self, buf: u16, notif_follows: bool, now: u64) {
+        if !notif_follows {
             // Failed before the kernel took the pages: no notification will come.
             self.pool.on_unsent(buf as usize, now);
         }
@@ -155,8 +155,8 @@ mod tests {
         assert_eq!(s.prepare(2, 2, 0, 1), None, "both slots handed out");
         let _ = s.sqe(types::Fixed(0), b0, 0, 10, false);
         let _ = s.sqe(types::Fixed(0), b1, 0, 10, false);
-        s.on_result(b0, 1 << 1, 20); // F_MORE: a notification follows
-        s.on_result(b1, 0, 20); // failed before taking the pages: released now
+        s.on_result(b0, true, 20); // F_MORE: a notification follows
+        s.on_result(b1, false, 20); // failed before taking the pages: released now
         assert_eq!(s.owed(), 1);
         assert_eq!(
             s.prepare(2, 2, 0, 1),

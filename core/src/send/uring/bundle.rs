@@ -102,6 +102,33 @@ impl Bundle {
         }
     }
 
+    /// A CQE of the loose send (`loose`) or of the bundle completed with `res`, `more`
+    /// following: takes the bytes the bundle sent off its entries, and keeps each call's
+    /// result for [`settle_bundle`](super::flow::Flow::settle_bundle).
+    pub(super) fn on_sent(&mut self, loose: bool, res: i32, more: bool) -> Result<()> {
+        if loose {
+            self.loose_res = Some(res);
+            return Ok(());
+        }
+        let consumed = if res > 0 {
+            self.consume(res as u32)
+        } else {
+            Ok(())
+        };
+        if !more {
+            self.bundle_res = Some(res);
+        }
+        consumed?;
+        if more && self.front_sent != 0 {
+            // The kernel goes on with a bundle only after sending all it selected.
+            return Err(Error::Integrity(format!(
+                "a send bundle went on after sending part of an entry ({} bytes)",
+                self.front_sent
+            )));
+        }
+        Ok(())
+    }
+
     /// A bundle CQE reported `n` bytes sent: they are the front of `queued`, in order.
     pub(super) fn consume(&mut self, mut n: u32) -> Result<()> {
         self.bundle_sent += n as u64;

@@ -1,6 +1,8 @@
 //! The loop of one thread's ring: refill idle flows, enter, reap, until every flow is done.
 
-use super::flow::{user_data, Flow, Link, CANCEL_POS, END_POS, LOOSE_POS};
+use super::completion::{self, Event, Op, Tag};
+use super::end::EndRecv;
+use super::flow::{Flow, Link};
 use crate::cpu::SideCounters;
 use crate::error::Error;
 use crate::kmem::Lent;
@@ -10,7 +12,7 @@ use crate::spec::RunSpec;
 use crate::time::now_ns;
 use crate::uring_sys::ring::{enter, Ring, WAIT_SLICE};
 use crate::window::{Window, WindowTracker};
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{squeue, types};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -55,20 +57,12 @@ pub(super) fn drive(
         let mut expect = 0usize;
         let mut all_done = true;
         for (li, f) in flows.iter_mut().enumerate() {
-            if now >= window.end && !f.end_recv_armed && !f.stopped && sq.capacity() > sq.len() {
-                // The receive of the end request is armed only once the window is over (the
-                // request comes after the receiver's window; if it came first it waits in the
-                // socket): a receive waiting on the socket is woken by every error-queue
-                // entry, and with `--timestamps` each TX stamp woke this thread (thousands of
-                // context switches a second, a third of A1's throughput).
-                let e = opcode::Recv::new(types::Fixed(li as u32), f.end_buf.as_mut_ptr(), 1)
-                    .build()
-                    .user_data(user_data(li, END_POS, 0));
-                // SAFETY: the byte belongs to the flow and stays allocated until the receive
-                // completes (or is leaked, see run_group).
-                unsafe { sq.push(&e) }.expect("room checked above");
-                f.end_recv_pending = true;
-                f.end_recv_armed = true;
+            if now >= window.end && !f.stopped && sq.capacity() > sq.len() {
+                if let Some(e) = f.end.arm(li) {
+                    // SAFETY: the byte belongs to the flow and stays allocated until the
+                    // receive completes (or is leaked, see run_group).
+                    unsafe { sq.push(&e) }.expect("room checked above");
+                }
             }
             if now >= window.end {
                 f.past_window(now, end_deadline);
@@ -130,7 +124,7 @@ pub(super) fn drive(
                         let mut e = f
                             .strategy
                             .sqe(types::Fixed(li as u32), l.buf, l.done, now, eor)
-                            .user_data(user_data(li, pos, l.buf));
+                            .user_data(Tag::link(li, pos, l.buf).encode());
                         if pos < last {
                             e = e.flags(squeue::Flags::IO_LINK);
                         }
@@ -180,77 +174,21 @@ pub(super) fn drive(
         let reaped_at = if cq.is_empty() { 0 } else { now_ns() };
         for cqe in &mut cq {
             got = true;
-            let ud = cqe.user_data();
-            let li = (ud >> 32) as usize;
-            let pos = ((ud >> 16) & 0xffff) as usize;
-            let buf = (ud & 0xffff) as u16;
-            let flags = cqe.flags();
-            let Some(f) = flows.get_mut(li) else {
+            let (tag, event) = completion::decode(&cqe);
+            let Some(f) = flows.get_mut(tag.flow as usize) else {
                 continue;
             };
-            if pos == END_POS {
-                f.on_end_request(cqe.result());
-                continue;
+            if let Err(e) = completion::apply_zero_copy(&mut *f.strategy, tag, event, reaped_at) {
+                f.fail(e);
             }
-            if cqueue::notif(flags) {
-                let res = match f.strategy.zero_copy() {
-                    Some(z) => z.on_notif(buf, cqe.result(), reaped_at),
-                    None => Err(Error::Kernel(format!(
-                        "a notification CQE for buffer {buf} of flow {}, which does not send zero-copy",
-                        f.flow
-                    ))),
-                };
-                if let Err(e) = res {
-                    f.fail(e);
+            match (event, tag.op) {
+                (Event::EndRequest { res }, _) => f.on_end_request(res),
+                (Event::Sent { res, .. }, Op::Link(pos)) => f.on_link_sent(pos.into(), res),
+                (Event::Sent { res, more }, op @ (Op::Bundle | Op::Loose)) => {
+                    f.on_bundle_sent(op == Op::Loose, res, more, ring_fd)
                 }
-                continue;
-            }
-            if let (Some(b), true) = (f.bundle.as_mut(), pos >= LOOSE_POS) {
-                let res = cqe.result();
-                if pos == LOOSE_POS {
-                    b.loose_res = Some(res);
-                } else {
-                    let mut consumed = if res > 0 {
-                        b.consume(res as u32)
-                    } else {
-                        Ok(())
-                    };
-                    let more = cqueue::more(flags);
-                    if more && b.front_sent != 0 && consumed.is_ok() {
-                        // The kernel goes on with a bundle only after sending all it selected.
-                        consumed = Err(Error::Integrity(format!(
-                            "a send bundle went on after sending part of an entry ({} bytes)",
-                            b.front_sent
-                        )));
-                    }
-                    if !more {
-                        b.bundle_res = Some(res);
-                    }
-                    if let Err(e) = consumed {
-                        f.fail(e);
-                    }
-                    if more {
-                        // The bundle goes on with the entries left: more CQEs follow.
-                        continue;
-                    }
-                }
-                f.pending = f.pending.saturating_sub(1);
-                if f.pending == 0 {
-                    f.settle_bundle(ring_fd);
-                    f.after_settle();
-                }
-                continue;
-            }
-            if let Some(z) = f.strategy.zero_copy() {
-                z.on_result(buf, flags, reaped_at);
-            }
-            if let Some(l) = f.chain.get_mut(pos) {
-                l.res = Some(cqe.result());
-            }
-            f.pending = f.pending.saturating_sub(1);
-            if f.pending == 0 {
-                f.settle();
-                f.after_settle();
+                (Event::Sent { .. }, Op::EndRecv | Op::CancelEnd)
+                | (Event::Notified { .. } | Event::Cancelled, _) => {}
             }
         }
         cq.sync();
@@ -292,25 +230,25 @@ pub(super) fn drive(
     // An end request that never came (a flow that failed): cancel its receive, so that the
     // byte it would write can be freed. Bounded; what does not end is leaked in run_group.
     let mut cancels = 0;
-    for (li, _) in flows.iter().enumerate().filter(|(_, f)| f.end_recv_pending) {
-        let e = opcode::AsyncCancel::new(user_data(li, END_POS, 0))
-            .build()
-            .user_data(user_data(li, CANCEL_POS, 0));
-        // SAFETY: a cancellation names no memory.
-        cancels += usize::from(unsafe { sq.push(&e) }.is_ok());
+    for (li, f) in flows.iter().enumerate() {
+        if let Some(e) = f.end.cancel(li) {
+            // SAFETY: a cancellation names no memory.
+            cancels += usize::from(unsafe { sq.push(&e) }.is_ok());
+        }
     }
+    let in_flight = |f: &&mut Flow| f.end.state() == EndRecv::InFlight;
     let give_up = Instant::now() + 2 * WAIT_SLICE;
-    while cancels > 0 && flows.iter().any(|f| f.end_recv_pending) && Instant::now() < give_up {
+    while cancels > 0 && flows.iter().any(in_flight) && Instant::now() < give_up {
         sq.sync();
         if enter(&submitter, 1, &args).is_err() {
             break;
         }
         cq.sync();
         for cqe in &mut cq {
-            let ud = cqe.user_data();
-            if ((ud >> 16) & 0xffff) as usize == END_POS {
-                if let Some(f) = flows.get_mut((ud >> 32) as usize) {
-                    f.end_recv_pending = false;
+            if let (tag, Event::EndRequest { res }) = completion::decode(&cqe) {
+                if let Some(f) = flows.get_mut(tag.flow as usize) {
+                    // The flow is over whatever the receive brought: only its byte is freed.
+                    let _ = f.end.on_recv(res, f.flow);
                 }
             }
         }

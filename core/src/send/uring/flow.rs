@@ -2,6 +2,8 @@
 //! zero-copy send), how a short or interrupted send resumes in order, and when it is done.
 
 use super::bundle::{drop_front, Bundle};
+use super::completion::{Op, Tag};
+use super::end::{EndRecv, EndRequest};
 use super::strategy::UringSend;
 use crate::error::{Error, Result};
 use crate::sock::{self, IO_TIMEOUT};
@@ -16,21 +18,6 @@ use std::time::Instant;
 
 /// Resubmissions of a chain in a row that made no progress before the flow gives up.
 pub(super) const MAX_STALLS: u32 = 1000;
-/// user_data position of a flow's send bundle (chain positions are below MAX_URING_DEPTH).
-pub(super) const BUNDLE_POS: usize = 0xffff;
-/// user_data position of the plain send that finishes the entry a short bundle stopped in.
-pub(super) const LOOSE_POS: usize = 0xfffe;
-/// user_data position of the flow's one-byte receive of the end request.
-pub(super) const END_POS: usize = 0xfffd;
-/// user_data position of the cancellation of that receive.
-pub(super) const CANCEL_POS: usize = 0xfffc;
-
-/// user_data: local flow (bits 32..), chain position (16..32), buffer id (0..16).
-#[inline]
-pub(super) fn user_data(flow: usize, pos: usize, buf: u16) -> u64 {
-    ((flow as u64) << 32) | ((pos as u64) << 16) | buf as u64
-}
-
 /// One send of the flow's current chain.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Link {
@@ -55,14 +42,8 @@ pub(super) struct Flow {
     pub(super) first_in_window: Option<u64>,
     /// `seq` when the window ended (the flow sends on until the receiver asks for the end).
     pub(super) end_of_window: Option<u64>,
-    /// Where the receiver's end request lands (boxed: the kernel writes it while in flight).
-    pub(super) end_buf: Box<[u8; 1]>,
-    /// The receive of the end request is in flight.
-    pub(super) end_recv_pending: bool,
-    /// The receive of the end request was submitted (once, after the window).
-    pub(super) end_recv_armed: bool,
-    /// The receiver asked for the end frame.
-    pub(super) end_requested: bool,
+    /// The receive of the receiver's end request.
+    pub(super) end: EndRequest,
     /// No new messages: the receiver asked for the end, or the flow failed.
     pub(super) stopped: bool,
     /// When the last send completed (start of the bounded notification drain).
@@ -101,10 +82,7 @@ impl Flow {
             seq: 0,
             first_in_window: None,
             end_of_window: None,
-            end_buf: Box::new([0]),
-            end_recv_pending: false,
-            end_recv_armed: false,
-            end_requested: false,
+            end: EndRequest::new(),
             stopped: false,
             drain_since: None,
             stalls: 0,
@@ -329,7 +307,7 @@ impl Flow {
             let mut e = opcode::SendMsg::new(fd, &*b.loose_msg)
                 .flags((libc::MSG_WAITALL | eor) as u32)
                 .build()
-                .user_data(user_data(li, LOOSE_POS, 0));
+                .user_data(Tag::of(li, Op::Loose).encode());
             if then_bundle {
                 e = e.flags(squeue::Flags::IO_LINK);
             }
@@ -346,7 +324,7 @@ impl Flow {
             let e = opcode::SendBundle::new(fd, b.bgid)
                 .flags(if armed { libc::MSG_EOR } else { 0 })
                 .build()
-                .user_data(user_data(li, BUNDLE_POS, 0));
+                .user_data(Tag::of(li, Op::Bundle).encode());
             // SAFETY: every segment in the buffer ring stays alive and unchanged until the
             // flow is drained.
             unsafe { sq.push(&e) }.expect("room checked above");
@@ -359,7 +337,7 @@ impl Flow {
     /// end frame (or fails if it has not asked by `end_deadline`).
     pub(super) fn past_window(&mut self, now: u64, end_deadline: u64) {
         self.end_of_window.get_or_insert(self.seq);
-        if self.end_requested {
+        if self.end.state() == EndRecv::Asked {
             self.stopped = true;
         } else if now >= end_deadline && !self.stopped {
             self.fail(Error::Timeout(format!(
@@ -372,22 +350,42 @@ impl Flow {
 
     /// The end request's receive completed with `res`.
     pub(super) fn on_end_request(&mut self, res: i32) {
-        self.end_recv_pending = false;
-        match res {
-            1 if self.end_buf[0] == crate::wire::END_REQUEST => self.end_requested = true,
-            1 => self.fail(Error::Protocol(format!(
-                "the receiver of flow {} sent byte {:#04x} where only the end request may come",
-                self.flow, self.end_buf[0]
-            ))),
-            0 => self.fail(Error::PeerClosed(format!(
-                "the receiver of flow {} closed the connection before asking for the end frame",
+        if let Err(e) = self.end.on_recv(res, self.flow) {
+            self.fail(e);
+        }
+    }
+
+    /// Position `pos` of the chain completed with `res`; the last CQE of the chain settles it.
+    pub(super) fn on_link_sent(&mut self, pos: usize, res: i32) {
+        if let Some(l) = self.chain.get_mut(pos) {
+            l.res = Some(res);
+        }
+        self.pending = self.pending.saturating_sub(1);
+        if self.pending == 0 {
+            self.settle();
+            self.after_settle();
+        }
+    }
+
+    /// A CQE of the loose send (`loose`) or of the bundle completed with `res`, `more`
+    /// following (a bundle going on); the last CQE of the submission settles it.
+    pub(super) fn on_bundle_sent(&mut self, loose: bool, res: i32, more: bool, ring_fd: RawFd) {
+        let Some(b) = self.bundle.as_mut() else {
+            return self.fail(Error::Internal(format!(
+                "a send-bundle CQE on flow {}, which sends chains",
                 self.flow
-            ))),
-            r if r == -libc::ECANCELED => {}
-            r => self.fail(sock::classify(
-                io::Error::from_raw_os_error(-r),
-                "io_uring recv of the end request",
-            )),
+            )));
+        };
+        if let Err(e) = b.on_sent(loose, res, more) {
+            self.fail(e);
+        }
+        if more && !loose {
+            return;
+        }
+        self.pending = self.pending.saturating_sub(1);
+        if self.pending == 0 {
+            self.settle_bundle(ring_fd);
+            self.after_settle();
         }
     }
 

@@ -122,7 +122,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             // Unregisters files and buffers; the ring's exit cancels what is left.
             drop(ring);
             for f in flows.iter_mut() {
-                let held = in_flight || f.end_recv_pending;
+                let held = in_flight || f.end.state() == super::end::EndRecv::InFlight;
                 f.hold(held);
             }
         }

@@ -2,6 +2,7 @@
 //! transaction, or one paced message, at a time per flow) run on io_uring, with the stream
 //! engine's strategies and zero-copy slot gating.
 
+use super::completion::{apply_zero_copy, decode, Event, Tag};
 use super::group::register;
 use super::modes::for_mode;
 use super::strategy::UringSend;
@@ -14,7 +15,7 @@ use crate::spec::{RunSpec, UringOrdering};
 use crate::time::now_ns;
 use crate::uring_sys::ring::{enter, make_ring, Ring, WAIT_SLICE};
 use crate::zerocopy_stats::ZeroCopyStats;
-use io_uring::{cqueue, types};
+use io_uring::types;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -61,7 +62,7 @@ impl UringOneShot {
 
     /// Waits (bounded by one slice) for completions; applies notifications; returns the
     /// result of the send, if its CQE arrived.
-    fn reap(&mut self, wait: bool) -> Result<Option<(i32, u32)>> {
+    fn reap(&mut self, wait: bool) -> Result<Option<i32>> {
         let slice = types::Timespec::from(WAIT_SLICE);
         let args = types::SubmitArgs::new().timespec(&slice);
         let want = usize::from(wait);
@@ -72,21 +73,10 @@ impl UringOneShot {
         cq.sync();
         let now = now_ns();
         for cqe in &mut cq {
-            let buf = (cqe.user_data() & 0xffff) as u16;
-            if cqueue::notif(cqe.flags()) {
-                match self.strategy.zero_copy() {
-                    Some(z) => z.on_notif(buf, cqe.result(), now)?,
-                    None => {
-                        return Err(Error::Kernel(format!(
-                            "a notification CQE for buffer {buf} of a strategy that does not send zero-copy"
-                        )))
-                    }
-                }
-            } else {
-                if let Some(z) = self.strategy.zero_copy() {
-                    z.on_result(buf, cqe.flags(), now);
-                }
-                result = Some((cqe.result(), cqe.flags()));
+            let (tag, event) = decode(&cqe);
+            apply_zero_copy(&mut **self.strategy, tag, event, now)?;
+            if let Event::Sent { res, .. } = event {
+                result = Some(res);
             }
         }
         Ok(result)
@@ -116,14 +106,14 @@ impl BlockingSend for UringOneShot {
             let e = self
                 .strategy
                 .sqe(types::Fixed(0), buf, done, now_ns(), false)
-                .user_data(buf as u64);
+                .user_data(Tag::link(0, 0, buf).encode());
             // SAFETY: the buffer belongs to the strategy and is not handed out again before
             // this send's CQE (and, for zero-copy, its notification) arrives.
             unsafe { self.ring.ring.submission().push(&e) }.map_err(|_| {
                 Error::Internal("the io_uring submission queue of a one-send ring was full".into())
             })?;
             let res = loop {
-                if let Some((res, _)) = self.reap(true)? {
+                if let Some(res) = self.reap(true)? {
                     break res;
                 }
                 if Instant::now() >= deadline {

@@ -57,9 +57,9 @@ pub trait ZeroCopyUring {
     /// The index, in the ring's registered buffer table, of that buffer.
     fn set_fixed_index(&mut self, index: u16);
 
-    /// A result CQE for `buf` arrived at `now` with `flags`: whether a notification follows
-    /// (`F_MORE`) or the buffer is released now.
-    fn on_result(&mut self, buf: u16, flags: u32, now: u64);
+    /// A result CQE for `buf` arrived at `now`: a notification follows (the CQE had
+    /// `F_MORE`), or the buffer is released now (the send failed before the kernel took it).
+    fn on_result(&mut self, buf: u16, notif_follows: bool, now: u64);
 
     /// A notification CQE for `buf` arrived at `now` with `res`; the buffer may be reused if
     /// no other send over it is owed one.
