@@ -87,11 +87,13 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         .as_ref()
         .map(|p| crate::affinity::cpu_for(&p.sender, 0));
     let before = crate::speed::probe_on(probe_cpu);
-    let drops = match topology {
+    // The loss rule's counter is read by the window's clock, which starts when every flow is
+    // connected (connecting can take longer than a short window on a loaded machine).
+    let watch = || match topology {
         Topology::Veth(v) => watch_drops(v, spec),
         Topology::Loopback => None,
     };
-    let (flows, error) = run_flows(spec, &listener, addr, client_ns);
+    let (flows, error, drops) = run_flows(spec, &listener, addr, client_ns, watch);
     let dropped = drops.and_then(|h| h.join().ok().flatten());
     let after = crate::speed::probe_on(probe_cpu);
     // `--profile`: what a plain memcpy costs here at this size, beside the copy buckets.
@@ -126,8 +128,8 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
 }
 
 /// With a loss rule on the pair: what it dropped over the window, its counter read at the
-/// window's edges by this run's clock (the flows start within the milliseconds their
-/// connections take; each read is an `nft` process, ~10 ms, at the edge). None without a rule;
+/// window's edges by this run's clock, started as the senders start (each read is an `nft`
+/// process, 10-40 ms, at the edge). None without a rule;
 /// a read that fails twice (a process that could not start on a loaded machine) is one line
 /// on stderr, and the record has no count.
 fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<JoinHandle<Option<u64>>> {
@@ -280,12 +282,15 @@ pub(crate) fn join_senders(handles: Vec<JoinHandle<FlowResults>>) -> FlowResults
 }
 
 /// Starts `spec.flows` receivers connecting to `addr` and a sender per accepted connection.
-fn run_flows(
+/// Connects the flows and runs them; `at_start` is called as the senders start (every flow
+/// connected), and what it returns comes back with the flows.
+fn run_flows<T>(
     spec: &RunSpec,
     listener: &TcpListener,
     addr: SocketAddr,
     client_ns: Option<String>,
-) -> (Vec<FlowResult>, Option<String>) {
+    at_start: impl FnOnce() -> T,
+) -> (Vec<FlowResult>, Option<String>, T) {
     let receivers: Vec<JoinHandle<FlowResult>> = (0..spec.flows)
         .map(|i| {
             let opts = RecvOptions {
@@ -321,12 +326,13 @@ fn run_flows(
     }
     // Every flow starts once all are connected, so they overlap fully (and io_uring threads
     // get their whole group of flows at once).
+    let started = at_start();
     let senders = join_senders(spawn_senders(spec, streams));
     let mut flows = join_receivers(receivers);
     if let Some(e) = attach_sender_sides(&mut flows, senders) {
         error.get_or_insert(e);
     }
-    (flows, error)
+    (flows, error, started)
 }
 
 /// Gives each receiver that never got an end frame its sender's side (report and error), as
