@@ -221,7 +221,15 @@ fn specs() -> Vec<RunSpec> {
 
 #[test]
 fn hello_frames() {
-    let agreed: Vec<Hello> = specs().iter().map(|s| hello_for(s, 0)).collect();
+    // A fixed schedule origin (hello_for stamps the clock): the same seeds every run, so a
+    // failure repeats.
+    let agreed: Vec<Hello> = specs()
+        .iter()
+        .map(|s| Hello {
+            sched0_ns: 1_000_000_000_000,
+            ..hello_for(s, 0)
+        })
+        .collect();
     let seeds: Vec<Vec<u8>> = agreed.iter().map(|h| h.encode().to_vec()).collect();
     campaign(
         "hello",

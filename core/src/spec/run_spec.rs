@@ -87,8 +87,7 @@ pub struct RxStall {
 /// Socket buffer size the stall hook asks for on both ends (the kernel doubles it): small
 /// enough that the sender blocks soon after the receiver stops reading.
 pub const STALL_SOCKET_BUFFER: usize = 16384;
-/// Highest `--rate` accepted, messages per second per flow.
-pub const MAX_RATE: f64 = 20e6;
+pub use crate::wire::hello::MAX_RATE;
 
 impl Default for RunSpec {
     fn default() -> Self {
