@@ -99,6 +99,31 @@ fn ip_in(ns: &str, args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Packets `dev` in `ns` has sent.
+fn tx_packets(ns: &str, dev: &str) -> u64 {
+    let o = Command::new("ip")
+        .args(["-n", ns, "-s", "-j", "link", "show", dev])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v[0]["stats64"]["tx"]["packets"].as_u64().unwrap_or(0)
+}
+
+/// Waits (20 s at most) until the run's data flows: the server end has sent a thousand
+/// packets more than now. A fault injected by the clock instead missed the window when
+/// starting the run took longer than usual (under the whole suite's load).
+fn wait_for_traffic(ns: &str, dev: &str) {
+    let start = tx_packets(ns, dev);
+    let t = Instant::now();
+    while tx_packets(ns, dev) < start + 1000 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no traffic on {dev} in {ns}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_link_down_for_a_second_mid_run_is_retransmitted_through_and_shows() {
     if !is_root() {
@@ -107,7 +132,8 @@ fn a_link_down_for_a_second_mid_run_is_retransmitted_through_and_shows() {
     let (veth, _guard, name, prefix) = topology(1);
     let (ns, dev) = (veth.server_ns.clone(), veth.server_if.clone());
     let flap = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(900));
+        wait_for_traffic(&ns, &dev);
+        thread::sleep(Duration::from_millis(300));
         ip_in(&ns, &["link", "set", &dev, "down"]);
         thread::sleep(Duration::from_secs(1));
         ip_in(&ns, &["link", "set", &dev, "up"]);
@@ -136,8 +162,10 @@ fn deleting_the_receivers_namespace_mid_run_ends_in_bound_and_down_cleans_up() {
     }
     let (veth, _guard, name, prefix) = topology(2);
     let client_ns = veth.client_ns.clone();
+    let (ns, dev) = (veth.server_ns.clone(), veth.server_if.clone());
     let del = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(800));
+        wait_for_traffic(&ns, &dev);
+        thread::sleep(Duration::from_millis(300));
         let o = Command::new("ip")
             .args(["netns", "del", &client_ns])
             .output()
