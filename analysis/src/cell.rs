@@ -1,7 +1,7 @@
 //! A cell's identity in the analysis, and the labels of its axes as the report prints them.
 
 use sendpath_record::v1::Record;
-use sendpath_record::{Batch, Engine, Mode, Pattern, UringOrdering};
+use sendpath_record::{Batch, Mode, Pattern, UringOrdering};
 use serde::Serialize;
 
 /// The identity of a cell: what varies in a sweep. Sorted by pattern, batch, flows, size,
@@ -44,9 +44,7 @@ impl CellKey {
 pub fn batch_label(r: &Record) -> String {
     match r.spec.batch {
         Some(b) => b.label(),
-        None if r.spec.engine == Engine::Uring && r.spec.pattern == Pattern::Stream => {
-            "auto".into()
-        }
+        None if r.spec.engine.facts().rings && r.spec.pattern == Pattern::Stream => "auto".into(),
         None => Batch::One.label(),
     }
 }

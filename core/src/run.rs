@@ -11,7 +11,7 @@ use crate::report::{from_flows, Context};
 use crate::results::FlowResult;
 use crate::send::{FlowResults, SenderOutcome};
 use crate::sock;
-use crate::spec::{Engine, Mode, RunSpec, RxMode, UringOpts};
+use crate::spec::{Mode, RunSpec, RxMode, UringOpts};
 use crate::wire::SenderReport;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
@@ -188,10 +188,7 @@ pub(crate) fn spawn_senders(
     spec: &RunSpec,
     streams: Vec<TcpStream>,
 ) -> Vec<JoinHandle<FlowResults>> {
-    let threads = match spec.engine {
-        Engine::Threads => streams.len(),
-        Engine::Uring => spec.sender_threads().min(streams.len()),
-    };
+    let threads = spec.sender_threads().min(streams.len());
     let mut groups: Vec<Vec<(TcpStream, u32)>> = (0..threads).map(|_| Vec::new()).collect();
     for (flow, s) in streams.into_iter().enumerate() {
         groups[flow % threads].push((s, flow as u32));

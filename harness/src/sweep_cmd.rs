@@ -4,7 +4,7 @@
 use crate::args::{SweepArgs, Target};
 use crate::{impair, render, sweep};
 use sendpath_core::run::Topology;
-use sendpath_core::spec::{Engine, RunSpec};
+use sendpath_core::spec::RunSpec;
 use std::process::ExitCode;
 
 /// `sendpath sweep`.
@@ -20,7 +20,7 @@ pub(crate) fn sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
             // (asked for explicitly, they run and fail with the reason).
             if let Err(why) = sendpath_core::send::uring::probe_ops() {
                 eprintln!("sweep: leaving the uring engine out: {why}");
-                grid.engines.retain(|e| *e != Engine::Uring);
+                grid.engines.retain(|e| !e.facts().rings);
             }
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod axes;
 pub mod batch;
+pub mod facts;
 pub mod latency_v1;
 pub mod profile_v1;
 pub mod stages_v1;
@@ -21,3 +22,4 @@ pub use axes::{
     Engine, Mode, ModeFacts, Pattern, Placement, RxMode, UnknownName, UringOrdering, MODES,
 };
 pub use batch::{parse_size, size_label, Batch};
+pub use facts::{EngineFacts, RxFacts, ENGINES, RECEIVERS};

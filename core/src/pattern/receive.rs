@@ -73,7 +73,7 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
         rate::origin(&hello),
     )
     .with_sender_clock_ahead(opts.sender_clock_ahead_ns);
-    r.seq_checked = opts.rx != RxMode::Discard || hello.pattern == Pattern::Rr;
+    r.seq_checked = opts.rx.facts().reads_messages || hello.pattern == Pattern::Rr;
     let res = match (hello.pattern, opts.rx) {
         (Pattern::Rr, _) => {
             let fd = stream.as_raw_fd();

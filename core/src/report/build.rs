@@ -6,7 +6,7 @@ use crate::cpu::SideCounters;
 use crate::host::{HostCpu, HostFacts};
 use crate::latency::LatencyHistogram;
 use crate::results::FlowResult;
-use crate::spec::{Engine, Pattern, RunSpec, UringOpts};
+use crate::spec::{Pattern, RunSpec, UringOpts};
 use crate::zerocopy_stats::ZeroCopyStats;
 use sendpath_record::v1::*;
 
@@ -408,7 +408,7 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
     let setup = flows
         .iter()
         .find_map(|f| f.sender.as_ref().and_then(|r| r.uring.as_ref()));
-    let uring = (s.engine == Engine::Uring).then(|| UringSpec {
+    let uring = s.engine.facts().rings.then(|| UringSpec {
         depth: s.uring.depth as u64,
         batch: s.uring.batch as u64,
         ordering: s.uring.ordering,
@@ -467,7 +467,11 @@ impl RunSpec {
             verify: s.verify,
             latency: s.latency,
             rx: s.rx,
-            threads: (s.engine == Engine::Uring).then_some(s.threads as usize),
+            threads: s
+                .engine
+                .facts()
+                .shares_threads
+                .then_some(s.threads as usize),
             uring: s
                 .uring
                 .as_ref()

@@ -7,7 +7,7 @@ use super::limits::*;
 use super::run_spec::RunSpec;
 use super::uring_opts::UringOpts;
 use crate::error::{Error, Result};
-use sendpath_record::{Batch, Engine, Pattern, UringOrdering};
+use sendpath_record::{Batch, Pattern, UringOrdering};
 
 /// Most iovecs one `sendmsg` takes (the kernel's UIO_MAXIOV).
 pub const SENDMSG_MAX_IOVECS: usize = 1024;
@@ -106,7 +106,7 @@ impl RunSpec {
         let ordering = ordering.unwrap_or_else(|| self.default_ordering());
         let depth = match ordering {
             UringOrdering::Link => {
-                if n > 1 && self.engine == Engine::Uring {
+                if n > 1 && self.engine.facts().rings {
                     return Err(Error::InvalidSpec(format!(
                         "--uring-ordering link sends one message per SQE: it carries --batch 1, not {} ({n} messages; coalesce or bundle carry a batch)",
                         self.batch
@@ -117,7 +117,7 @@ impl RunSpec {
                 })
             }
             UringOrdering::Coalesce | UringOrdering::Bundle => {
-                if depth.is_some() && self.engine == Engine::Uring {
+                if depth.is_some() && self.engine.facts().rings {
                     return Err(Error::InvalidSpec(format!(
                         "--uring-depth sets a linked chain's length; with --uring-ordering {ordering} --batch sets the messages per send"
                     )));
@@ -162,13 +162,13 @@ impl RunSpec {
                 self.zc_slots
             ));
         }
-        if self.engine == Engine::Threads && n > 1 && self.timestamps.is_some() {
+        if !self.engine.facts().rings && n > 1 && self.timestamps.is_some() {
             return bad(
                 "--timestamps with --batch above one message runs on io_uring only (the threads engine stamps one message per call)"
                     .into(),
             );
         }
-        if self.engine == Engine::Uring
+        if self.engine.facts().rings
             && self.uring.ordering == UringOrdering::Bundle
             && 2 * n > BUNDLE_MAX_ENTRIES
         {
@@ -186,7 +186,7 @@ impl RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Mode;
+    use crate::spec::{Engine, Mode};
 
     fn stream(mode: Mode, engine: Engine, msg_size: usize, batch: &str) -> RunSpec {
         let mut s = RunSpec {

@@ -9,7 +9,7 @@ use super::run_spec::RunSpec;
 use crate::stamps::{MAX_JOIN_SAMPLES, MAX_PENDING, MAX_RX_SAMPLES};
 use crate::wire::end::MAX_END_LEN;
 use crate::wire::message::HEADER_LEN;
-use sendpath_record::{Engine, Pattern, RxMode};
+use sendpath_record::Pattern;
 
 /// Smallest receive buffer of the copying and discarding receivers.
 pub const MIN_RX_BUF: usize = 256 << 10;
@@ -147,7 +147,7 @@ impl RunSpec {
         let zero_copy = self.mode.facts().zero_copy;
         // A stream's sends on io_uring keep `depth` messages in flight; rr and rate send one
         // at a time (the one-shot ring); zero-copy keeps every slot until its completion.
-        let in_flight = if self.engine == Engine::Uring && self.pattern == Pattern::Stream {
+        let in_flight = if self.carries_batch_on_rings() {
             self.uring.depth
         } else {
             1
@@ -161,13 +161,12 @@ impl RunSpec {
             sq.saturating_mul(SQE_BYTES)
                 .saturating_add(cq.saturating_mul(CQE_BYTES))
         };
-        let send_ring = match self.engine {
-            Engine::Uring => {
-                let sq = in_flight.max(8);
-                let zc = if zero_copy { self.zc_slots } else { 0 };
-                ring(sq, 2 * sq + 2 * zc + 16).saturating_add(2 * in_flight * BUF_RING_ENTRY_BYTES)
-            }
-            Engine::Threads => 0,
+        let send_ring = if self.engine.facts().rings {
+            let sq = in_flight.max(8);
+            let zc = if zero_copy { self.zc_slots } else { 0 };
+            ring(sq, 2 * sq + 2 * zc + 16).saturating_add(2 * in_flight * BUF_RING_ENTRY_BYTES)
+        } else {
+            0
         };
         let stamps_on = self.timestamps.is_some();
         let profile = self
@@ -188,9 +187,9 @@ impl RunSpec {
                 fixed: FIXED_PER_FLOW,
             },
             Side::Receiver => {
-                let (receive, rings) = match (rr, self.rx) {
+                let (receive, rings) = match (rr, self.rx.facts().rings) {
                     (true, _) => (message.max(HEADER_LEN + MAX_END_LEN), send_ring),
-                    (false, RxMode::Uring) => (
+                    (false, true) => (
                         RX_BUFFERS * RX_BUFFER_LEN + HEADER_LEN + MAX_END_LEN,
                         ring(4, 4 * RX_BUFFERS) + RX_BUFFERS * BUF_RING_ENTRY_BYTES,
                     ),
@@ -216,7 +215,7 @@ impl RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Mode, UringOpts, UringOrdering};
+    use crate::spec::{Engine, Mode, RxMode, UringOpts, UringOrdering};
 
     const MIB: usize = 1 << 20;
 

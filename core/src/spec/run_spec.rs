@@ -122,7 +122,7 @@ impl Default for RunSpec {
 impl RunSpec {
     /// Whether per-message latency is recorded: asked for, and the receiver reads the bytes.
     pub fn records_latency(&self) -> bool {
-        self.latency && self.rx != RxMode::Discard
+        self.latency && self.rx.facts().reads_messages
     }
 
     /// One message in this many is stamped (`--timestamps N`), or None. An io_uring stream
@@ -132,28 +132,30 @@ impl RunSpec {
     /// its throughput, all of it to the shorter sends).
     pub fn stamp_every(&self) -> Option<u64> {
         let n = self.timestamps?;
-        Some(
-            if self.engine == Engine::Uring && self.pattern == Pattern::Stream {
-                // (Saturating: a huge N is refused by validate, not wrapped.)
-                n.checked_next_multiple_of(self.uring.depth.max(1) as u64)
-                    .unwrap_or(u64::MAX)
-            } else {
-                n
-            },
-        )
+        Some(if self.carries_batch_on_rings() {
+            // (Saturating: a huge N is refused by validate, not wrapped.)
+            n.checked_next_multiple_of(self.uring.depth.max(1) as u64)
+                .unwrap_or(u64::MAX)
+        } else {
+            n
+        })
+    }
+
+    /// Whether the batch of a send is carried by an io_uring ordering: a stream on an engine
+    /// with rings (rr and rate send one message at a time).
+    pub fn carries_batch_on_rings(&self) -> bool {
+        self.engine.facts().rings && self.pattern == Pattern::Stream
     }
 
     /// Sender worker threads this spec runs (resolved: one per flow unless set).
     pub fn sender_threads(&self) -> usize {
-        match self.engine {
-            // rr and rate keep one transaction or paced send per flow at a time: one thread each.
-            _ if self.pattern != Pattern::Stream => self.flows,
-            Engine::Threads => self.flows,
-            Engine::Uring => self
-                .threads
-                .unwrap_or(self.flows)
-                .clamp(1, self.flows.max(1)),
+        // rr and rate keep one transaction or paced send per flow at a time: one thread each.
+        if self.pattern != Pattern::Stream || !self.engine.facts().shares_threads {
+            return self.flows;
         }
+        self.threads
+            .unwrap_or(self.flows)
+            .clamp(1, self.flows.max(1))
     }
 
     /// The spec with every derived choice made explicit (threads per engine and pattern,
@@ -163,9 +165,10 @@ impl RunSpec {
             threads: Some(self.sender_threads()),
             latency: self.records_latency(),
             // io_uring tunables mean nothing to the threads engine (and are not recorded).
-            uring: match self.engine {
-                Engine::Threads => UringOpts::default(),
-                Engine::Uring => self.uring,
+            uring: if self.engine.facts().rings {
+                self.uring
+            } else {
+                UringOpts::default()
             },
             ..self.clone()
         }

@@ -5,7 +5,7 @@ use super::run_spec::{RunSpec, MAX_RATE};
 use super::uring_opts::UringOpts;
 use crate::error::{Error, Result};
 use crate::wire::message::HEADER_LEN;
-use sendpath_record::{Engine, Mode, Pattern, RxMode, UringOrdering};
+use sendpath_record::{Mode, Pattern, RxMode, UringOrdering};
 
 impl RunSpec {
     /// Checks every option against its documented range; the error names the option.
@@ -32,10 +32,10 @@ impl RunSpec {
                         "--resp-size {r} must be between {HEADER_LEN} and {MAX_MSG_SIZE} bytes"
                     ));
                 }
-                if self.rx == RxMode::Discard {
+                if !self.rx.facts().reads_messages {
                     return bad("--pattern rr reads every response; drop --rx-discard".into());
                 }
-                if self.rx == RxMode::Uring {
+                if !self.rx.facts().serves_rr {
                     return bad(
                         "--rx uring receives streams; rr keeps one transaction in flight with its own loop: drop --rx uring".into(),
                     );
@@ -123,11 +123,11 @@ impl RunSpec {
                 self.zc_slots
             ));
         }
-        if self.rx == RxMode::Discard && self.verify {
+        if !self.rx.facts().reads_messages && self.verify {
             return bad("--verify needs the payload, which --rx-discard throws away".into());
         }
         if let Some(t) = self.threads {
-            if self.engine == Engine::Threads && t != self.flows {
+            if !self.engine.facts().shares_threads && t != self.flows {
                 return bad(format!(
                     "--threads {t} needs --engine uring: the threads engine runs one thread per flow ({})",
                     self.flows
@@ -141,16 +141,14 @@ impl RunSpec {
             }
         }
         let u = self.uring;
-        if self.engine == Engine::Uring
-            && !UringOpts::orderings_for(self.mode).contains(&u.ordering)
-        {
+        if self.engine.facts().rings && !UringOpts::orderings_for(self.mode).contains(&u.ordering) {
             return bad(format!(
                 "--uring-ordering {} cannot carry {}: SEND_ZC has no bundle form (a3 carries a batch with --uring-ordering coalesce)",
                 u.ordering, self.mode
             ));
         }
         // (The threads engine ignores the io_uring tunables; rr and rate send one at a time.)
-        let carries_batch = self.engine == Engine::Uring && self.pattern == Pattern::Stream;
+        let carries_batch = self.carries_batch_on_rings();
         let n = self.batch_plan().messages;
         if carries_batch && u.ordering != UringOrdering::Link && u.depth != n {
             return bad(format!(
@@ -176,7 +174,7 @@ impl RunSpec {
                 u.batch
             ));
         }
-        if self.engine == Engine::Uring && !self.mode.facts().zero_copy {
+        if self.engine.facts().rings && !self.mode.facts().zero_copy {
             // A1 stages every message in flight; A2 with --verify needs a payload per message.
             let per_msg = if self.mode == Mode::A1 || self.verify {
                 self.msg_size
@@ -235,6 +233,7 @@ impl RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sendpath_record::Engine;
 
     #[test]
     fn validate_rejects_each_bad_option() {

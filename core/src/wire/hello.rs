@@ -147,10 +147,7 @@ impl Hello {
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&VERSION.to_le_bytes());
         b[10] = self.mode.facts().wire_code;
-        b[11] = match self.engine {
-            Engine::Threads => 0,
-            Engine::Uring => 1,
-        };
+        b[11] = self.engine.facts().wire_code;
         b[12] = match self.pattern {
             Pattern::Stream => 0,
             Pattern::Rr => 1,
@@ -199,11 +196,8 @@ impl Hello {
         }
         let mode = Mode::from_wire(b[10])
             .ok_or_else(|| Error::Protocol(format!("unknown mode {} in hello", b[10])))?;
-        let engine = match b[11] {
-            0 => Engine::Threads,
-            1 => Engine::Uring,
-            e => return Err(Error::Protocol(format!("unknown engine {e} in hello"))),
-        };
+        let engine = Engine::from_wire(b[11])
+            .ok_or_else(|| Error::Protocol(format!("unknown engine {} in hello", b[11])))?;
         let pattern = match b[12] {
             0 => Pattern::Stream,
             1 => Pattern::Rr,

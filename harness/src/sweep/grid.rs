@@ -189,7 +189,7 @@ impl Grid {
     /// linked chains for one message per send, the asked ones (or coalesce) for a batch; an
     /// ordering the mode lacks or that cannot carry a batch stands for coalesce.
     fn orderings_for(&self, engine: Engine, mode: Mode, batched: bool) -> Vec<UringOrdering> {
-        if engine != Engine::Uring || !batched {
+        if !engine.facts().rings || !batched {
             return vec![UringOrdering::Link];
         }
         let mut v: Vec<UringOrdering> = Vec::new();
@@ -268,8 +268,8 @@ impl Grid {
         if cell.pattern != Pattern::Stream {
             orderings.truncate(1);
         }
-        // rr has its own receive loop; --rx uring is for streams.
-        let rx = if cell.pattern == Pattern::Rr && cell.rx == RxMode::Uring {
+        // rr has its own receive loop where the receiver has none (--rx uring is for streams).
+        let rx = if cell.pattern == Pattern::Rr && !cell.rx.facts().serves_rr {
             RxMode::Copy
         } else {
             cell.rx

@@ -2,7 +2,7 @@
 //! report draws from it decided, or its next round would end past the sweep's time limit.
 
 use super::cell::cell_id;
-use sendpath_core::spec::{Engine, Mode, Pattern, RunSpec, UringOrdering};
+use sendpath_core::spec::{Engine, Mode, RunSpec, UringOrdering};
 use std::collections::BTreeMap;
 
 /// What a repetition costs beyond its warm-up and window (setup, probes, the drain of a
@@ -79,9 +79,7 @@ pub struct Member {
 impl Member {
     pub fn of(spec: &RunSpec) -> Member {
         let ordering = spec.normalized().uring.ordering;
-        let own_ordering = spec.engine == Engine::Uring
-            && spec.pattern == Pattern::Stream
-            && ordering != spec.default_ordering();
+        let own_ordering = spec.carries_batch_on_rings() && ordering != spec.default_ordering();
         Member {
             id: cell_id(spec),
             engine: (spec.engine, own_ordering.then_some(ordering)),
