@@ -48,11 +48,12 @@
 //!
 //! 1. A row in sendpath-record's mode table (`MODES`): its wire code, label, whether it is
 //!    zero-copy, whether it has a send-bundle form, its io_uring orderings.
-//! 2. One type per engine: a [`send::threads::BlockingSend`] in `send/threads/`, and a
-//!    [`send::uring::UringSend`] in `send/uring/` (plus [`send::uring::BundleSend`] if the row
-//!    says it has a bundle form, [`send::uring::ZeroCopyUring`] if it is zero-copy).
-//! 3. An arm for it in `send/threads/modes.rs` and `send/uring/modes.rs` (the compiler asks
-//!    for both), and its io_uring opcode in `send/uring/modes.rs::op_for`.
+//! 2. One type per engine: a [`send::threads::BlockingSend`] in `send/threads/modes/`, and a
+//!    [`send::uring::UringSend`] in `send/uring/modes/` (plus [`send::uring::BundleSend`] if
+//!    the row says it has a bundle form, [`send::uring::ZeroCopyUring`] if it is zero-copy),
+//!    each a file of its own.
+//! 3. In each engine's `modes/mod.rs`: its `pub mod` and an arm that builds it (the compiler
+//!    asks for both), and on io_uring its opcode in `op_for`.
 //! 4. Outside core: its name in the record's schema (`docs/schema/v1.json`, blessed) and its
 //!    per-mode binary (`bins/src/bin/sendpath-<mode>.rs` and its `[[bin]]`); the full list is
 //!    in `docs/architecture.md`.

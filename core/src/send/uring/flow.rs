@@ -489,7 +489,7 @@ impl Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::send::uring::a1::A1UringSend;
+    use crate::send::uring::modes::a1::A1UringSend;
 
     fn flow(results: &[i32]) -> Flow {
         let mut f = Flow::new(
@@ -583,7 +583,7 @@ mod tests {
 
     #[test]
     fn bundles_of_a_strategy_without_a_bundle_form_are_refused() {
-        let zc = crate::send::uring::a3::A3UringSendZc::new(64, 4, false, false);
+        let zc = crate::send::uring::modes::a3::A3UringSendZc::new(64, 4, false, false);
         let e = Flow::new(0, Box::new(zc), 4, UringOrdering::Bundle)
             .err()
             .unwrap();

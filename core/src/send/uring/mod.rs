@@ -1,6 +1,6 @@
 //! The io_uring engine: one ring per worker thread, the flows of that thread multiplexed on it.
 //!
-//! Each mode is one type implementing [`UringSend`] ([`a1`], [`a2`], [`a3`], made by
+//! Each mode is one type implementing [`UringSend`] ([`modes::a1`], [`modes::a2`], [`modes::a3`], made by
 //! [`modes::for_mode`]): it owns the flow's message buffers and builds its SQEs. [`run_group`]
 //! runs the flows of a thread on one ring ([`flow`] keeps each in order, [`drive`] is the
 //! loop); [`oneshot`] sends one message at a time for rr and rate.
@@ -40,9 +40,6 @@
 //! **Timestamps.** With `--timestamps` sends are cut so that each sampled message ends its
 //! call, alone on the socket while it is armed ([`stamp`]).
 
-pub mod a1;
-pub mod a2;
-pub mod a3;
 pub mod bundle;
 mod completion;
 pub mod drive;
@@ -55,8 +52,8 @@ pub mod stamp;
 pub mod strategy;
 
 pub use crate::uring_sys::probe::{bundle_missing, known_ops, probe_ops};
-pub use a3::{IORING_NOTIF_USAGE_ZC_COPIED, IORING_SEND_ZC_REPORT_USAGE};
 pub use group::run_group;
+pub use modes::a3::{IORING_NOTIF_USAGE_ZC_COPIED, IORING_SEND_ZC_REPORT_USAGE};
 pub use modes::{for_mode, missing_for, op_for};
 pub use oneshot::UringOneShot;
 pub use strategy::{BundleSend, UringSend, ZeroCopyUring};

@@ -1,6 +1,6 @@
 //! A2 on io_uring: `sendmsg` over an iovec of stable buffers.
 
-use super::strategy::{BundleSend, UringSend};
+use crate::send::uring::strategy::{BundleSend, UringSend};
 use crate::sock::advance_iovecs;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use io_uring::{opcode, squeue, types};

@@ -1,12 +1,16 @@
 //! The io_uring strategy of each mode, and the opcode it needs: the one place a new send path
 //! is added on this engine (with its row in the mode table).
 
-use super::a1::A1UringSend;
-use super::a2::A2UringSendMsg;
-use super::a3::A3UringSendZc;
-use super::strategy::UringSend;
+pub mod a1;
+pub mod a2;
+pub mod a3;
+
+use crate::send::uring::strategy::UringSend;
 use crate::spec::{Mode, RunSpec, UringOrdering};
 use crate::uring_sys::probe::{known_ops, probe_ops};
+use a1::A1UringSend;
+use a2::A2UringSendMsg;
+use a3::A3UringSendZc;
 use io_uring::opcode;
 
 /// Builds the io_uring strategy for `spec.mode`: buffers for the sends one flow has in

@@ -1,12 +1,16 @@
 //! The blocking strategy of each mode: the one place a new send path is added on this engine
 //! (with its row in the mode table).
 
-use super::a1::A1Copy;
-use super::a2::A2Sendmsg;
-use super::a3::A3ZeroCopy;
-use super::strategy::BlockingSend;
+pub mod a1;
+pub mod a2;
+pub mod a3;
+
 use crate::error::Result;
+use crate::send::threads::strategy::BlockingSend;
 use crate::spec::{Mode, RunSpec};
+use a1::A1Copy;
+use a2::A2Sendmsg;
+use a3::A3ZeroCopy;
 use std::os::fd::RawFd;
 
 /// Builds the blocking strategy for `spec.mode` on socket `fd`, for calls of up to the cell's

@@ -1,7 +1,7 @@
 //! A1 on threads: assemble, then `send()`.
 
-use super::strategy::{BlockingSend, Sent};
 use crate::error::Result;
+use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use std::os::fd::RawFd;

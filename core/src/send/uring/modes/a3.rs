@@ -1,8 +1,8 @@
 //! A3 on io_uring: `SEND_ZC` from registered slots, one message per send (linked chains) or
 //! many (coalesced).
 
-use super::strategy::{UringSend, ZeroCopyUring};
 use crate::error::{Error, Result};
+use crate::send::uring::strategy::{UringSend, ZeroCopyUring};
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use crate::zerocopy::pool::SlotPool;
 use crate::zerocopy_stats::ZeroCopyStats;

@@ -1,10 +1,10 @@
 //! A3 on threads: `sendmsg(MSG_ZEROCOPY)` from a slot pool, completions reaped from the socket
 //! error queue.
 
-use super::strategy::{BlockingSend, Sent};
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
+use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY};
 use crate::stamps::Stamp;
 use crate::time::now_ns;

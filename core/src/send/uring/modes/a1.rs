@@ -1,6 +1,6 @@
 //! A1 on io_uring: the two-copy baseline.
 
-use super::strategy::{BundleSend, UringSend};
+use crate::send::uring::strategy::{BundleSend, UringSend};
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use io_uring::{opcode, squeue, types};
 

@@ -1,7 +1,7 @@
 //! A2 on threads: `sendmsg()` over an iovec of stable buffers.
 
-use super::strategy::{BlockingSend, Sent};
 use crate::error::Result;
+use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
 use std::os::fd::RawFd;
