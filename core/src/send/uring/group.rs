@@ -12,7 +12,7 @@ use crate::kmem::Lent;
 use crate::send::lifecycle::{
     finish, hello_for, prepare_socket, send_hello, FlowResults, SenderOutcome,
 };
-use crate::spec::{RunSpec, UringOrdering};
+use crate::spec::RunSpec;
 use crate::time::{now_ns, secs_to_ns};
 use crate::uring_sys::ring::{make_ring, Ring};
 use crate::window::Window;
@@ -42,28 +42,11 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     let depth = spec.uring.depth;
     // The ring and every strategy are built before the hellos, so that a kernel that cannot
     // do it is reported to each receiver through the end frame.
-    // A flow's SQEs at once: a chain (of `depth` links, or one coalesced send), or a loose
-    // send and a bundle.
-    let per_flow = if spec.uring.ordering == UringOrdering::Bundle {
-        2
-    } else {
-        spec.uring.chain_shape().0
-    };
-    // (+1 a flow: the receive of its end request, submitted after the window.)
-    let sq = ((n * (per_flow + 1)) as u32)
-        .clamp(per_flow as u32, MAX_SQ_ENTRIES)
-        .next_power_of_two();
-    let zc = if spec.mode.facts().zero_copy {
-        n * spec.zc_slots
-    } else {
-        0
-    };
-    let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
     // Each flow owns memory the kernel reads (and a byte it writes) while its requests are in
     // flight: it stays in a Lent, leaked if the ring goes away with requests in flight.
     let flows: Result<Vec<Lent<Flow>>> = streams
         .iter()
-        .map(|(_, f)| Flow::new(*f, for_mode(spec), depth, spec.uring.ordering).map(Lent::new))
+        .map(|(_, f)| Flow::new(*f, for_mode(spec), spec).map(Lent::new))
         .collect();
     let mut flows = match flows {
         Ok(flows) => flows,
@@ -75,6 +58,19 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
                 .collect()
         }
     };
+    // A flow's SQEs at once: its carrier's submission (a chain of `depth` links, one
+    // coalesced send, or a loose send and a bundle), and the receive of its end request,
+    // submitted after the window.
+    let per_flow = flows.iter().map(|f| f.carrier.sqes()).max().unwrap_or(1);
+    let sq = ((n * (per_flow + 1)) as u32)
+        .clamp(per_flow as u32, MAX_SQ_ENTRIES)
+        .next_power_of_two();
+    let zc = if spec.mode.facts().zero_copy {
+        n * spec.zc_slots
+    } else {
+        0
+    };
+    let cq = (2 * sq as usize + 2 * zc).next_power_of_two().min(1 << 20) as u32;
     let setup = make_ring(sq, cq).and_then(|mut r| {
         prepare_ring(&mut r, spec, &fds, &mut flows)?;
         Ok(r)
@@ -83,12 +79,12 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     for (i, (s, f)) in streams.iter().enumerate() {
         if let Err(e) = send_hello(s.as_raw_fd(), &hello_for(spec, *f)) {
             hellos_ok[i] = false;
-            flows[i].fail(e);
+            flows[i].state.fail(e);
         } else if let Some(every) = spec.stamp_every() {
             // After the hello: OPT_ID counts from the first message's first byte.
             match FlowStamps::new(s.as_raw_fd(), every, spec.msg_size) {
-                Ok(st) => flows[i].stamps = Some(st),
-                Err(e) => flows[i].fail(e),
+                Ok(st) => flows[i].state.stamps = Some(st),
+                Err(e) => flows[i].state.fail(e),
             }
         }
     }
@@ -104,12 +100,13 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
                 secs_to_ns(spec.duration_s),
             );
             for (f, ok) in flows.iter_mut().zip(&hellos_ok) {
-                f.stopped |= !ok;
+                f.state.stopped |= !ok;
             }
             let (counters, infos) = drive(&mut ring, spec, window, &mut flows, &fds);
             side = Some(counters);
             tcp = infos;
-            stages = super::stamp::finish(flows.iter_mut().map(|f| f.stamps.take()).collect());
+            stages =
+                super::stamp::finish(flows.iter_mut().map(|f| f.state.stamps.take()).collect());
             setup_report = Some(UringSetup {
                 threads: spec.sender_threads() as u32,
                 depth: depth as u32,
@@ -118,24 +115,29 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
                 setup_flags: ring.flags.clone(),
                 registered_ring_fd: ring.registered_ring_fd,
             });
-            let in_flight = flows.iter().any(|f| f.pending > 0 || f.owed() > 0);
+            let in_flight = flows
+                .iter()
+                .any(|f| f.carrier.pending() > 0 || f.state.owed() > 0);
             // Unregisters files and buffers; the ring's exit cancels what is left.
             drop(ring);
             for f in flows.iter_mut() {
-                let held = in_flight || f.end.state() == super::end::EndRecv::InFlight;
+                let held = in_flight || f.state.end.state() == super::end::EndRecv::InFlight;
                 f.hold(held);
             }
         }
         Err(e) => {
             for f in flows.iter_mut() {
-                f.fail(copy_err(&e));
+                f.state.fail(copy_err(&e));
             }
         }
     }
     let mut out = Vec::with_capacity(n);
     for (i, ((s, _), f)) in streams.iter().zip(flows.iter_mut()).enumerate() {
-        let messages = f.first_in_window.map_or(0, |first| {
-            f.end_of_window.unwrap_or(f.seq).saturating_sub(first)
+        let messages = f.state.first_in_window.map_or(0, |first| {
+            f.state
+                .end_of_window
+                .unwrap_or(f.state.seq)
+                .saturating_sub(first)
         });
         let counters = match (&side, i) {
             (Some(c), 0) => c.clone(),
@@ -146,22 +148,22 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             messages,
             bytes: messages * spec.msg_size as u64,
             counters,
-            zerocopy: f.zerocopy(),
-            send_errors: f.retries,
+            zerocopy: f.state.zerocopy(),
+            send_errors: f.state.retries,
             error: None,
             uring: setup_report.clone(),
             tcp: tcp.get_mut(i).and_then(Option::take),
             stages: stages.get_mut(i).and_then(Option::take),
-            calls: f.calls_in_window,
+            calls: f.state.calls_in_window,
         };
-        if f.error.is_some() && report.zerocopy.is_some() && f.owed() > 0 {
+        if f.state.error.is_some() && report.zerocopy.is_some() && f.state.owed() > 0 {
             report.zerocopy = None;
         }
-        let result = match f.error.take() {
+        let result = match f.state.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
         };
-        out.push(finish(s, f.flow, report, result, hellos_ok[i]));
+        out.push(finish(s, f.state.flow, report, result, hellos_ok[i]));
     }
     out
 }
@@ -192,22 +194,20 @@ fn prepare_ring(
         r,
         spec,
         fds,
-        flows.iter_mut().map(|f| f.strategy.as_mut()).collect(),
+        flows
+            .iter_mut()
+            .map(|f| f.state.strategy.as_mut())
+            .collect(),
     )?;
-    if flows.iter().any(|f| f.bundle.is_some()) && !r.ring.params().is_feature_recvsend_bundle() {
+    if flows.iter().any(|f| f.carrier.needs_bundles())
+        && !r.ring.params().is_feature_recvsend_bundle()
+    {
         return Err(Error::Unsupported(
             "this kernel's io_uring has no send bundles (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10): use --uring-ordering link".into(),
         ));
     }
     for (li, f) in flows.iter_mut().enumerate() {
-        if let Some(b) = &mut f.bundle {
-            b.bgid = li as u16;
-            // The ring memory belongs to the flow, which the Lent keeps (or leaks) past the
-            // ring.
-            b.ring
-                .register(&r.ring, li as u16)
-                .map_err(|e| Error::io("register a provided-buffer ring for send bundles", e))?;
-        }
+        f.carrier.register(&r.ring, li as u16)?;
     }
     Ok(())
 }

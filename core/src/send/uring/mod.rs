@@ -2,8 +2,11 @@
 //!
 //! Each mode is one type implementing [`UringSend`] ([`modes::a1`], [`modes::a2`], [`modes::a3`], made by
 //! [`modes::for_mode`]): it owns the flow's message buffers and builds its SQEs. [`run_group`]
-//! runs the flows of a thread on one ring ([`flow`] keeps each in order, [`drive`] is the
-//! loop); [`oneshot`] sends one message at a time for rr and rate.
+//! runs the flows of a thread on one ring ([`drive`] is the loop); a [`flow`] is its state and
+//! the carrier of its ordering (one type per ordering behind one trait: the linked chain for
+//! `link` and `coalesce`, the send bundle for `bundle`), which keeps its bytes in order. Every
+//! SQE's user_data is one tag type, and CQEs are decoded in one place, for the stream loop
+//! and for [`oneshot`], which sends one message at a time for rr and rate.
 //!
 //! **Ordering.** Several sends in flight on one TCP socket can be issued out of order (a send
 //! that would block is poll-retried while the next one goes ahead; DESIGN.md section 7). So a
@@ -41,6 +44,9 @@
 //! call, alone on the socket while it is armed ([`stamp`]).
 
 pub mod bundle;
+mod bundled;
+mod carrier;
+mod chain;
 mod completion;
 pub mod drive;
 mod end;
@@ -49,6 +55,7 @@ pub mod group;
 pub mod modes;
 pub mod oneshot;
 pub mod stamp;
+mod state;
 pub mod strategy;
 
 pub use crate::uring_sys::probe::{bundle_missing, known_ops, probe_ops};
