@@ -17,6 +17,7 @@
 use nix::sys::resource::{getrusage, Usage, UsageWho};
 use nix::sys::time::TimeVal;
 use nix::time::{clock_gettime, ClockId};
+use sendpath_record::v1::Counters;
 use serde::{Deserialize, Serialize};
 
 use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
@@ -117,24 +118,10 @@ pub struct SideCounters {
     pub user_ns: u64,
     /// Kernel-mode CPU time (includes softirq work done in the thread's context).
     pub sys_ns: u64,
-    /// Task clock: CPU time on-CPU, user + kernel.
-    pub task_clock_ns: Option<u64>,
-    /// Voluntary + involuntary context switches.
-    pub context_switches: Option<u64>,
-    /// Migrations between CPUs.
-    pub cpu_migrations: Option<u64>,
-    /// Minor + major page faults.
-    pub page_faults: Option<u64>,
-    /// CPU cycles (hardware counter).
-    pub cycles: Option<u64>,
-    /// Instructions retired (hardware counter).
-    pub instructions: Option<u64>,
-    /// Cache misses (hardware counter).
-    pub cache_misses: Option<u64>,
-    /// L1 data cache load misses (hardware counter).
-    pub l1d_load_misses: Option<u64>,
-    /// Last-level cache load misses (hardware counter).
-    pub llc_load_misses: Option<u64>,
+    /// The counters (task clock, context switches, ..., LLC misses), as the record's
+    /// `counters` carries them; `None` where this machine or build cannot count one.
+    #[serde(flatten)]
+    pub counters: Counters,
     /// Names of the counters that are `None` because this machine or build cannot count them.
     pub unsupported: Vec<String>,
     /// CPUs this side's threads were on when the window ended (sorted, distinct). On a small
@@ -145,6 +132,21 @@ pub struct SideCounters {
     /// the sampler).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::SideProfile>,
+}
+
+/// Counter `k` of `c`.
+fn slot(c: &mut Counters, k: Kind) -> &mut Option<u64> {
+    match k {
+        Kind::TaskClock => &mut c.task_clock_ns,
+        Kind::ContextSwitches => &mut c.context_switches,
+        Kind::CpuMigrations => &mut c.cpu_migrations,
+        Kind::PageFaults => &mut c.page_faults,
+        Kind::Cycles => &mut c.cycles,
+        Kind::Instructions => &mut c.instructions,
+        Kind::CacheMisses => &mut c.cache_misses,
+        Kind::L1dLoadMisses => &mut c.l1d_load_misses,
+        Kind::LlcLoadMisses => &mut c.llc_load_misses,
+    }
 }
 
 fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -167,17 +169,7 @@ impl SideCounters {
     }
 
     fn slot(&mut self, k: Kind) -> &mut Option<u64> {
-        match k {
-            Kind::TaskClock => &mut self.task_clock_ns,
-            Kind::ContextSwitches => &mut self.context_switches,
-            Kind::CpuMigrations => &mut self.cpu_migrations,
-            Kind::PageFaults => &mut self.page_faults,
-            Kind::Cycles => &mut self.cycles,
-            Kind::Instructions => &mut self.instructions,
-            Kind::CacheMisses => &mut self.cache_misses,
-            Kind::L1dLoadMisses => &mut self.l1d_load_misses,
-            Kind::LlcLoadMisses => &mut self.llc_load_misses,
-        }
+        slot(&mut self.counters, k)
     }
 
     /// Adds another thread's counters. A counter is known only if it is known for both.
@@ -189,15 +181,11 @@ impl SideCounters {
         }
         self.user_ns += o.user_ns;
         self.sys_ns += o.sys_ns;
-        self.task_clock_ns = add(self.task_clock_ns, o.task_clock_ns);
-        self.context_switches = add(self.context_switches, o.context_switches);
-        self.cpu_migrations = add(self.cpu_migrations, o.cpu_migrations);
-        self.page_faults = add(self.page_faults, o.page_faults);
-        self.cycles = add(self.cycles, o.cycles);
-        self.instructions = add(self.instructions, o.instructions);
-        self.cache_misses = add(self.cache_misses, o.cache_misses);
-        self.l1d_load_misses = add(self.l1d_load_misses, o.l1d_load_misses);
-        self.llc_load_misses = add(self.llc_load_misses, o.llc_load_misses);
+        let mut theirs = o.counters.clone();
+        for k in KINDS {
+            let mine = self.slot(k);
+            *mine = add(*mine, *slot(&mut theirs, k));
+        }
         for u in &o.unsupported {
             if !self.unsupported.contains(u) {
                 self.unsupported.push(u.clone());
@@ -354,10 +342,11 @@ impl ThreadCounters {
         for (k, c, v0) in self.perf.borrow_mut().iter_mut() {
             *out.slot(*k) = read_scaled(c).map(|v| v.saturating_sub(*v0));
         }
-        out.task_clock_ns = Some(end.task_clock_ns.saturating_sub(s.task_clock_ns));
-        out.context_switches = Some(end.csw.saturating_sub(s.csw));
-        out.page_faults = Some(end.faults.saturating_sub(s.faults));
-        out.cpu_migrations = match (s.migrations, end.migrations) {
+        let c = &mut out.counters;
+        c.task_clock_ns = Some(end.task_clock_ns.saturating_sub(s.task_clock_ns));
+        c.context_switches = Some(end.csw.saturating_sub(s.csw));
+        c.page_faults = Some(end.faults.saturating_sub(s.faults));
+        c.cpu_migrations = match (s.migrations, end.migrations) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
@@ -385,9 +374,9 @@ mod tests {
         }
         std::hint::black_box(x);
         let s = c.stop();
-        assert!(s.task_clock_ns.unwrap() >= 10_000_000, "{s:?}");
+        assert!(s.counters.task_clock_ns.unwrap() >= 10_000_000, "{s:?}");
         assert!(s.cpu_ns() > 0);
-        assert!(s.context_switches.is_some() && s.page_faults.is_some());
+        assert!(s.counters.context_switches.is_some() && s.counters.page_faults.is_some());
         // A counter is either counted or named unsupported, never both, never a silent 0.
         for k in KINDS {
             let mut copy = s.clone();
@@ -397,7 +386,10 @@ mod tests {
         let mut sum = SideCounters::zero();
         sum.merge(&s);
         sum.merge(&s);
-        assert_eq!(sum.task_clock_ns, Some(2 * s.task_clock_ns.unwrap()));
-        assert_eq!(sum.cycles.is_some(), s.cycles.is_some());
+        assert_eq!(
+            sum.counters.task_clock_ns,
+            Some(2 * s.counters.task_clock_ns.unwrap())
+        );
+        assert_eq!(sum.counters.cycles.is_some(), s.counters.cycles.is_some());
     }
 }

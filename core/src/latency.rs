@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use sendpath_record::latency_v1::Latency;
 use serde::{Deserialize, Serialize};
 
 /// Lowest recordable value: 1 ns.
@@ -39,29 +40,6 @@ impl Default for LatencyHistogram {
     }
 }
 
-/// Summary statistics of a histogram, in nanoseconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Samples recorded.
-    pub count: u64,
-    /// Smallest value.
-    pub min: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// 99.99th percentile.
-    pub p9999: u64,
-    /// Largest value.
-    pub max: u64,
-    /// Mean.
-    pub mean: f64,
-}
-
 impl LatencyHistogram {
     /// An empty histogram.
     pub fn new() -> Self {
@@ -94,11 +72,13 @@ impl LatencyHistogram {
         self.h.len()
     }
 
-    /// Percentiles, mean and extremes.
-    pub fn summary(&self) -> LatencySummary {
+    /// Percentiles, mean and extremes, and the whole histogram, as the record carries them
+    /// under `kind`.
+    pub fn summary(&self, kind: &str) -> Latency {
         let h = &self.h;
         let q = |x| h.value_at_quantile(x);
-        LatencySummary {
+        Latency {
+            kind: kind.into(),
             count: h.len(),
             min: if h.is_empty() { 0 } else { h.min() },
             p50: q(0.5),
@@ -108,6 +88,7 @@ impl LatencyHistogram {
             p9999: q(0.9999),
             max: h.max(),
             mean: if h.is_empty() { 0.0 } else { h.mean() },
+            hdr_v2_deflate_b64: self.to_base64(),
         }
     }
 
@@ -145,7 +126,7 @@ mod tests {
         b.record(0); // clamped to 1 ns
         b.record(u64::MAX); // clamped to 60 s
         a.merge(&b);
-        let s = a.summary();
+        let s = a.summary("test");
         assert_eq!(s.count, 1002);
         assert_eq!(s.min, 1);
         assert!(
@@ -155,12 +136,12 @@ mod tests {
         );
         assert!((499_000..=502_000).contains(&s.p50), "{}", s.p50);
         let back = LatencyHistogram::from_base64(&a.to_base64()).unwrap();
-        assert_eq!(back.summary(), s);
+        assert_eq!(back.summary("test"), s);
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<LatencyHistogram>(&json).unwrap(), a);
         assert!(serde_json::from_str::<LatencyHistogram>("\"x\"").is_err());
         let mut c = LatencyHistogram::new();
         c.record_n(1000, 3);
-        assert_eq!((c.count(), c.summary().p50), (3, 1000));
+        assert_eq!((c.count(), c.summary("test").p50), (3, 1000));
     }
 }

@@ -390,7 +390,7 @@ pub struct Cpu {
 }
 
 /// Counters of one side; null = not countable here (and named in `unsupported`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Counters {
     /// On-CPU time.
     pub task_clock_ns: Option<u64>,

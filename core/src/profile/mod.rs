@@ -363,7 +363,7 @@ mod tests {
             p.buckets.values().map(|w| w.samples).sum::<u64>(),
             p.samples
         );
-        let task = counted.task_clock_ns.unwrap() as f64;
+        let task = counted.counters.task_clock_ns.unwrap() as f64;
         let sampled = p.sampled_ns() as f64;
         // The weights add up to the sampler's clock, less at most the last period.
         assert!(

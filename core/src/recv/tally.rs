@@ -117,10 +117,10 @@ mod tests {
             (1, 1, 144)
         );
         assert_eq!((r.messages, r.bytes), (2, 128));
-        let l = r.latency.summary();
+        let l = r.latency.summary("test");
         assert_eq!((l.count, l.min), (2, 3998), "from intended 1000, 1002");
         assert!((4000..4004).contains(&l.max), "{l:?}");
-        let u = r.latency_uncorrected.unwrap().summary();
+        let u = r.latency_uncorrected.unwrap().summary("test");
         assert!((4100..4104).contains(&u.max), "from the send stamp: {u:?}");
         let mut r = FlowResult::default();
         let mut t = Tally::new(64, 48, false, Origin::None);

@@ -19,17 +19,7 @@ fn side(c: Option<&SideCounters>) -> Side {
             user_ns: c0.user_ns,
             sys_ns: c0.sys_ns,
         },
-        counters: Counters {
-            task_clock_ns: c0.task_clock_ns,
-            context_switches: c0.context_switches,
-            cpu_migrations: c0.cpu_migrations,
-            page_faults: c0.page_faults,
-            cycles: c0.cycles,
-            instructions: c0.instructions,
-            cache_misses: c0.cache_misses,
-            l1d_load_misses: c0.l1d_load_misses,
-            llc_load_misses: c0.llc_load_misses,
-        },
+        counters: c0.counters.clone(),
         unsupported: c0.unsupported.clone(),
         cpus: c0.cpus.iter().map(|&c| c as u64).collect(),
         napi_busy_poll_us: None,
@@ -131,7 +121,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
         Pattern::Rr => "round_trip",
         Pattern::Rate => "one_way_from_intended",
     };
-    let latency_ns = latency_recorded.then(|| latency_of(&hist, kind));
+    let latency_ns = latency_recorded.then(|| hist.summary(kind));
     let latency_uncorrected_ns = (spec.pattern == Pattern::Rate && latency_recorded).then(|| {
         let mut u = LatencyHistogram::new();
         for f in flows {
@@ -139,7 +129,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
                 u.merge(h);
             }
         }
-        latency_of(&u, "one_way")
+        u.summary("one_way")
     });
     let rate = spec
         .rate
@@ -166,8 +156,14 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
     let derived = Derived {
         sender_cpu_ns_per_byte: tx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
         receiver_cpu_ns_per_byte: rx.as_ref().and_then(|c| per_byte(c.cpu_ns())),
-        sender_cycles_per_byte: tx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
-        receiver_cycles_per_byte: rx.as_ref().and_then(|c| c.cycles).and_then(per_byte),
+        sender_cycles_per_byte: tx
+            .as_ref()
+            .and_then(|c| c.counters.cycles)
+            .and_then(per_byte),
+        receiver_cycles_per_byte: rx
+            .as_ref()
+            .and_then(|c| c.counters.cycles)
+            .and_then(per_byte),
         cache_misses_per_gb: per_gb(sender.counters.cache_misses, receiver.counters.cache_misses)
             .filter(|_| both),
         l1d_misses_per_gb: per_gb(
@@ -201,7 +197,7 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
             messages: z.messages,
             messages_per_send: z.messages_per_send(),
             slot_waits: z.slot_waits,
-            slot_hold_ns: (z.slot_hold.count() > 0).then(|| latency_of(&z.slot_hold, "slot_hold")),
+            slot_hold_ns: (z.slot_hold.count() > 0).then(|| z.slot_hold.summary("slot_hold")),
             verdict: match fraction {
                 None => "unknown",
                 Some(0.0) => "achieved",
@@ -303,7 +299,7 @@ fn stages_of(every: u64, flows: &[FlowResult]) -> Option<StagesV1> {
         }
         any |= f.stages.is_some();
     }
-    let some = |h: &LatencyHistogram, kind: &str| (h.count() > 0).then(|| latency_of(h, kind));
+    let some = |h: &LatencyHistogram, kind: &str| (h.count() > 0).then(|| h.summary(kind));
     any.then(|| StagesV1 {
         every,
         sampled,
@@ -371,23 +367,6 @@ pub fn failed(spec: &RunSpec, ctx: &Context, host: &HostFacts, error: String) ->
     r.rate = None;
     r.zerocopy = None;
     r
-}
-
-fn latency_of(hist: &LatencyHistogram, kind: &str) -> Latency {
-    let s = hist.summary();
-    Latency {
-        kind: kind.into(),
-        count: s.count,
-        min: s.min,
-        p50: s.p50,
-        p90: s.p90,
-        p99: s.p99,
-        p999: s.p999,
-        p9999: s.p9999,
-        max: s.max,
-        mean: s.mean,
-        hdr_v2_deflate_b64: hist.to_base64(),
-    }
 }
 
 /// A host's facts as the record writes them.

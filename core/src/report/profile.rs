@@ -53,7 +53,11 @@ pub fn profile_v1(
 ) -> Option<ProfileV1> {
     let side = |c: Option<&SideCounters>| {
         let c = c?;
-        Some(side_v1(c.profile.as_ref()?, c.task_clock_ns, bytes))
+        Some(side_v1(
+            c.profile.as_ref()?,
+            c.counters.task_clock_ns,
+            bytes,
+        ))
     };
     let (sender, receiver) = (side(tx), side(rx));
     if sender.is_none() && receiver.is_none() {

@@ -128,9 +128,9 @@ mod tests {
         assert!(t.waiting(), "message 2 has no ACK yet");
         let out = t.finish();
         assert_eq!(out.unmatched, 2);
-        assert_eq!(out.user_to_sched.summary().max / 10, 500 / 10);
+        assert_eq!(out.user_to_sched.summary("test").max / 10, 500 / 10);
         assert_eq!(out.sched_to_device.count(), 1);
-        assert_eq!(out.send_to_ack.summary().count, 1);
+        assert_eq!(out.send_to_ack.summary("test").count, 1);
         assert_eq!(out.joinable.kept, vec![(0, (10_000, 10_500, 10_700))]);
         let rx = RxStages {
             every: 2,
@@ -142,8 +142,8 @@ mod tests {
         let mut j = Joined::default();
         join(&out, &rx, &mut j);
         assert_eq!((j.count, j.out_of_order), (1, 0));
-        assert_eq!(j.device_to_stack.summary().min / 10, 30);
-        assert_eq!(j.end_to_end.summary().min / 10, 200);
+        assert_eq!(j.device_to_stack.summary("test").min / 10, 30);
+        assert_eq!(j.end_to_end.summary("test").min / 10, 200);
     }
 
     #[test]
@@ -162,7 +162,7 @@ mod tests {
             j.stack_to_user.record(s[3]);
             j.messages.push(s);
         }
-        let medians = j.user_to_sched.summary().p50 + j.stack_to_user.summary().p50;
+        let medians = j.user_to_sched.summary("test").p50 + j.stack_to_user.summary("test").p50;
         assert_eq!(medians, 2);
         let (n, t) = j.typical().unwrap();
         assert_eq!(n, 21, "the 40th to 60th percentiles of 99");

@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(pool.stats.completions, 3);
         assert_eq!(pool.stats.copied, 2);
         // Slot 1 was held from its first send (100) to its last completion (300).
-        let hold = pool.stats.slot_hold.summary();
+        let hold = pool.stats.slot_hold.summary("test");
         assert_eq!((hold.count, hold.min, hold.max), (2, 200, 1000));
         assert!(ids.complete(0, 0, false, 0, &mut pool).is_err(), "repeat");
         assert!(

@@ -288,7 +288,7 @@ mod tests {
         assert!(!pool.busy(0) && !pool.busy(2));
         assert_eq!((pool.stats.sends, pool.stats.completions), (1, 1));
         assert_eq!(pool.outstanding(), 0);
-        let hold = pool.stats.slot_hold.summary();
+        let hold = pool.stats.slot_hold.summary("test");
         assert_eq!(hold.count, 3, "one value per slot");
         assert_eq!((hold.min, hold.max), (50, 50));
         // A shorter run reusing slot 0 leaves slots 1 and 2 free.

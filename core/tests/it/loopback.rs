@@ -255,9 +255,9 @@ fn a_sender_stops_when_asked_for_the_end_and_only_counts_its_window() {
         "the receiver's own window is full of messages"
     );
     assert!(
-        s.counters.task_clock_ns.unwrap() < 350_000_000,
+        s.counters.counters.task_clock_ns.unwrap() < 350_000_000,
         "sender counters cover its 0.3 s window, not the 0.1 s after it: {:?}",
-        s.counters.task_clock_ns
+        s.counters.counters.task_clock_ns
     );
 }
 

@@ -212,7 +212,7 @@ mod tests {
         let z = s.stats();
         assert_eq!((z.sends, z.completions, z.messages), (3, 2, 13));
         assert_eq!(z.max_outstanding, 8);
-        let hold = z.slot_hold.summary();
+        let hold = z.slot_hold.summary("test");
         assert_eq!((hold.count, hold.min, hold.max), (5, 11, 11));
     }
 }
