@@ -17,6 +17,38 @@ pub fn put_header(buf: &mut [u8], seq: u64, send_ts_ns: u64) {
     buf[8..16].copy_from_slice(&send_ts_ns.to_le_bytes());
 }
 
+/// What a message's payload becomes when its header is written.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    /// The verify pattern of its sequence number (`--verify`).
+    Verify,
+    /// A copy of these bytes (A1's assembly copy: what makes it a two-copy path).
+    Copy(&'a [u8]),
+    /// Left as it is (a payload buffer reused as is).
+    Unchanged,
+}
+
+/// Writes message `seq` into `m` (header then payload): its header stamped `send_ts_ns`, its
+/// payload as `body` says.
+#[inline]
+pub fn write_message(m: &mut [u8], seq: u64, send_ts_ns: u64, body: Body) {
+    put_header(m, seq, send_ts_ns);
+    match body {
+        Body::Verify => fill_payload(&mut m[HEADER_LEN..], seq),
+        Body::Copy(p) => m[HEADER_LEN..].copy_from_slice(p),
+        Body::Unchanged => {}
+    }
+}
+
+/// Writes messages `seq..` back to back into `buf`, `msg_size` bytes each (as many as fill
+/// it), all stamped `send_ts_ns`.
+#[inline]
+pub fn write_messages(buf: &mut [u8], msg_size: usize, seq: u64, send_ts_ns: u64, body: Body) {
+    for (k, m) in buf.chunks_exact_mut(msg_size).enumerate() {
+        write_message(m, seq + k as u64, send_ts_ns, body);
+    }
+}
+
 /// Reads a message header (seq, send timestamp) from the first 16 bytes of `buf`.
 #[inline]
 pub fn get_header(buf: &[u8]) -> (u64, u64) {

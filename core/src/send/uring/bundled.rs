@@ -3,7 +3,7 @@
 //! short bundle stopped inside as one plain `SendMsg` linked before the next bundle.
 
 use super::bundle::{drop_front, Bundle};
-use super::carrier::{Carrier, Moment};
+use super::carrier::{Carrier, Moment, Sq};
 use super::completion::{Op, Tag};
 use super::state::{retryable, FlowState};
 use crate::error::{Error, Result};
@@ -173,13 +173,7 @@ impl Carrier for Bundled {
 
     /// Fills an idle flow's ring with its next `depth` messages (unless unsent bytes are
     /// left) and submits the loose bytes and the bundle (nothing while the SQ is full).
-    fn submit(
-        &mut self,
-        f: &mut FlowState,
-        li: usize,
-        at: &Moment,
-        sq: &mut squeue::SubmissionQueue<'_>,
-    ) {
+    fn submit(&mut self, f: &mut FlowState, li: usize, at: &Moment, sq: &mut Sq<'_>) {
         if sq.capacity() - sq.len() < 2 {
             return;
         }

@@ -12,6 +12,9 @@ use crate::window::Window;
 use io_uring::{squeue, IoUring};
 use std::os::fd::RawFd;
 
+/// The ring's submission queue.
+pub(super) type Sq<'a> = squeue::SubmissionQueue<'a>;
+
 /// When a carrier is asked to submit: the clock, the send stamp messages get (0 without
 /// latency), and the window.
 pub(super) struct Moment<'a> {
@@ -36,13 +39,7 @@ pub(super) trait Carrier {
     /// Called while nothing is pending: submits the unfinished tail of the last submission
     /// if there is one, or else (unless the flow stopped) the flow's next messages, when the
     /// submission queue has room for them.
-    fn submit(
-        &mut self,
-        f: &mut FlowState,
-        li: usize,
-        at: &Moment,
-        sq: &mut squeue::SubmissionQueue<'_>,
-    );
+    fn submit(&mut self, f: &mut FlowState, li: usize, at: &Moment, sq: &mut Sq<'_>);
 
     /// A CQE of one of its sends (`op`) arrived with `res`, `more` following. The last of a
     /// submission settles it: what is unsent is kept for resubmission, or the flow fails.

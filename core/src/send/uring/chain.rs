@@ -3,7 +3,7 @@
 //! back to back: a chain of one link). One chain in flight per flow; its unfinished tail is
 //! resubmitted, in order, before anything new.
 
-use super::carrier::{Carrier, Moment};
+use super::carrier::{Carrier, Moment, Sq};
 use super::completion::{Op, Tag};
 use super::state::{retryable, FlowState};
 use crate::error::Error;
@@ -159,13 +159,7 @@ impl Carrier for Chain {
         self.links
     }
 
-    fn submit(
-        &mut self,
-        f: &mut FlowState,
-        li: usize,
-        at: &Moment,
-        sq: &mut squeue::SubmissionQueue<'_>,
-    ) {
+    fn submit(&mut self, f: &mut FlowState, li: usize, at: &Moment, sq: &mut Sq<'_>) {
         // The unfinished tail of the last chain goes first, as a chain of its own: `resubmit`
         // holds until it is in the SQ, so nothing new replaces it.
         if !self.resubmit && !f.stopped && sq.capacity() - sq.len() >= self.links {

@@ -5,7 +5,8 @@
 
 use crate::error::Result;
 use crate::zerocopy_stats::ZeroCopyStats;
-use io_uring::{squeue, types};
+use io_uring::squeue::Entry;
+use io_uring::types::Fixed;
 
 /// One send strategy of the io_uring engine. Buffers are named by a `u16` buffer id that
 /// travels in the SQE's user_data; a buffer holds one message, or (A3 coalescing) several back
@@ -23,7 +24,7 @@ pub trait UringSend: Send {
     /// The SQE that sends the bytes of buffer `buf` from `done` on, on registered file `fd`,
     /// with `MSG_WAITALL`, and `MSG_EOR` if `eor` (a sampled message's call, see stamp.rs; the
     /// loop adds the link flag and user_data); `now` is the clock.
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64, eor: bool) -> squeue::Entry;
+    fn sqe(&mut self, fd: Fixed, buf: u16, done: u32, now: u64, eor: bool) -> Entry;
 
     /// The strategy's send-bundle form, if the mode has one.
     fn bundle(&self) -> Option<&dyn BundleSend> {

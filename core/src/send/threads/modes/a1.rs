@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock;
-use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
+use crate::wire::message::{write_messages, Body, HEADER_LEN};
 use std::os::fd::RawFd;
 
 /// A1: header and payload assembled in a staging buffer (a user-space memcpy), then `send()`;
@@ -35,16 +35,13 @@ impl BlockingSend for A1Copy {
     fn send(&mut self, fd: RawFd, seq: u64, n: usize, ts: u64) -> Result<Sent> {
         let n = n.clamp(1, self.staging.len() / self.msg_size);
         let staged = &mut self.staging[..n * self.msg_size];
-        for (k, m) in staged.chunks_exact_mut(self.msg_size).enumerate() {
-            let s = seq + k as u64;
-            put_header(m, s, ts);
-            if self.verify {
-                fill_payload(&mut m[HEADER_LEN..], s);
-            } else {
-                // The assembly copy that makes A1 a two-copy path.
-                m[HEADER_LEN..].copy_from_slice(&self.payload);
-            }
-        }
+        // The assembly copy that makes A1 a two-copy path.
+        let body = if self.verify {
+            Body::Verify
+        } else {
+            Body::Copy(&self.payload)
+        };
+        write_messages(staged, self.msg_size, seq, ts, body);
         let calls = sock::send_all_flags(fd, staged, self.flags)?;
         Ok(Sent { messages: n, calls })
     }

@@ -8,7 +8,7 @@ use crate::send::threads::strategy::{BlockingSend, Sent};
 use crate::sock::{self, advance_iovecs, sendmsg_once, MSG_ZEROCOPY};
 use crate::stamps::Stamp;
 use crate::time::now_ns;
-use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
+use crate::wire::message::{write_message, Body};
 use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent};
 use crate::zerocopy::pool::SlotPool;
 use crate::zerocopy_stats::ZeroCopyStats;
@@ -135,12 +135,12 @@ impl BlockingSend for A3ZeroCopy {
         self.next = (first + count) % self.pool.len();
         self.pool.claim(first, count);
         for k in 0..count {
-            let slot = self.pool.slot_mut(first + k);
-            let s = seq + k as u64;
-            put_header(slot, s, ts);
-            if self.verify {
-                fill_payload(&mut slot[HEADER_LEN..], s);
-            }
+            let body = if self.verify {
+                Body::Verify
+            } else {
+                Body::Unchanged
+            };
+            write_message(self.pool.slot_mut(first + k), seq + k as u64, ts, body);
         }
         self.pool.stats.messages += count as u64;
         // One slot as header and payload; a run of them as the one range they fill.

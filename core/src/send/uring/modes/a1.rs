@@ -1,8 +1,10 @@
 //! A1 on io_uring: the two-copy baseline.
 
 use crate::send::uring::strategy::{BundleSend, UringSend};
-use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
-use io_uring::{opcode, squeue, types};
+use crate::wire::message::{write_messages, Body, HEADER_LEN};
+use io_uring::opcode;
+use io_uring::squeue::Entry;
+use io_uring::types::Fixed;
 
 /// A1 on io_uring: header and payload assembled in a staging buffer (the memcpy that makes A1
 /// a two-copy path), then `Send` of it. One staging buffer per chain position, holding one
@@ -36,31 +38,19 @@ impl UringSend for A1UringSend {
     fn prepare(&mut self, pos: usize, seq: u64, ts: u64, max: usize) -> Option<(u16, usize)> {
         let b = &mut self.staging[pos];
         let n = max.clamp(1, b.len() / self.msg_size);
-        for (k, m) in b[..n * self.msg_size]
-            .chunks_exact_mut(self.msg_size)
-            .enumerate()
-        {
-            let s = seq + k as u64;
-            put_header(m, s, ts);
-            if self.verify {
-                fill_payload(&mut m[HEADER_LEN..], s);
-            } else {
-                m[HEADER_LEN..].copy_from_slice(&self.payload);
-            }
-        }
+        // The assembly copy that makes A1 a two-copy path.
+        let body = if self.verify {
+            Body::Verify
+        } else {
+            Body::Copy(&self.payload)
+        };
+        write_messages(&mut b[..n * self.msg_size], self.msg_size, seq, ts, body);
         self.staged[pos] = n * self.msg_size;
         Some((pos as u16, n))
     }
 
     #[inline]
-    fn sqe(
-        &mut self,
-        fd: types::Fixed,
-        buf: u16,
-        done: u32,
-        _now: u64,
-        eor: bool,
-    ) -> squeue::Entry {
+    fn sqe(&mut self, fd: Fixed, buf: u16, done: u32, _now: u64, eor: bool) -> Entry {
         let b = &self.staging[buf as usize][..self.staged[buf as usize]];
         let rest = &b[done as usize..];
         opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)

@@ -3,7 +3,9 @@
 use crate::send::uring::strategy::{BundleSend, UringSend};
 use crate::sock::advance_iovecs;
 use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
-use io_uring::{opcode, squeue, types};
+use io_uring::opcode;
+use io_uring::squeue::Entry;
+use io_uring::types::Fixed;
 
 /// One A2 send in flight: the headers of its messages, and the msghdr/iovecs the kernel reads
 /// (header and payload per message).
@@ -78,14 +80,7 @@ impl UringSend for A2UringSendMsg {
     }
 
     #[inline]
-    fn sqe(
-        &mut self,
-        fd: types::Fixed,
-        buf: u16,
-        done: u32,
-        _now: u64,
-        eor: bool,
-    ) -> squeue::Entry {
+    fn sqe(&mut self, fd: Fixed, buf: u16, done: u32, _now: u64, eor: bool) -> Entry {
         let m = &mut self.sends[buf as usize];
         for k in 0..m.n {
             let p = &mut self.payloads[m.payloads[k]];

@@ -3,10 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::send::uring::strategy::{UringSend, ZeroCopyUring};
-use crate::wire::message::{fill_payload, put_header, HEADER_LEN};
+use crate::wire::message::{write_message, Body};
 use crate::zerocopy::pool::SlotPool;
 use crate::zerocopy_stats::ZeroCopyStats;
-use io_uring::{opcode, squeue, types};
+use io_uring::opcode;
+use io_uring::squeue::Entry;
+use io_uring::types::Fixed;
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2; private in the io-uring crate): the notification
 /// reports whether the kernel fell back to copying.
@@ -71,12 +73,12 @@ impl UringSend for A3UringSendZc {
         self.waiting = false;
         self.pool.claim(first, n);
         for k in 0..n {
-            let slot = self.pool.slot_mut(first + k);
-            let s = seq + k as u64;
-            put_header(slot, s, ts);
-            if self.verify {
-                fill_payload(&mut slot[HEADER_LEN..], s);
-            }
+            let body = if self.verify {
+                Body::Verify
+            } else {
+                Body::Unchanged
+            };
+            write_message(self.pool.slot_mut(first + k), seq + k as u64, ts, body);
         }
         self.pool.stats.messages += n as u64;
         self.next = (first + n) % self.pool.len();
@@ -84,7 +86,7 @@ impl UringSend for A3UringSendZc {
     }
 
     #[inline]
-    fn sqe(&mut self, fd: types::Fixed, buf: u16, done: u32, now: u64, eor: bool) -> squeue::Entry {
+    fn sqe(&mut self, fd: Fixed, buf: u16, done: u32, now: u64, eor: bool) -> Entry {
         let first = buf as usize;
         self.pool.on_send(first, now);
         let rest = &self.pool.slots(first, self.pool.run_len(first))[done as usize..];
@@ -153,8 +155,8 @@ mod tests {
         let (b0, _) = s.prepare(0, 0, 0, 1).unwrap();
         let (b1, _) = s.prepare(1, 1, 0, 1).unwrap();
         assert_eq!(s.prepare(2, 2, 0, 1), None, "both slots handed out");
-        let _ = s.sqe(types::Fixed(0), b0, 0, 10, false);
-        let _ = s.sqe(types::Fixed(0), b1, 0, 10, false);
+        let _ = s.sqe(Fixed(0), b0, 0, 10, false);
+        let _ = s.sqe(Fixed(0), b1, 0, 10, false);
         s.on_result(b0, true, 20); // F_MORE: a notification follows
         s.on_result(b1, false, 20); // failed before taking the pages: released now
         assert_eq!(s.owed(), 1);
@@ -180,21 +182,24 @@ mod tests {
         let mut s = A3UringSendZc::new(32, 8, true, true);
         // 5 of 8 slots in one buffer, then the 3 left before the end of the pool.
         assert_eq!(s.prepare(0, 100, 7, 5), Some((0, 5)));
-        let e = s.sqe(types::Fixed(0), 0, 0, 1, false);
+        let e = s.sqe(Fixed(0), 0, 0, 1, false);
         assert_eq!(e.get_user_data(), 0);
         assert_eq!(
             s.prepare(0, 105, 7, 5),
             Some((5, 3)),
             "stops at the pool's end"
         );
-        let _ = s.sqe(types::Fixed(0), 5, 0, 1, false);
+        let _ = s.sqe(Fixed(0), 5, 0, 1, false);
         for i in 0..8u64 {
             let slot = s.pool.slot(i as usize);
             assert_eq!(crate::wire::get_header(slot), (100 + i, 7), "slot {i}");
-            assert!(crate::wire::check_payload(&slot[HEADER_LEN..], 100 + i).is_none());
+            assert!(
+                crate::wire::check_payload(&slot[crate::wire::message::HEADER_LEN..], 100 + i)
+                    .is_none()
+            );
         }
         // The first buffer's rest is resent after a short send: one more reference on each.
-        let _ = s.sqe(types::Fixed(0), 0, 100, 2, false);
+        let _ = s.sqe(Fixed(0), 0, 100, 2, false);
         assert_eq!(s.owed(), 3);
         assert_eq!(s.prepare(0, 108, 0, 5), None, "every slot is owed");
         s.on_notif(0, 0, 10).unwrap();
