@@ -28,6 +28,18 @@ pub enum Body<'a> {
     Unchanged,
 }
 
+impl<'a> Body<'a> {
+    /// The verify pattern with `--verify`; otherwise a copy of `copy`, or (None) the payload
+    /// as it is.
+    pub fn new(verify: bool, copy: Option<&'a [u8]>) -> Body<'a> {
+        match (verify, copy) {
+            (true, _) => Body::Verify,
+            (false, Some(p)) => Body::Copy(p),
+            (false, None) => Body::Unchanged,
+        }
+    }
+}
+
 /// Writes message `seq` into `m` (header then payload): its header stamped `send_ts_ns`, its
 /// payload as `body` says.
 #[inline]

@@ -229,11 +229,7 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 for &mode in Mode::ALL {
                     out.push(Cell {
                         label: format!("{mode} {size}"),
-                        spec: RunSpec {
-                            mode,
-                            msg_size: size,
-                            ..base.clone()
-                        },
+                        spec: sized(&base, mode, size),
                     });
                 }
             }
@@ -274,11 +270,7 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 pair(
                     &mut out,
                     &format!("a3 {}k", size >> 10),
-                    RunSpec {
-                        mode: Mode::A3,
-                        msg_size: size,
-                        ..base.clone()
-                    },
+                    sized(&base, Mode::A3, size),
                     None,
                 );
             }
@@ -304,11 +296,7 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 pair(
                     &mut out,
                     &format!("a2 {}", size_label(size)),
-                    RunSpec {
-                        mode: Mode::A2,
-                        msg_size: size,
-                        ..base.clone()
-                    },
+                    sized(&base, Mode::A2, size),
                     None,
                 );
             }
@@ -445,11 +433,7 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                 for engine in [Engine::Threads, Engine::Uring] {
                     for batch in [Batch::One, BATCH_LEVEL] {
                         for &mode in Mode::ALL {
-                            let spec = RunSpec {
-                                mode,
-                                msg_size: size,
-                                ..base.clone()
-                            };
+                            let spec = sized(&base, mode, size);
                             out.push(Cell {
                                 label: format!("{mode} {engine} {} b{batch}", size_label(size)),
                                 spec: at_batch(spec, engine, batch),
@@ -458,11 +442,7 @@ pub(super) fn cells(suite: Suite, duration_s: f64) -> Vec<Cell> {
                     }
                 }
                 for mode in [Mode::A1, Mode::A2] {
-                    let spec = RunSpec {
-                        mode,
-                        msg_size: size,
-                        ..base.clone()
-                    };
+                    let spec = sized(&base, mode, size);
                     out.push(Cell {
                         label: format!("{mode} uring {} bundles", size_label(size)),
                         spec: on_uring(spec),
@@ -497,6 +477,15 @@ pub(super) fn size_label(size: usize) -> String {
         format!("{}k", size >> 10)
     } else {
         size.to_string()
+    }
+}
+
+/// `base` for `mode` at messages of `size` bytes.
+fn sized(base: &RunSpec, mode: Mode, size: usize) -> RunSpec {
+    RunSpec {
+        mode,
+        msg_size: size,
+        ..base.clone()
     }
 }
 

@@ -85,85 +85,63 @@ pub const QUICK_TIME_LIMIT_S: f64 = 225.0;
 pub const RATE_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.9];
 
 impl Grid {
-    /// The grid of a preset.
+    /// The grid of a preset: the quick one (the main job), or what another changes from it.
     pub fn preset(p: Preset) -> Grid {
-        let all_modes = Mode::ALL.to_vec();
-        let engines = vec![Engine::Threads, Engine::Uring];
+        let quick = Grid {
+            modes: Mode::ALL.to_vec(),
+            engines: vec![Engine::Threads, Engine::Uring],
+            sizes: vec![64, 1024, 16384, 65536],
+            flows: vec![1, 4],
+            patterns: vec![Pattern::Stream, Pattern::Rr],
+            rate_fractions: RATE_FRACTIONS.to_vec(),
+            duration_s: 0.3,
+            warmup_s: 0.1,
+            reps: 6,
+            min_reps: 3,
+            base: RunSpec::default(),
+            batches: vec![Batch::One, BATCHED],
+            uring_orderings: Vec::new(),
+            zc_slots: None,
+            placement: Placement::Together,
+            time_limit_s: Some(QUICK_TIME_LIMIT_S),
+        };
         match p {
-            Preset::Quick => Grid {
-                modes: all_modes,
-                engines,
-                sizes: vec![64, 1024, 16384, 65536],
-                flows: vec![1, 4],
-                patterns: vec![Pattern::Stream, Pattern::Rr],
-                rate_fractions: RATE_FRACTIONS.to_vec(),
-                duration_s: 0.3,
-                warmup_s: 0.1,
-                reps: 6,
-                min_reps: 3,
-                base: RunSpec::default(),
-                batches: vec![Batch::One, BATCHED],
-                uring_orderings: Vec::new(),
-                zc_slots: None,
-                placement: Placement::Together,
-                time_limit_s: Some(QUICK_TIME_LIMIT_S),
-            },
+            Preset::Quick => quick,
             Preset::Why => Grid {
-                modes: all_modes.clone(),
-                engines: engines.clone(),
-                sizes: vec![64, 1024, 16384, 65536],
                 flows: vec![1],
                 patterns: vec![Pattern::Stream],
-                rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 0.5,
-                warmup_s: 0.1,
                 reps: 3,
-                min_reps: 3,
                 base: RunSpec {
                     profile: Some(sendpath_core::profile::DEFAULT_HZ),
                     ..RunSpec::default()
                 },
-                batches: vec![Batch::One, BATCHED],
-                uring_orderings: Vec::new(),
-                zc_slots: None,
                 placement: Placement::Unpinned,
                 time_limit_s: None,
+                ..quick
             },
             Preset::Seed => Grid {
-                modes: all_modes,
                 engines: vec![Engine::Threads],
                 sizes: vec![64, 256, 1024, 4096, 16384],
                 flows: vec![1, 2, 4, 8],
                 patterns: vec![Pattern::Stream],
-                rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 10.0,
                 warmup_s: 1.0,
                 reps: 1,
                 min_reps: 1,
-                base: RunSpec::default(),
                 batches: vec![Batch::One],
-                uring_orderings: Vec::new(),
-                zc_slots: None,
                 placement: Placement::Unpinned,
                 time_limit_s: None,
+                ..quick
             },
             Preset::Full => Grid {
-                modes: all_modes,
-                engines,
                 sizes: vec![64, 256, 1024, 4096, 16384, 65536],
                 flows: vec![1, 2, 4, 8],
                 patterns: vec![Pattern::Stream, Pattern::Rr, Pattern::Rate],
-                rate_fractions: RATE_FRACTIONS.to_vec(),
                 duration_s: 2.0,
                 warmup_s: 0.5,
-                reps: 6,
-                min_reps: 3,
-                base: RunSpec::default(),
-                batches: vec![Batch::One, BATCHED],
-                uring_orderings: Vec::new(),
-                zc_slots: None,
-                placement: Placement::Together,
                 time_limit_s: None,
+                ..quick
             },
         }
     }

@@ -36,11 +36,7 @@ impl BlockingSend for A1Copy {
         let n = n.clamp(1, self.staging.len() / self.msg_size);
         let staged = &mut self.staging[..n * self.msg_size];
         // The assembly copy that makes A1 a two-copy path.
-        let body = if self.verify {
-            Body::Verify
-        } else {
-            Body::Copy(&self.payload)
-        };
+        let body = Body::new(self.verify, Some(&self.payload));
         write_messages(staged, self.msg_size, seq, ts, body);
         let calls = sock::send_all_flags(fd, staged, self.flags)?;
         Ok(Sent { messages: n, calls })

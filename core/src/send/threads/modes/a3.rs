@@ -135,12 +135,8 @@ impl BlockingSend for A3ZeroCopy {
         self.next = (first + count) % self.pool.len();
         self.pool.claim(first, count);
         for k in 0..count {
-            let body = if self.verify {
-                Body::Verify
-            } else {
-                Body::Unchanged
-            };
-            write_message(self.pool.slot_mut(first + k), seq + k as u64, ts, body);
+            let slot = self.pool.slot_mut(first + k);
+            write_message(slot, seq + k as u64, ts, Body::new(self.verify, None));
         }
         self.pool.stats.messages += count as u64;
         // One slot as header and payload; a run of them as the one range they fill.

@@ -39,11 +39,7 @@ impl UringSend for A1UringSend {
         let b = &mut self.staging[pos];
         let n = max.clamp(1, b.len() / self.msg_size);
         // The assembly copy that makes A1 a two-copy path.
-        let body = if self.verify {
-            Body::Verify
-        } else {
-            Body::Copy(&self.payload)
-        };
+        let body = Body::new(self.verify, Some(&self.payload));
         write_messages(&mut b[..n * self.msg_size], self.msg_size, seq, ts, body);
         self.staged[pos] = n * self.msg_size;
         Some((pos as u16, n))

@@ -73,12 +73,8 @@ impl UringSend for A3UringSendZc {
         self.waiting = false;
         self.pool.claim(first, n);
         for k in 0..n {
-            let body = if self.verify {
-                Body::Verify
-            } else {
-                Body::Unchanged
-            };
-            write_message(self.pool.slot_mut(first + k), seq + k as u64, ts, body);
+            let slot = self.pool.slot_mut(first + k);
+            write_message(slot, seq + k as u64, ts, Body::new(self.verify, None));
         }
         self.pool.stats.messages += n as u64;
         self.next = (first + n) % self.pool.len();
