@@ -4,6 +4,7 @@
 use super::{rate, rr, send::strategy_for};
 use crate::error::{Error, Result};
 use crate::recv::options::RecvOptions;
+use crate::recv::rx::Rx;
 use crate::recv::stream::{copy, discard};
 use crate::recv::tally::Tally;
 use crate::recv::uring;
@@ -80,9 +81,21 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
             strategy_for(&RunSpec::from_hello(&hello, RxMode::Copy), fd)
                 .and_then(|mut s| rr::request(s.as_mut(), fd, &hello, opts.busy_poll, &mut w, r))
         }
-        (_, RxMode::Copy) => copy(stream, &hello, &opts, &mut w, r, &mut tally, false),
-        (_, RxMode::Discard) => discard(stream, &hello, &opts, &mut w, r, &mut tally),
-        (_, RxMode::Uring) => uring::receive(stream, &hello, &opts, &mut w, r, &mut tally),
+        (_, rx) => {
+            let flow = Rx {
+                stream,
+                hello: &hello,
+                opts: &opts,
+                w: &mut w,
+                r,
+                tally: &mut tally,
+            };
+            match rx {
+                RxMode::Copy => copy(flow, false),
+                RxMode::Discard => discard(flow),
+                RxMode::Uring => uring::receive(flow),
+            }
+        }
     };
     (r.counters, r.host_cpu) = w.take_results();
     res

@@ -5,10 +5,12 @@
 //! up, in `pattern`.)
 
 pub mod options;
+pub mod rx;
 pub mod stream;
 pub mod tally;
 pub mod uring;
 
 pub use crate::spec::memory::MIN_RX_BUF;
 pub use options::RecvOptions;
+pub use rx::Rx;
 pub use tally::{Origin, Tally};

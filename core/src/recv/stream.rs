@@ -7,19 +7,15 @@
 //! when the chunk arrived in user space. On a stream, latency therefore includes time spent
 //! queued in socket buffers.
 
-use super::options::RecvOptions;
-use super::tally::Tally;
+use super::rx::Rx;
 use crate::error::{Error, Result};
-use crate::results::FlowResult;
 use crate::sock;
 use crate::spec::memory::rx_buf_len;
 use crate::spec::RxStall;
 use crate::time::now_ns;
-use crate::window::{Window, WindowTracker};
+use crate::window::Window;
 use crate::wire::end::END_REQUEST;
-use crate::wire::hello::Hello;
 use crate::wire::parse::{Parsed, Parser};
-use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 
 /// The receive time of data that just arrived. The stall test hook pauses here once, at its
@@ -50,15 +46,15 @@ pub fn no_end_frame() -> Error {
 /// Copying receiver: parses every message until the end frame (`tally` knows the next
 /// sequence number). Once its window is over it asks for the end frame (unless `asked_end`:
 /// already done).
-pub fn copy(
-    stream: &TcpStream,
-    hello: &Hello,
-    opts: &RecvOptions,
-    w: &mut WindowTracker,
-    r: &mut FlowResult,
-    tally: &mut Tally,
-    mut asked_end: bool,
-) -> Result<()> {
+pub fn copy(rx: Rx, mut asked_end: bool) -> Result<()> {
+    let Rx {
+        stream,
+        hello,
+        opts,
+        w,
+        r,
+        tally,
+    } = rx;
     let fd = stream.as_raw_fd();
     let mut parser = Parser::new(hello.msg_size as usize, hello.verify);
     let mut stall = opts.stall;
@@ -105,14 +101,15 @@ pub fn copy(
 /// and parses the rest, so the end frame and the tail's sequence are still read. The sender
 /// sends its end frame only after reading the request, which leaves after the last discarding
 /// read: the end frame is never discarded, however late or early either window ends.
-pub fn discard(
-    stream: &TcpStream,
-    hello: &Hello,
-    opts: &RecvOptions,
-    w: &mut WindowTracker,
-    r: &mut FlowResult,
-    tally: &mut Tally,
-) -> Result<()> {
+pub fn discard(rx: Rx) -> Result<()> {
+    let Rx {
+        stream,
+        hello,
+        opts,
+        w,
+        r,
+        tally,
+    } = rx;
     let fd = stream.as_raw_fd();
     let msg = hello.msg_size as u64;
     let mut scratch = vec![0u8; rx_buf_len(msg as usize)];
@@ -147,5 +144,13 @@ pub fn discard(
     r.messages = r.bytes / msg;
     r.bytes = r.messages * msg;
     tally.expect_from(total / msg);
-    copy(stream, hello, opts, w, r, tally, true)
+    let rx = Rx {
+        stream,
+        hello,
+        opts,
+        w,
+        r,
+        tally,
+    };
+    copy(rx, true)
 }

@@ -5,18 +5,14 @@
 //! last byte. A buffer goes back to the ring as soon as it is parsed; when the kernel finds the
 //! ring empty the multishot request ends with `ENOBUFS` and is re-armed.
 
-use super::options::RecvOptions;
+use super::rx::Rx;
 use super::stream::{arrival_time, no_end_frame, request_end};
-use super::tally::Tally;
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
-use crate::results::FlowResult;
 use crate::sock::IO_TIMEOUT;
 pub use crate::spec::memory::{RX_BUFFERS, RX_BUFFER_LEN};
 use crate::uring_sys::bufring::BufRing;
 use crate::uring_sys::ring::{enter, make_ring, WAIT_SLICE};
-use crate::window::WindowTracker;
-use crate::wire::hello::Hello;
 use crate::wire::parse::{Parsed, Parser};
 use io_uring::{cqueue, opcode, types};
 use std::io;
@@ -32,14 +28,8 @@ const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Receives one flow through io_uring until the end frame, over `opts.uring_buffers` (count,
 /// bytes each; default [`RX_BUFFERS`] x [`RX_BUFFER_LEN`]) provided buffers.
-pub fn receive(
-    stream: &std::net::TcpStream,
-    hello: &Hello,
-    opts: &RecvOptions,
-    w: &mut WindowTracker,
-    r: &mut FlowResult,
-    tally: &mut Tally,
-) -> Result<()> {
+pub fn receive(rx: Rx) -> Result<()> {
+    let opts = rx.opts;
     let (count, len) = opts.uring_buffers.unwrap_or((RX_BUFFERS, RX_BUFFER_LEN));
     if !(1..=1 << 15).contains(&count) || len == 0 || len > u32::MAX as usize {
         return Err(Error::InvalidSpec(format!(
@@ -65,9 +55,7 @@ pub fn receive(
         .map_err(|e| Error::io("register the receive buffer ring (Linux 5.19)", e))?;
     let mut ring = ring.ring;
     let mut armed = false;
-    let res = run(
-        stream, hello, opts, w, r, tally, &mut ring, ring_bufs, buffers, &mut armed,
-    );
+    let res = run(rx, &mut ring, ring_bufs, buffers, &mut armed);
     let still_armed = armed && !cancel(&mut ring);
     drop(ring);
     lent.hold(still_armed);
@@ -101,19 +89,21 @@ fn cancel(ring: &mut io_uring::IoUring) -> bool {
 const MULTISHOT: u64 = 1;
 const CANCEL: u64 = 2;
 
-#[allow(clippy::too_many_arguments)]
 fn run(
-    stream: &std::net::TcpStream,
-    hello: &Hello,
-    opts: &RecvOptions,
-    w: &mut WindowTracker,
-    r: &mut FlowResult,
-    tally: &mut Tally,
+    rx: Rx,
     ring: &mut io_uring::IoUring,
     ring_bufs: &mut BufRing,
     buffers: &[Box<[u8]>],
     armed: &mut bool,
 ) -> Result<()> {
+    let Rx {
+        stream,
+        hello,
+        opts,
+        w,
+        r,
+        tally,
+    } = rx;
     let fd = types::Fd(stream.as_raw_fd());
     let arm = || opcode::RecvMulti::new(fd, 0).build().user_data(MULTISHOT);
     // SAFETY: the buffers the request fills belong to the registered buffer ring, which the

@@ -1,0 +1,25 @@
+//! One flow's receive as every receiver runs it.
+
+use super::options::RecvOptions;
+use super::tally::Tally;
+use crate::results::FlowResult;
+use crate::window::WindowTracker;
+use crate::wire::Hello;
+use std::net::TcpStream;
+
+/// One flow's receive: the connection, what its hello announced, the receiver's options, its
+/// window, and what it records (the flow's result and the tally of its messages).
+pub struct Rx<'a> {
+    /// The connection.
+    pub stream: &'a TcpStream,
+    /// What the sender announced.
+    pub hello: &'a Hello,
+    /// How this receiver reads.
+    pub opts: &'a RecvOptions,
+    /// The measured window and the receiving thread's counters.
+    pub w: &'a mut WindowTracker,
+    /// The flow's result.
+    pub r: &'a mut FlowResult,
+    /// Sequence and latency accounting of its messages.
+    pub tally: &'a mut Tally,
+}
