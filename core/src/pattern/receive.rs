@@ -82,14 +82,7 @@ fn receive(stream: &TcpStream, opts: RecvOptions, r: &mut FlowResult) -> Result<
                 .and_then(|mut s| rr::request(s.as_mut(), fd, &hello, opts.busy_poll, &mut w, r))
         }
         (_, rx) => {
-            let flow = Rx {
-                stream,
-                hello: &hello,
-                opts: &opts,
-                w: &mut w,
-                r,
-                tally: &mut tally,
-            };
+            let flow = Rx::new(stream, &hello, &opts, &mut w, r, &mut tally);
             match rx {
                 RxMode::Copy => copy(flow, false),
                 RxMode::Discard => discard(flow),

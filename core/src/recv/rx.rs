@@ -23,3 +23,46 @@ pub struct Rx<'a> {
     /// Sequence and latency accounting of its messages.
     pub tally: &'a mut Tally,
 }
+
+impl<'a> Rx<'a> {
+    /// The receive of a flow.
+    pub fn new(
+        stream: &'a TcpStream,
+        hello: &'a Hello,
+        opts: &'a RecvOptions,
+        w: &'a mut WindowTracker,
+        r: &'a mut FlowResult,
+        tally: &'a mut Tally,
+    ) -> Rx<'a> {
+        Rx {
+            stream,
+            hello,
+            opts,
+            w,
+            r,
+            tally,
+        }
+    }
+
+    /// Its parts, for a receiver's loop.
+    #[allow(clippy::type_complexity)]
+    pub fn parts(
+        self,
+    ) -> (
+        &'a TcpStream,
+        &'a Hello,
+        &'a RecvOptions,
+        &'a mut WindowTracker,
+        &'a mut FlowResult,
+        &'a mut Tally,
+    ) {
+        (
+            self.stream,
+            self.hello,
+            self.opts,
+            self.w,
+            self.r,
+            self.tally,
+        )
+    }
+}

@@ -47,14 +47,7 @@ pub fn no_end_frame() -> Error {
 /// sequence number). Once its window is over it asks for the end frame (unless `asked_end`:
 /// already done).
 pub fn copy(rx: Rx, mut asked_end: bool) -> Result<()> {
-    let Rx {
-        stream,
-        hello,
-        opts,
-        w,
-        r,
-        tally,
-    } = rx;
+    let (stream, hello, opts, w, r, tally) = rx.parts();
     let fd = stream.as_raw_fd();
     let mut parser = Parser::new(hello.msg_size as usize, hello.verify);
     let mut stall = opts.stall;
@@ -102,14 +95,7 @@ pub fn copy(rx: Rx, mut asked_end: bool) -> Result<()> {
 /// sends its end frame only after reading the request, which leaves after the last discarding
 /// read: the end frame is never discarded, however late or early either window ends.
 pub fn discard(rx: Rx) -> Result<()> {
-    let Rx {
-        stream,
-        hello,
-        opts,
-        w,
-        r,
-        tally,
-    } = rx;
+    let (stream, hello, opts, w, r, tally) = rx.parts();
     let fd = stream.as_raw_fd();
     let msg = hello.msg_size as u64;
     let mut scratch = vec![0u8; rx_buf_len(msg as usize)];
@@ -144,13 +130,5 @@ pub fn discard(rx: Rx) -> Result<()> {
     r.messages = r.bytes / msg;
     r.bytes = r.messages * msg;
     tally.expect_from(total / msg);
-    let rx = Rx {
-        stream,
-        hello,
-        opts,
-        w,
-        r,
-        tally,
-    };
-    copy(rx, true)
+    copy(Rx::new(stream, hello, opts, w, r, tally), true)
 }

@@ -96,14 +96,7 @@ fn run(
     buffers: &[Box<[u8]>],
     armed: &mut bool,
 ) -> Result<()> {
-    let Rx {
-        stream,
-        hello,
-        opts,
-        w,
-        r,
-        tally,
-    } = rx;
+    let (stream, hello, opts, w, r, tally) = rx.parts();
     let fd = types::Fd(stream.as_raw_fd());
     let arm = || opcode::RecvMulti::new(fd, 0).build().user_data(MULTISHOT);
     // SAFETY: the buffers the request fills belong to the registered buffer ring, which the
