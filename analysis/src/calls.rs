@@ -2,7 +2,7 @@
 //! batch and mode, against the batch asked for, so a reader sees that a comparison at one batch
 //! held the batching equal, and where a mode's limit held it below the size asked for.
 
-use crate::derive::{batch_label, engine_label};
+use crate::cell::{batch_key, engine_key, BatchKey, EngineKey};
 use sendpath_record::v1::{Record, Status};
 use sendpath_record::{Mode, Pattern};
 use serde::Serialize;
@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// records that counted their calls.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallsRow {
-    /// Engine label.
-    pub engine: String,
-    /// Batch label (`1`, `512K`).
-    pub batch: String,
+    /// The engine (with its ordering where not the default).
+    pub engine: EngineKey,
+    /// The batch (`1`, `512K`).
+    pub batch: BatchKey,
     /// The send path.
     pub mode: Mode,
     /// Bytes per message.
@@ -37,7 +37,7 @@ impl CallsRow {
 
 /// The calls of every ok stream record, per (engine, batch, mode, size).
 pub fn calls_rows(records: &[Record]) -> Vec<CallsRow> {
-    type Key = (String, String, Mode, u64);
+    type Key = (EngineKey, BatchKey, Mode, u64);
     let mut by: BTreeMap<Key, (Vec<f64>, u64, Option<String>)> = BTreeMap::new();
     for r in records
         .iter()
@@ -46,8 +46,8 @@ pub fn calls_rows(records: &[Record]) -> Vec<CallsRow> {
         let Some(c) = &r.calls else { continue };
         let e = by
             .entry((
-                engine_label(r),
-                batch_label(r),
+                engine_key(r),
+                batch_key(r),
                 r.spec.mode,
                 r.spec.msg_size_bytes,
             ))
@@ -75,7 +75,7 @@ pub fn batching_note(rows: &[CallsRow]) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
-    let batches: BTreeSet<&str> = rows.iter().map(|r| r.batch.as_str()).collect();
+    let batches: BTreeSet<BatchKey> = rows.iter().map(|r| r.batch).collect();
     let mut parts = Vec::new();
     for batch in batches {
         let of: Vec<&CallsRow> = rows.iter().filter(|r| r.batch == batch).collect();
@@ -142,8 +142,11 @@ mod tests {
 
     fn row(batch: &str, mode: &str, size: u64, mpc: f64, built: u64, cap: bool) -> CallsRow {
         CallsRow {
-            engine: "uring".into(),
-            batch: batch.into(),
+            engine: EngineKey {
+                engine: sendpath_record::Engine::Uring,
+                ordering: None,
+            },
+            batch: BatchKey::Is(sendpath_record::Batch::try_from(batch.to_string()).unwrap()),
             mode: mode.parse().unwrap(),
             msg_size_bytes: size,
             messages_per_call: mpc,
@@ -170,7 +173,7 @@ mod tests {
             "{n}"
         );
         assert!(n.contains("1 of 4 cells' calls carried"), "{n}");
-        assert!(row("x", "a1", 1, 97.0, 100, false).as_planned(0.05));
-        assert!(!row("x", "a1", 1, 94.0, 100, false).as_planned(0.05));
+        assert!(row("64K", "a1", 1, 97.0, 100, false).as_planned(0.05));
+        assert!(!row("64K", "a1", 1, 94.0, 100, false).as_planned(0.05));
     }
 }

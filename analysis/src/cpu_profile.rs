@@ -2,7 +2,7 @@
 //! repetitions, as a table and as stacked bars, so the report can say what each send path
 //! spends its CPU on.
 
-use crate::derive::CellKey;
+use crate::derive::{CellKey, PatternKey};
 use crate::document::{Block, RenderedPlot};
 use crate::plot::num_label;
 use plotters::prelude::*;
@@ -154,12 +154,12 @@ pub fn profile_rows(records: &[Record]) -> Vec<ProfileRow> {
 pub fn shown(rows: &[ProfileRow]) -> Vec<&ProfileRow> {
     let fewest = rows
         .iter()
-        .filter(|r| r.key.pattern == "stream")
+        .filter(|r| r.key.pattern == PatternKey::STREAM)
         .map(|r| r.key.flows)
         .min();
     let mut v: Vec<&ProfileRow> = rows
         .iter()
-        .filter(|r| r.key.pattern == "stream" && Some(r.key.flows) == fewest)
+        .filter(|r| r.key.pattern == PatternKey::STREAM && Some(r.key.flows) == fewest)
         .collect();
     v.sort_by(|a, b| {
         (

@@ -10,7 +10,9 @@ use sendpath_record::v1::{Record, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::cell::{batch_label, engine_label, pattern_label, CellKey};
+pub use crate::cell::{
+    batch_label, engine_label, pattern_label, BatchKey, CellKey, EngineKey, PatternKey,
+};
 
 /// A metric of the derived table. The serialized name is the column stem in `derived.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -477,11 +479,11 @@ pub fn to_csv(t: &DerivedTable) -> String {
     for r in &t.rows {
         let k = &r.key;
         let mut row: Vec<String> = vec![
-            k.pattern.clone(),
-            k.batch.clone(),
+            k.pattern.to_string(),
+            k.batch.to_string(),
             k.flows.to_string(),
             k.msg_size_bytes.to_string(),
-            k.engine.clone(),
+            k.engine.to_string(),
             k.mode.to_string(),
             r.reps.to_string(),
             r.failed_reps.to_string(),
@@ -516,11 +518,11 @@ mod tests {
                 .collect();
             let s = Stat::of(&v).unwrap();
             let key = CellKey {
-                pattern: "stream".into(),
-                batch: "1".into(),
+                pattern: PatternKey::STREAM,
+                batch: BatchKey::ONE,
                 flows: 1,
                 msg_size_bytes: 64 << i,
-                engine: "threads".into(),
+                engine: EngineKey::THREADS,
                 mode: sendpath_record::Mode::A1,
             };
             if s.is_noisy() {
@@ -591,10 +593,11 @@ mod tests {
             .unwrap();
         let r: Record = serde_json::from_str(line).unwrap();
         t.rows = derive_table(&[r]).rows;
-        t.rows[0].key.pattern = "a,\"b\"".into();
+        t.rows[0].latency_kind = Some("a,\"b\"".into());
         let csv = to_csv(&t);
         let row = csv.lines().nth(1).unwrap();
-        assert!(row.starts_with("\"a,\"\"b\"\"\",1,1,"), "{row}");
+        assert!(row.starts_with("stream,1,1,"), "{row}");
+        assert!(row.contains(",\"a,\"\"b\"\"\","), "{row}");
         assert!(!csv.lines().next().unwrap().contains('"'));
     }
 }

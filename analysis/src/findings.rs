@@ -4,10 +4,10 @@
 //! [`crate::stats`]). Written as `findings.json` (schema `sendpath-findings/v1`) so that two
 //! runs can be compared by a program ([`agreement`]), and as the report's first section.
 
-use crate::derive::{DerivedTable, Metric};
+use crate::derive::{BatchKey, DerivedTable, EngineKey, Metric, PatternKey};
 use crate::stats::{ratio_ci, Ratio};
 use crate::summary::Analysis;
-use sendpath_record::{Mode, Pattern, MODES};
+use sendpath_record::{Mode, MODES};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -127,9 +127,9 @@ pub fn findings(a: &Analysis) -> Findings {
         .crossovers
         .iter()
         .map(|c| CrossoverFinding {
-            pattern: c.pattern.clone(),
-            batch: c.batch.clone(),
-            engine: c.engine.clone(),
+            pattern: c.pattern.to_string(),
+            batch: c.batch.to_string(),
+            engine: c.engine.to_string(),
             flows: c.flows,
             challenger: c.challenger.clone(),
             first_win_bytes: c.first_win_bytes,
@@ -140,8 +140,8 @@ pub fn findings(a: &Analysis) -> Findings {
         .best
         .iter()
         .map(|b| BestFinding {
-            pattern: b.pattern.clone(),
-            batch: b.batch.clone(),
+            pattern: b.pattern.to_string(),
+            batch: b.batch.to_string(),
             flows: b.flows,
             msg_size_bytes: b.msg_size_bytes,
             best: b.clear_winner().map(String::from),
@@ -178,12 +178,12 @@ fn sizes_text(v: &[u64]) -> String {
 /// The key findings, a sentence each.
 fn sentences(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
-    let stream = Pattern::Stream.as_str();
+    let stream = PatternKey::STREAM;
     // Where A2 and A3 beat A1, on streams, per engine and batch (the copy discipline at equal
     // batching), at the fewest flows measured.
-    let mut engines: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut engines: BTreeMap<(EngineKey, BatchKey), u64> = BTreeMap::new();
     for c in a.crossovers.iter().filter(|c| c.pattern == stream) {
-        let f = engines.entry((&c.engine, &c.batch)).or_insert(c.flows);
+        let f = engines.entry((c.engine, c.batch)).or_insert(c.flows);
         *f = (*f).min(c.flows);
     }
     for ((engine, batch), flows) in engines {
@@ -311,10 +311,10 @@ fn resolution_sentence(a: &Analysis) -> Option<String> {
 }
 
 /// `one message per send` or `batches of 512K per send`.
-fn batch_words(batch: &str) -> String {
+fn batch_words(batch: BatchKey) -> String {
     match batch {
-        "1" => "one message per send".into(),
-        "auto" => "each ordering's own batching".into(),
+        BatchKey::ONE => "one message per send".into(),
+        BatchKey::Auto => "each ordering's own batching".into(),
         b => format!("batches of {b} per send"),
     }
 }
@@ -322,33 +322,30 @@ fn batch_words(batch: &str) -> String {
 /// What batching changes: per engine and mode, a batch's throughput over one message per call,
 /// at the smallest stream size and fewest flows that have both (where batching matters most).
 fn batching_sentences(t: &DerivedTable) -> Vec<String> {
-    let stream = Pattern::Stream.as_str();
+    let stream = PatternKey::STREAM;
     let mut out = Vec::new();
     let rows: Vec<_> = t
         .rows
         .iter()
         .filter(|r| r.key.pattern == stream && r.get(Metric::Gbps).is_some())
         .collect();
-    let mut groups: BTreeMap<(&str, &str), ()> = BTreeMap::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.key.batch != "1" && r.key.batch != "auto")
-    {
-        groups.insert((r.key.engine.as_str(), r.key.batch.as_str()), ());
+    let mut groups: BTreeMap<(EngineKey, BatchKey), ()> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.key.batch.batched()) {
+        groups.insert((r.key.engine, r.key.batch), ());
     }
     for (engine, batch) in groups.into_keys() {
-        let at = |b: &str| -> Vec<(u64, u64)> {
+        let at = |b: BatchKey| -> Vec<(u64, u64)> {
             rows.iter()
                 .filter(|r| r.key.engine == engine && r.key.batch == b)
                 .map(|r| (r.key.flows, r.key.msg_size_bytes))
                 .collect()
         };
-        let ones = at("1");
+        let ones = at(BatchKey::ONE);
         let both: Vec<(u64, u64)> = at(batch).into_iter().filter(|k| ones.contains(k)).collect();
         let Some(&(flows, size)) = both.iter().min() else {
             continue;
         };
-        let gbps = |mode: Mode, b: &str| {
+        let gbps = |mode: Mode, b: BatchKey| {
             rows.iter()
                 .find(|r| {
                     r.key.engine == engine
@@ -361,7 +358,7 @@ fn batching_sentences(t: &DerivedTable) -> Vec<String> {
         let parts: Vec<String> = MODES
             .iter()
             .filter_map(|m| {
-                let one = gbps(m.mode, "1")?;
+                let one = gbps(m.mode, BatchKey::ONE)?;
                 let many = gbps(m.mode, batch)?;
                 let r = ratio_ci(&one.values, &many.values)?;
                 Some(format!("{} {}", m.mode.as_str().to_uppercase(), r.text()))
@@ -381,13 +378,13 @@ fn batching_sentences(t: &DerivedTable) -> Vec<String> {
 }
 
 fn cpu_sentences(t: &DerivedTable) -> Vec<String> {
-    let stream = Pattern::Stream.as_str();
+    let stream = PatternKey::STREAM;
     let mut out = Vec::new();
-    let mut engines: Vec<(&str, &str)> = t
+    let mut engines: Vec<(EngineKey, BatchKey)> = t
         .rows
         .iter()
         .filter(|r| r.key.pattern == stream)
-        .map(|r| (r.key.engine.as_str(), r.key.batch.as_str()))
+        .map(|r| (r.key.engine, r.key.batch))
         .collect();
     engines.sort();
     engines.dedup();

@@ -5,7 +5,7 @@
 //! run, whether the measured figures moved with it, and which noisy cells ran at different
 //! host speeds.
 
-use crate::derive::{CellKey, DerivedTable, Metric};
+use crate::derive::{CellKey, DerivedTable, Metric, PatternKey};
 use plotters::prelude::*;
 use sendpath_record::v1::{HostSpeedV1, Record, Status};
 use serde::Serialize;
@@ -141,11 +141,12 @@ fn points(all: &[(&Record, f64)], table: &DerivedTable) -> Vec<(f64, Option<f64>
     all.iter()
         .map(|(r, speed)| {
             let key = CellKey::of(r);
-            let rel = (reps[&key] >= 3 && matches!(key.pattern.as_str(), "stream" | "rr"))
-                .then(|| table.row(&key).and_then(|row| row.median(Metric::Gbps)))
-                .flatten()
-                .filter(|m| *m > 0.0)
-                .map(|m| r.throughput.gbps / m);
+            let rel = (reps[&key] >= 3
+                && [PatternKey::STREAM, PatternKey::RR].contains(&key.pattern))
+            .then(|| table.row(&key).and_then(|row| row.median(Metric::Gbps)))
+            .flatten()
+            .filter(|m| *m > 0.0)
+            .map(|m| r.throughput.gbps / m);
             (*speed, rel)
         })
         .collect()

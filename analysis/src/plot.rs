@@ -148,7 +148,11 @@ pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
     let mut groups: BTreeMap<Group, Vec<&crate::derive::DerivedRow>> = BTreeMap::new();
     for r in &t.rows {
         groups
-            .entry((r.key.pattern.clone(), r.key.batch.clone(), r.key.flows))
+            .entry((
+                r.key.pattern.to_string(),
+                r.key.batch.to_string(),
+                r.key.flows,
+            ))
             .or_default()
             .push(r);
     }
@@ -160,7 +164,7 @@ pub fn plot_specs(t: &DerivedTable) -> Vec<PlotSpec> {
             for r in rows {
                 if let Some(s) = r.get(metric) {
                     lines
-                        .entry((r.key.mode.to_string(), r.key.engine.clone()))
+                        .entry((r.key.mode.to_string(), r.key.engine.to_string()))
                         .or_default()
                         .push((
                             r.key.msg_size_bytes,

@@ -3,7 +3,7 @@
 //! missing. Everything the report says comes from here, so every statement has a number
 //! behind it.
 
-use crate::derive::{derive_table, CellKey, DerivedTable, Metric};
+use crate::derive::{derive_table, BatchKey, CellKey, DerivedTable, EngineKey, Metric, PatternKey};
 use sendpath_record::v1::{Record, Status};
 use sendpath_record::MODES;
 use serde::Serialize;
@@ -16,11 +16,11 @@ pub use crate::host_summary::{host_summary, HostSummary};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Crossover {
     /// Pattern.
-    pub pattern: String,
+    pub pattern: PatternKey,
     /// Messages per send operation (the challenger and A1 ran at the same batch).
-    pub batch: String,
+    pub batch: BatchKey,
     /// Engine (the challenger and A1 ran on the same engine).
-    pub engine: String,
+    pub engine: EngineKey,
     /// Flows.
     pub flows: u64,
     /// `a2` or `a3`.
@@ -43,21 +43,16 @@ pub struct Crossover {
 pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
     // (pattern, batch, engine, flows) -> mode -> size -> median gbps
     type BySize = BTreeMap<u64, crate::derive::Stat>;
-    type Group = (String, String, String, u64);
+    type Group = (PatternKey, BatchKey, EngineKey, u64);
     let mut by: BTreeMap<Group, BTreeMap<String, BySize>> = BTreeMap::new();
     for r in &t.rows {
         if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
-            by.entry((
-                k.pattern.clone(),
-                k.batch.clone(),
-                k.engine.clone(),
-                k.flows,
-            ))
-            .or_default()
-            .entry(k.mode.to_string())
-            .or_default()
-            .insert(k.msg_size_bytes, g.clone());
+            by.entry((k.pattern, k.batch, k.engine, k.flows))
+                .or_default()
+                .entry(k.mode.to_string())
+                .or_default()
+                .insert(k.msg_size_bytes, g.clone());
         }
     }
     let mut out = Vec::new();
@@ -91,9 +86,9 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
                 None => Vec::new(),
             };
             out.push(Crossover {
-                pattern: pattern.clone(),
-                batch: batch.clone(),
-                engine: engine.clone(),
+                pattern,
+                batch,
+                engine,
                 flows,
                 challenger: challenger.into(),
                 ratio_at_first_win: first.and_then(|f| ratio(&f)),
@@ -112,9 +107,9 @@ pub fn crossover_table(t: &DerivedTable) -> Vec<Crossover> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Best {
     /// Pattern.
-    pub pattern: String,
+    pub pattern: PatternKey,
     /// Messages per send operation of every contender.
-    pub batch: String,
+    pub batch: BatchKey,
     /// Flows.
     pub flows: u64,
     /// Bytes per message.
@@ -145,21 +140,17 @@ impl Best {
 /// margin over the runner-up and its confidence.
 pub fn best_per_size(t: &DerivedTable) -> Vec<Best> {
     type Contenders<'a> = Vec<(String, &'a crate::derive::Stat)>;
-    let mut by: BTreeMap<(String, String, u64, u64), Contenders> = BTreeMap::new();
+    type Group = (PatternKey, BatchKey, u64, u64);
+    let mut by: BTreeMap<Group, Contenders> = BTreeMap::new();
     for r in &t.rows {
         if let Some(g) = r.get(Metric::Gbps) {
             let k = &r.key;
-            by.entry((
-                k.pattern.clone(),
-                k.batch.clone(),
-                k.flows,
-                k.msg_size_bytes,
-            ))
-            .or_default()
-            .push((
-                format!("{} {}", k.mode.as_str().to_uppercase(), k.engine),
-                g,
-            ));
+            by.entry((k.pattern, k.batch, k.flows, k.msg_size_bytes))
+                .or_default()
+                .push((
+                    format!("{} {}", k.mode.as_str().to_uppercase(), k.engine),
+                    g,
+                ));
         }
     }
     by.into_iter()
@@ -196,20 +187,14 @@ pub struct FlowEffect {
 /// Flow effects for every (pattern, batch, engine, mode, size) measured at two or more flow
 /// counts.
 pub fn flow_effects(t: &DerivedTable) -> Vec<FlowEffect> {
-    type Group = (String, String, String, String, u64);
+    type Group = (PatternKey, BatchKey, EngineKey, sendpath_record::Mode, u64);
     let mut by: BTreeMap<Group, Vec<&crate::derive::DerivedRow>> = BTreeMap::new();
     for r in &t.rows {
         if r.median(Metric::Gbps).is_some() {
             let k = &r.key;
-            by.entry((
-                k.pattern.clone(),
-                k.batch.clone(),
-                k.engine.clone(),
-                k.mode.to_string(),
-                k.msg_size_bytes,
-            ))
-            .or_default()
-            .push(r);
+            by.entry((k.pattern, k.batch, k.engine, k.mode, k.msg_size_bytes))
+                .or_default()
+                .push(r);
         }
     }
     let mut out = Vec::new();

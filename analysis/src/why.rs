@@ -5,7 +5,7 @@
 //! interval, and the profile's explanation where it has one).
 
 use crate::cpu_profile::ProfileRow;
-use crate::derive::{CellKey, DerivedRow, Metric};
+use crate::derive::{BatchKey, CellKey, DerivedRow, Metric, PatternKey};
 use crate::document::Block;
 use crate::plot::num_label;
 use crate::stats::{ratio_ci, Ratio};
@@ -86,10 +86,9 @@ fn both_sides(rows: &[ProfileRow], key: &CellKey) -> Option<BothSides> {
 
 fn trades(a: &Analysis, rows: &[ProfileRow]) -> BTreeMap<(String, String, u64), Vec<Trade>> {
     let mut out: BTreeMap<(String, String, u64), Vec<Trade>> = BTreeMap::new();
-    for p3 in rows
-        .iter()
-        .filter(|r| r.side == "sender" && r.key.mode == Mode::A3 && r.key.pattern == "stream")
-    {
+    for p3 in rows.iter().filter(|r| {
+        r.side == "sender" && r.key.mode == Mode::A3 && r.key.pattern == PatternKey::STREAM
+    }) {
         let k2 = with_mode(&p3.key, Mode::A2);
         let (Some(a2), Some(a3)) = (both_sides(rows, &k2), both_sides(rows, &p3.key)) else {
             continue;
@@ -97,16 +96,20 @@ fn trades(a: &Analysis, rows: &[ProfileRow]) -> BTreeMap<(String, String, u64), 
         let throughput = row(a, &k2)
             .zip(row(a, &p3.key))
             .and_then(|(r2, r3)| ratio(r2, r3));
-        out.entry((p3.key.engine.clone(), p3.key.batch.clone(), p3.key.flows))
-            .or_default()
-            .push(Trade {
-                key: p3.key.clone(),
-                a2_copies: a2.copies + a2.deferred,
-                a3_copies: a3.copies,
-                zerocopy: a3.zerocopy,
-                deferred: a3.deferred,
-                throughput,
-            });
+        out.entry((
+            p3.key.engine.to_string(),
+            p3.key.batch.to_string(),
+            p3.key.flows,
+        ))
+        .or_default()
+        .push(Trade {
+            key: p3.key.clone(),
+            a2_copies: a2.copies + a2.deferred,
+            a3_copies: a3.copies,
+            zerocopy: a3.zerocopy,
+            deferred: a3.deferred,
+            throughput,
+        });
     }
     for v in out.values_mut() {
         v.sort_by_key(|t| t.key.msg_size_bytes);
@@ -231,7 +234,11 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
     let t = &a.table;
     if t.has(Metric::L1dMissesPerGb) || t.has(Metric::LlcMissesPerGb) {
         let mut table = Vec::new();
-        for r in t.rows.iter().filter(|r| r.key.pattern == "stream") {
+        for r in t
+            .rows
+            .iter()
+            .filter(|r| r.key.pattern == PatternKey::STREAM)
+        {
             let m = |x| r.median(x).map_or("-".into(), num_label);
             table.push(vec![
                 r.key.to_string(),
@@ -270,8 +277,14 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
     // measured), the fewest flows.
     let pick = rows
         .iter()
-        .filter(|r| r.key.pattern == "stream")
-        .map(|r| (r.key.engine != "threads", r.key.batch != "1", r.key.flows))
+        .filter(|r| r.key.pattern == PatternKey::STREAM)
+        .map(|r| {
+            (
+                r.key.engine.rings(),
+                r.key.batch != BatchKey::ONE,
+                r.key.flows,
+            )
+        })
         .min();
     let Some((uring, batched, flows)) = pick else {
         para.push_str(" Without `--profile` there is no stand-in either: `sendpath sweep --preset why` (about 2 minutes here) measures the copies' cost per byte by size against this machine's memcpy.");
@@ -291,11 +304,11 @@ pub fn cache_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow]) {
         let mut v: Vec<&ProfileRow> = rows
             .iter()
             .filter(|r| {
-                r.key.pattern == "stream"
+                r.key.pattern == PatternKey::STREAM
                     && r.key.mode == mode
                     && r.side == side
-                    && (r.key.engine != "threads") == uring
-                    && (r.key.batch != "1") == batched
+                    && r.key.engine.rings() == uring
+                    && (r.key.batch != BatchKey::ONE) == batched
                     && r.key.flows == flows
             })
             .collect();
@@ -470,13 +483,9 @@ pub fn unexpected_section(b: &mut Vec<Block>, a: &Analysis, rows: &[ProfileRow])
     kinds.push(("More flows, less total throughput", flows));
     // Batching that does not help.
     let mut batching = Vec::new();
-    for r in t
-        .rows
-        .iter()
-        .filter(|r| r.key.batch != "1" && r.key.batch != "auto")
-    {
+    for r in t.rows.iter().filter(|r| r.key.batch.batched()) {
         let one = CellKey {
-            batch: "1".into(),
+            batch: BatchKey::ONE,
             ..r.key.clone()
         };
         let Some(o) = row(a, &one) else { continue };

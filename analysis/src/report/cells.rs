@@ -65,12 +65,12 @@ pub(super) fn cells_section(b: &mut Vec<Block>, a: &Analysis) {
     for r in &a.table.rows {
         let k = &r.key;
         let mut row = vec![
-            k.pattern.clone(),
-            k.batch.clone(),
+            k.pattern.to_string(),
+            k.batch.to_string(),
             k.flows.to_string(),
             k.msg_size_bytes.to_string(),
             k.mode.as_str().to_uppercase(),
-            k.engine.clone(),
+            k.engine.to_string(),
             if r.failed_reps > 0 {
                 format!("{} (+{} failed)", r.reps, r.failed_reps)
             } else {

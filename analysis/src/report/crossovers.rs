@@ -37,9 +37,9 @@ pub(super) fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
     for c in &a.crossovers {
         let e = rows
             .entry((
-                c.pattern.clone(),
-                c.batch.clone(),
-                c.engine.clone(),
+                c.pattern.to_string(),
+                c.batch.to_string(),
+                c.engine.to_string(),
                 c.flows,
             ))
             .or_insert_with(|| vec!["not measured".into(); challengers.len()]);
@@ -98,8 +98,8 @@ pub(super) fn crossover_section(b: &mut Vec<Block>, a: &Analysis) {
                 _ => "only one measured".into(),
             };
             vec![
-                x.pattern.clone(),
-                x.batch.clone(),
+                x.pattern.to_string(),
+                x.batch.to_string(),
                 x.flows.to_string(),
                 x.msg_size_bytes.to_string(),
                 match x.clear_winner() {

@@ -68,10 +68,10 @@ pub(super) fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
                 None => ("-".into(), "-".into()),
             };
             vec![
-                e.low.pattern.clone(),
-                e.low.batch.clone(),
+                e.low.pattern.to_string(),
+                e.low.batch.to_string(),
                 e.low.mode.as_str().to_uppercase(),
-                e.low.engine.clone(),
+                e.low.engine.to_string(),
                 e.low.msg_size_bytes.to_string(),
                 format!("{} -> {}", e.low.flows, e.high_flows),
                 num_label(e.gbps.0),

@@ -37,11 +37,11 @@ fn a3_at_another_batch_is_not_compared_with_a1() {
     assert!(!a.crossovers.is_empty(), "A2 and A1 share a batch");
     for c in &a.crossovers {
         assert_ne!(c.challenger, "a3", "A3 ran another batch than A1: {c:?}");
-        assert_eq!(c.batch, "1");
+        assert_eq!(c.batch.to_string(), "1");
     }
     // Best mode per size: the contenders of a row share its batch.
     for b in &a.best {
-        let lone = b.batch == "512K";
+        let lone = b.batch.to_string() == "512K";
         assert_eq!(lone, b.leader.starts_with("A3"), "{b:?}");
         assert_eq!(lone, b.runner_up.is_none(), "{b:?}");
     }

@@ -78,9 +78,9 @@ fn throughput_by_mode_and_size_matches_the_derived_table() {
     assert_eq!(rows.len() - 1, a.table.rows.len());
     for r in &rows[1..] {
         let key = CellKey {
-            pattern: r[0].clone(),
-            batch: r[1].clone(),
-            engine: r[2].clone(),
+            pattern: r[0].parse().unwrap(),
+            batch: r[1].parse().unwrap(),
+            engine: r[2].parse().unwrap(),
             flows: r[3].parse().unwrap(),
             msg_size_bytes: r[4].parse().unwrap(),
             mode: r[5].parse().unwrap(),

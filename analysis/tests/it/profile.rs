@@ -22,9 +22,9 @@ fn records() -> Vec<Record> {
 
 fn key(mode: &str, size: u64, batch: &str) -> CellKey {
     CellKey {
-        pattern: "stream".into(),
-        batch: batch.into(),
-        engine: "threads".into(),
+        pattern: "stream".parse().unwrap(),
+        batch: batch.parse().unwrap(),
+        engine: "threads".parse().unwrap(),
         flows: 1,
         msg_size_bytes: size,
         mode: mode.parse().unwrap(),

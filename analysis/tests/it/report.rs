@@ -7,7 +7,7 @@
 //! empty `unsupported`, derived fields recomputed). Set `UPDATE_GOLDEN=1` to rewrite
 //! `golden/*` after an intended change, and review the diff.
 
-use sendpath_analysis::derive::{to_csv, CellKey, Metric};
+use sendpath_analysis::derive::{to_csv, BatchKey, CellKey, EngineKey, Metric, PatternKey};
 use sendpath_analysis::summary::analyze;
 use sendpath_analysis::{parse_records, render_report, Crossover};
 use std::path::{Path, PathBuf};
@@ -76,11 +76,11 @@ pub fn render_records(
 
 pub fn key(mode: &str, size: u64, flows: u64) -> CellKey {
     CellKey {
-        pattern: "stream".into(),
-        batch: "1".into(),
+        pattern: "stream".parse().unwrap(),
+        batch: "1".parse().unwrap(),
         flows,
         msg_size_bytes: size,
-        engine: "threads".into(),
+        engine: "threads".parse().unwrap(),
         mode: mode.parse().unwrap(),
     }
 }
@@ -174,7 +174,7 @@ fn derived_table_matches_golden_and_the_raw_records() {
 
 fn xo<'a>(c: &'a [Crossover], ch: &str, flows: u64) -> &'a Crossover {
     c.iter()
-        .find(|c| c.challenger == ch && c.flows == flows && c.engine == "threads")
+        .find(|c| c.challenger == ch && c.flows == flows && c.engine == EngineKey::THREADS)
         .unwrap()
 }
 
@@ -403,8 +403,13 @@ fn new_engines_patterns_and_unknown_fields_group_cleanly() {
     assert!(a
         .crossovers
         .iter()
-        .any(|c| c.engine == "uring" && c.flows == 2 && c.challenger == "a3"));
-    let rr = a.table.rows.iter().find(|r| r.key.pattern == "rr").unwrap();
+        .any(|c| c.engine.to_string() == "uring" && c.flows == 2 && c.challenger == "a3"));
+    let rr = a
+        .table
+        .rows
+        .iter()
+        .find(|r| r.key.pattern == PatternKey::RR)
+        .unwrap();
     assert_eq!(rr.latency_kind.as_deref(), Some("round_trip"));
     let svg = std::fs::read_to_string(dir.join("out/plots/gbps_stream_batch1_flows2.svg")).unwrap();
     assert!(svg.contains("A1 copy+send, uring") && svg.contains("A1 copy+send, threads"));
@@ -448,9 +453,13 @@ fn uring_orderings_are_named_and_kept_apart() {
     assert_eq!(s.cells, 18 + 6, "A1 linked chains are cells of their own");
     let recs = parse_records(&std::fs::read_to_string(&input).unwrap()).unwrap();
     let a = analyze(&recs.records, &[]);
-    let engines: std::collections::BTreeSet<&str> =
-        a.table.rows.iter().map(|r| r.key.engine.as_str()).collect();
-    assert_eq!(engines, ["uring", "uring+link"].into_iter().collect());
+    let engines: std::collections::BTreeSet<String> = a
+        .table
+        .rows
+        .iter()
+        .map(|r| r.key.engine.to_string())
+        .collect();
+    assert_eq!(engines, ["uring", "uring+link"].map(String::from).into());
     let md = std::fs::read_to_string(&s.report_md).unwrap();
     assert!(
         md.contains("kept each flow in order by: A1 bundle, A1 link, A2 bundle, A3 coalesce."),
@@ -459,7 +468,7 @@ fn uring_orderings_are_named_and_kept_apart() {
     // Records from before the batch axis: their io_uring streams batched on their own, and
     // are compared only with each other, named as such.
     assert!(
-        a.crossovers.iter().all(|c| c.batch == "auto"),
+        a.crossovers.iter().all(|c| c.batch == BatchKey::Auto),
         "{:?}",
         a.crossovers
     );

@@ -2,7 +2,8 @@
 //! report draws from it decided, or its next round would end past the sweep's time limit.
 
 use super::cell::cell_id;
-use sendpath_core::spec::{Engine, Mode, RunSpec, UringOrdering};
+use sendpath_analysis::cell::EngineKey;
+use sendpath_core::spec::{Mode, RunSpec};
 use std::collections::BTreeMap;
 
 /// What a repetition costs beyond its warm-up and window (setup, probes, the drain of a
@@ -63,15 +64,15 @@ pub fn next_round(
     }
 }
 
-/// A cell of a comparison group: its engine as the analysis labels it (io_uring streams with
-/// an ordering other than their mode's default apart, `engine_label`) and its mode. A2 and A3
-/// are compared with the A1 of the same label, as in the report.
+/// A cell of a comparison group: its engine as the analysis keys it (io_uring streams with an
+/// ordering other than their mode's default apart: the analysis's `EngineKey`) and its mode.
+/// A2 and A3 are compared with the A1 of the same engine key, as in the report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {
     /// Its [`cell_id`].
     pub id: String,
-    /// Its engine as the analysis labels it.
-    pub engine: (Engine, Option<UringOrdering>),
+    /// Its engine as the analysis keys it.
+    pub engine: EngineKey,
     /// Its mode.
     pub mode: Mode,
 }
@@ -82,7 +83,10 @@ impl Member {
         let own_ordering = spec.carries_batch_on_rings() && ordering != spec.default_ordering();
         Member {
             id: cell_id(spec),
-            engine: (spec.engine, own_ordering.then_some(ordering)),
+            engine: EngineKey {
+                engine: spec.engine,
+                ordering: own_ordering.then_some(ordering),
+            },
             mode: spec.mode,
         }
     }
