@@ -1,18 +1,14 @@
-//! The derived table: one row per cell (pattern, flows, message size, engine, mode) with the
-//! median and spread over repetitions of every metric the records carry.
-//!
-//! Grouping uses only these five spec fields, so fields added to `spec` later (io_uring
-//! tunables, rates) neither break reading nor split cells. Medians, not means: one disturbed
-//! repetition on a shared machine should not move the figure. The spread is the relative range
-//! (max - min) / median, which with few repetitions is more honest than an IQR.
+//! The derived table: one row per cell ([`CellKey`]) with the median and spread over
+//! repetitions of every metric the records carry. Grouping uses only the key's spec fields, so
+//! fields added to `spec` later neither break reading nor split cells. Medians, not means: one
+//! disturbed repetition on a shared machine should not move the figure. The spread is the
+//! relative range (max - min) / median, which with few repetitions is more honest than an IQR.
 
 use sendpath_record::v1::{Record, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::cell::{
-    batch_label, engine_label, pattern_label, BatchKey, CellKey, EngineKey, PatternKey,
-};
+pub use crate::cell::{BatchKey, CellKey, EngineKey, PatternKey};
 
 /// A metric of the derived table. The serialized name is the column stem in `derived.csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -250,7 +250,7 @@ pub struct ZeroCopySummary {
 /// Messages per zero-copy send of one engine at one message size (median over records).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Batching {
-    /// Engine label (see [`crate::derive::engine_label`]).
+    /// Engine label (see [`crate::cell::engine_label`]).
     pub engine: String,
     /// Bytes per message.
     pub msg_size_bytes: u64,
@@ -300,7 +300,7 @@ pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
         let Some(z) = &r.zerocopy else { continue };
         if let (Some(m), sendpath_record::Pattern::Stream) = (z.messages_per_send, r.spec.pattern) {
             per_send
-                .entry((crate::derive::engine_label(r), r.spec.msg_size_bytes))
+                .entry((crate::cell::engine_label(r), r.spec.msg_size_bytes))
                 .or_default()
                 .push(m);
         }
