@@ -17,8 +17,9 @@ use io_uring::types;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-/// The loop of one thread: idle flows submit through their carriers, enter, reap. Returns the thread's
-/// counters over the window and what TCP did to each flow (`fds[i]` is flow `i`'s socket).
+/// The loop of one thread: idle flows submit through their carriers, enter, reap. Returns the
+/// thread's counters over the window and what TCP did to each flow (`fds[i]` is flow `i`'s
+/// socket).
 pub(super) fn drive(
     r: &mut Ring,
     spec: &RunSpec,
