@@ -17,8 +17,8 @@
 use nix::sys::resource::{getrusage, Usage, UsageWho};
 use nix::sys::time::TimeVal;
 use nix::time::{clock_gettime, ClockId};
+pub use sendpath_record::end_v1::SideCounters;
 use sendpath_record::v1::Counters;
-use serde::{Deserialize, Serialize};
 
 use perf_event::events::{Cache, CacheId, CacheOp, CacheResult, Event, Hardware, Software};
 use perf_event::{Builder, Counter};
@@ -111,29 +111,6 @@ fn perf_supported() -> &'static [Kind] {
     })
 }
 
-/// CPU time and counters of one side (sender threads or receiver threads) over the window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SideCounters {
-    /// User-mode CPU time.
-    pub user_ns: u64,
-    /// Kernel-mode CPU time (includes softirq work done in the thread's context).
-    pub sys_ns: u64,
-    /// The counters (task clock, context switches, ..., LLC misses), as the record's
-    /// `counters` carries them; `None` where this machine or build cannot count one.
-    #[serde(flatten)]
-    pub counters: Counters,
-    /// Names of the counters that are `None` because this machine or build cannot count them.
-    pub unsupported: Vec<String>,
-    /// CPUs this side's threads were on when the window ended (sorted, distinct). On a small
-    /// machine whether the two sides shared a CPU changes loopback results several-fold.
-    #[serde(default)]
-    pub cpus: Vec<u32>,
-    /// `--profile`: where this side's CPU went (None without it, or where the kernel refused
-    /// the sampler).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<crate::profile::SideProfile>,
-}
-
 /// Counter `k` of `c`.
 fn slot(c: &mut Counters, k: Kind) -> &mut Option<u64> {
     match k {
@@ -149,57 +126,18 @@ fn slot(c: &mut Counters, k: Kind) -> &mut Option<u64> {
     }
 }
 
-fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    Some(a? + b?)
-}
-
-impl SideCounters {
-    /// An empty sum, the identity of [`merge`](Self::merge): every countable counter 0, every
-    /// other one `None` and named in `unsupported`.
-    pub fn zero() -> Self {
-        let mut s = SideCounters::default();
-        for k in KINDS {
-            if countable(k) {
-                *s.slot(k) = Some(0);
-            } else {
-                s.unsupported.push(k.name().to_string());
-            }
-        }
-        s
-    }
-
-    fn slot(&mut self, k: Kind) -> &mut Option<u64> {
-        slot(&mut self.counters, k)
-    }
-
-    /// Adds another thread's counters. A counter is known only if it is known for both.
-    pub fn merge(&mut self, o: &SideCounters) {
-        for &c in &o.cpus {
-            if let Err(i) = self.cpus.binary_search(&c) {
-                self.cpus.insert(i, c);
-            }
-        }
-        self.user_ns += o.user_ns;
-        self.sys_ns += o.sys_ns;
-        let mut theirs = o.counters.clone();
-        for k in KINDS {
-            let mine = self.slot(k);
-            *mine = add(*mine, *slot(&mut theirs, k));
-        }
-        for u in &o.unsupported {
-            if !self.unsupported.contains(u) {
-                self.unsupported.push(u.clone());
-            }
-        }
-        if let Some(p) = &o.profile {
-            self.profile.get_or_insert_with(Default::default).merge(p);
+/// An empty sum of a side's counters, the identity of [`SideCounters::merge`]: every counter
+/// this machine counts 0, every other one `None` and named in `unsupported`.
+pub fn empty_side() -> SideCounters {
+    let mut s = SideCounters::default();
+    for k in KINDS {
+        if countable(k) {
+            *slot(&mut s.counters, k) = Some(0);
+        } else {
+            s.unsupported.push(k.name().to_string());
         }
     }
-
-    /// Total CPU time (user + system).
-    pub fn cpu_ns(&self) -> u64 {
-        self.user_ns + self.sys_ns
-    }
+    s
 }
 
 fn countable(k: Kind) -> bool {
@@ -340,7 +278,7 @@ impl ThreadCounters {
             ..Default::default()
         };
         for (k, c, v0) in self.perf.borrow_mut().iter_mut() {
-            *out.slot(*k) = read_scaled(c).map(|v| v.saturating_sub(*v0));
+            *slot(&mut out.counters, *k) = read_scaled(c).map(|v| v.saturating_sub(*v0));
         }
         let c = &mut out.counters;
         c.task_clock_ns = Some(end.task_clock_ns.saturating_sub(s.task_clock_ns));
@@ -351,7 +289,7 @@ impl ThreadCounters {
             _ => None,
         };
         for k in KINDS {
-            if out.slot(k).is_none() {
+            if slot(&mut out.counters, k).is_none() {
                 out.unsupported.push(k.name().to_string());
             }
         }
@@ -380,10 +318,10 @@ mod tests {
         // A counter is either counted or named unsupported, never both, never a silent 0.
         for k in KINDS {
             let mut copy = s.clone();
-            let known = copy.slot(k).is_some();
+            let known = slot(&mut copy.counters, k).is_some();
             assert_ne!(known, s.unsupported.iter().any(|u| u == k.name()), "{k:?}");
         }
-        let mut sum = SideCounters::zero();
+        let mut sum = empty_side();
         sum.merge(&s);
         sum.merge(&s);
         assert_eq!(

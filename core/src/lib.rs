@@ -33,9 +33,9 @@
 //!
 //! Modules import only modules below them (checked by `tests/it/layers.rs`, which also keeps
 //! every file under 600 lines), from the bottom:
-//! 1. leaves: [`error`], [`time`], [`latency`], [`cpu`], [`sock`], [`affinity`], [`netns`],
-//!    [`kmem`], [`tcpinfo`], [`stamps`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy accounting
-//!    ([`zerocopy_stats`]) and slots ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
+//! 1. leaves: [`error`], [`time`], [`cpu`], [`sock`], [`affinity`], [`netns`], [`kmem`],
+//!    [`tcpinfo`], [`stamps`]; the wire frame ([`wire`]); options ([`spec`]); zero-copy slots
+//!    ([`zerocopy`]); io_uring plumbing ([`uring_sys`]); the host ([`host`]), the
 //!    measured window ([`window`]), per-flow results ([`results`]), the rate schedule
 //!    ([`schedule`]);
 //! 2. the send paths per engine ([`send::threads`], [`send::uring`]) and their common
@@ -69,7 +69,6 @@ pub mod cpu;
 pub mod error;
 pub mod host;
 pub mod kmem;
-pub mod latency;
 pub mod netns;
 pub mod pattern;
 pub mod profile;
@@ -91,7 +90,6 @@ pub mod uring_sys;
 pub mod window;
 pub mod wire;
 pub mod zerocopy;
-pub mod zerocopy_stats;
 
 pub use error::{Error, Result};
 

@@ -2,9 +2,9 @@
 
 use crate::cpu::SideCounters;
 use crate::host::HostCpu;
-use crate::latency::LatencyHistogram;
 use crate::wire::end::SenderReport;
 use crate::wire::hello::Hello;
+use sendpath_record::histogram::LatencyHistogram;
 
 /// What one flow's receiver saw.
 #[derive(Debug, Default)]

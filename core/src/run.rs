@@ -457,9 +457,9 @@ pub fn client(
         Some(u) => RunSpec {
             threads: Some(u.threads as usize),
             uring: UringOpts {
-                depth: u.depth as usize,
-                batch: u.batch as usize,
-                ordering: u.ordering.parse().unwrap_or_default(),
+                depth: u.uring.depth as usize,
+                batch: u.uring.batch as usize,
+                ordering: u.uring.ordering,
             },
             ..spec
         },
@@ -468,7 +468,7 @@ pub fn client(
     let ctx = Context {
         topology: "network".into(),
         rep: 0,
-        threads: setup.map_or(hello.flows as u64, |u| u.threads as u64),
+        threads: setup.map_or(hello.flows as u64, |u| u.threads),
         started_at,
     };
     Ok(from_flows(&spec, &ctx, host::facts(), &[flow]))

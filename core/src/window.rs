@@ -98,7 +98,7 @@ impl WindowTracker {
         self.close();
         self.result_counters
             .take()
-            .unwrap_or_else(SideCounters::zero)
+            .unwrap_or_else(crate::cpu::empty_side)
     }
 
     /// Ends the window now if it has not ended (stops the counters).

@@ -1,6 +1,6 @@
 //! sendpath's record: what the tool writes (one JSON object per measured cell, schema
-//! `sendpath/v1`, in [`v1`]) and the named axes of a cell with the one table of send-path modes
-//! ([`axes`]).
+//! `sendpath/v1`, in [`v1`]), the sender's end frame it is built from ([`end_v1`]), and the
+//! named axes of a cell with the one table of send-path modes ([`axes`]).
 //!
 //! This crate holds output types and facts, nothing that measures: readers of results (the
 //! analysis, `jq`-like tools, other programs) depend on it alone, without io_uring, perf
@@ -10,7 +10,9 @@
 
 pub mod axes;
 pub mod batch;
+pub mod end_v1;
 pub mod facts;
+pub mod histogram;
 pub mod latency_v1;
 pub mod profile_v1;
 pub mod stages_v1;

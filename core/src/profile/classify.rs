@@ -11,8 +11,8 @@
 //! zero-copy bookkeeping (`sendpath_core::zerocopy`) `zerocopy`, the rest of our own code and
 //! the latency histograms `app`.
 
-use super::bucket::Bucket;
 use super::table::{Rule, KERNEL};
+use sendpath_record::profile_v1::Bucket;
 
 /// One frame of a sample: its symbol (None when it could not be named) and whether it is in
 /// the kernel.

@@ -3,7 +3,7 @@
 //! each worker thread opens a sampler on its own `task-clock` (perf_event_open through
 //! perf-event2, kernel and user instruction pointers with the kernel's call chain) when its
 //! window opens and reads it when the window closes; the samples are named ([`symbols`]) and
-//! put in one of the named [`bucket`]s there ([`classify`]), outside the window, so what crosses the wire and
+//! put in one of the named [`Bucket`]s there ([`classify`]), outside the window, so what crosses the wire and
 //! into the record is a table of times, not addresses.
 //!
 //! Each sample weighs the thread's task clock since the sample before it (the clock's value
@@ -19,17 +19,16 @@
 //! Where the kernel refuses the sampler or hides its symbols, one line says so (once per
 //! process) and the run goes on without a profile.
 
-pub mod bucket;
 pub mod classify;
 pub mod symbols;
 mod table;
 
-pub use bucket::Bucket;
+use sendpath_record::end_v1::{SideProfile, Weight};
+use sendpath_record::profile_v1::Bucket;
 
 use perf_event::data::Record as Data;
 use perf_event::events::Software;
 use perf_event::{Builder, SampleFlag};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
@@ -53,8 +52,6 @@ pub const DEFAULT_HZ: u32 = 1000;
 pub const HZ_RANGE: std::ops::RangeInclusive<u32> = 10..=20_000;
 /// Kernel frames kept per sample: enough to reach the syscall or softirq entry.
 const MAX_STACK: u16 = 48;
-/// Most symbols a side keeps (the record shows the top 20).
-pub const MAX_SYMBOLS: usize = 100;
 /// Bytes one sample takes in the ring: header, ip, tid, a chain of [`MAX_STACK`] frames.
 const SAMPLE_BYTES: usize = 8 + 8 + 8 + 8 + 8 * (MAX_STACK as usize + 2);
 /// The ring buffer of one thread's sampler, bounds: a long window at a high rate loses
@@ -182,7 +179,7 @@ impl ThreadSampler {
             lost,
             ..SideProfile::default()
         };
-        p.add_chains(&chains);
+        add_chains(&mut p, &chains);
         p
     }
 }
@@ -206,128 +203,36 @@ fn kernel_frames(chain: &[u64]) -> Vec<u64> {
     out
 }
 
-/// One side's profile over the window: on-CPU time per bucket and the symbols it was in.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SideProfile {
-    /// The sampling period asked for, nanoseconds of on-CPU time.
-    pub period_ns: u64,
-    /// Samples taken.
-    pub samples: u64,
-    /// Samples the kernel lost (a full ring).
-    pub lost: u64,
-    /// The sampler's clock (perf's task clock of the thread) from start to finish, summed
-    /// over threads. It is not the scheduler's CPU time: perf's clock stops while the thread
-    /// is being switched out and in (which the scheduler charges to it), and runs through
-    /// interrupts taken while the thread is on its CPU (which the scheduler, accounting
-    /// interrupt time apart, charges to no task).
-    #[serde(default)]
-    pub clock_ns: u64,
-    /// On-CPU nanoseconds the samples stand for (each weighs the CPU clock since the sample
-    /// before it), per bucket.
-    pub buckets: BTreeMap<Bucket, Weight>,
-    /// The leaf symbols with the most time (at most [`MAX_SYMBOLS`]), each with the bucket its
-    /// samples went to.
-    pub symbols: Vec<SymbolCount>,
-}
-
-/// Samples and the on-CPU nanoseconds they stand for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Weight {
-    /// Samples.
-    pub samples: u64,
-    /// On-CPU nanoseconds.
-    pub ns: u64,
-}
-
-impl Weight {
-    fn add(&mut self, o: Weight) {
-        self.samples += o.samples;
-        self.ns += o.ns;
-    }
-}
-
-/// Time in one leaf symbol (and bucket: the same symbol can serve two, e.g. `memcpy`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SymbolCount {
-    /// The symbol, `[unknown]` when it could not be named.
-    pub symbol: String,
-    /// The bucket.
-    pub bucket: Bucket,
-    /// Samples and on-CPU time.
-    pub weight: Weight,
-}
-
-impl SideProfile {
-    /// Counts `chains` (addresses, leaf first, with the on-CPU ns each sample stands for).
-    fn add_chains(&mut self, chains: &[(Vec<u64>, u64)]) {
-        let all: Vec<u64> = chains.iter().flat_map(|c| c.0.iter()).copied().collect();
-        let names: HashMap<u64, Option<String>> =
-            all.iter().copied().zip(symbols::resolve(&all)).collect();
-        let mut by_symbol: BTreeMap<(String, Bucket), Weight> = BTreeMap::new();
-        for (chain, ns) in chains {
-            let frames: Vec<classify::Frame> = chain
-                .iter()
-                .map(|a| classify::Frame {
-                    name: names.get(a).and_then(|n| n.as_deref()),
-                    kernel: symbols::is_kernel(*a),
-                })
-                .collect();
-            let b = classify::classify(&frames);
-            let leaf = frames
-                .first()
-                .and_then(|f| f.name)
-                .unwrap_or("[unknown]")
-                .to_string();
-            let w = Weight {
-                samples: 1,
-                ns: *ns,
-            };
-            self.buckets.entry(b).or_default().add(w);
-            by_symbol.entry((leaf, b)).or_default().add(w);
-            self.samples += 1;
-        }
-        self.keep_top(by_symbol);
-    }
-
-    fn keep_top(&mut self, by_symbol: BTreeMap<(String, Bucket), Weight>) {
-        let mut v: Vec<SymbolCount> = by_symbol
-            .into_iter()
-            .map(|((symbol, bucket), weight)| SymbolCount {
-                symbol,
-                bucket,
-                weight,
+/// Counts `chains` (addresses, leaf first, with the on-CPU ns each sample stands for) into
+/// `p`.
+fn add_chains(p: &mut SideProfile, chains: &[(Vec<u64>, u64)]) {
+    let all: Vec<u64> = chains.iter().flat_map(|c| c.0.iter()).copied().collect();
+    let names: HashMap<u64, Option<String>> =
+        all.iter().copied().zip(symbols::resolve(&all)).collect();
+    let mut by_symbol: BTreeMap<(String, Bucket), Weight> = BTreeMap::new();
+    for (chain, ns) in chains {
+        let frames: Vec<classify::Frame> = chain
+            .iter()
+            .map(|a| classify::Frame {
+                name: names.get(a).and_then(|n| n.as_deref()),
+                kernel: symbols::is_kernel(*a),
             })
             .collect();
-        v.sort_by(|a, b| b.weight.ns.cmp(&a.weight.ns).then(a.symbol.cmp(&b.symbol)));
-        v.truncate(MAX_SYMBOLS);
-        self.symbols = v;
+        let b = classify::classify(&frames);
+        let leaf = frames
+            .first()
+            .and_then(|f| f.name)
+            .unwrap_or("[unknown]")
+            .to_string();
+        let w = Weight {
+            samples: 1,
+            ns: *ns,
+        };
+        p.buckets.entry(b).or_default().add(w);
+        by_symbol.entry((leaf, b)).or_default().add(w);
+        p.samples += 1;
     }
-
-    /// Adds another thread's profile (the same period).
-    pub fn merge(&mut self, o: &SideProfile) {
-        if self.samples == 0 && self.period_ns == 0 {
-            self.period_ns = o.period_ns;
-        }
-        self.samples += o.samples;
-        self.lost += o.lost;
-        self.clock_ns += o.clock_ns;
-        for (b, w) in &o.buckets {
-            self.buckets.entry(*b).or_default().add(*w);
-        }
-        let mut by_symbol: BTreeMap<(String, Bucket), Weight> = BTreeMap::new();
-        for s in self.symbols.iter().chain(&o.symbols) {
-            by_symbol
-                .entry((s.symbol.clone(), s.bucket))
-                .or_default()
-                .add(s.weight);
-        }
-        self.keep_top(by_symbol);
-    }
-
-    /// On-CPU nanoseconds the samples stand for.
-    pub fn sampled_ns(&self) -> u64 {
-        self.buckets.values().map(|w| w.ns).sum()
-    }
+    p.keep_top(by_symbol);
 }
 
 #[cfg(test)]

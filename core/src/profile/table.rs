@@ -1,7 +1,7 @@
 //! The kernel's functions as the profile's buckets see them: one table of symbol prefixes
 //! and what each says about a sample (see [`super::classify`] for how a chain is read).
 
-use super::bucket::Bucket;
+use sendpath_record::profile_v1::Bucket;
 
 /// What one frame says about its sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,14 +4,14 @@
 
 use crate::cpu::SideCounters;
 use crate::host::{HostCpu, HostFacts};
-use crate::latency::LatencyHistogram;
 use crate::results::FlowResult;
 use crate::spec::{Pattern, RunSpec, UringOpts};
-use crate::zerocopy_stats::ZeroCopyStats;
+use sendpath_record::end_v1::ZeroCopyStats;
+use sendpath_record::histogram::LatencyHistogram;
 use sendpath_record::v1::*;
 
 fn side(c: Option<&SideCounters>) -> Side {
-    let zero = SideCounters::zero();
+    let zero = crate::cpu::empty_side();
     let c0 = c.unwrap_or(&zero);
     Side {
         reported: c.is_some(),
@@ -45,8 +45,8 @@ pub fn from_flows(spec: &RunSpec, ctx: &Context, host: &HostFacts, flows: &[Flow
     let secs = spec.duration_s;
     let mut errors: Vec<String> = Vec::new();
     let mut hist = LatencyHistogram::new();
-    let mut rx: Option<SideCounters> = Some(SideCounters::zero());
-    let mut tx: Option<SideCounters> = Some(SideCounters::zero());
+    let mut rx: Option<SideCounters> = Some(crate::cpu::empty_side());
+    let mut tx: Option<SideCounters> = Some(crate::cpu::empty_side());
     let mut zc: Option<ZeroCopyStats> = None;
     let mut per_flow = Vec::new();
     let (mut bytes, mut messages) = (0u64, 0u64);
@@ -391,8 +391,10 @@ fn spec_v1(s: &RunSpec, ctx: &Context, flows: &[FlowResult]) -> Spec {
         depth: s.uring.depth as u64,
         batch: s.uring.batch as u64,
         ordering: s.uring.ordering,
-        setup_flags: setup.map(|u| u.setup_flags.clone()).unwrap_or_default(),
-        registered_ring_fd: setup.is_some_and(|u| u.registered_ring_fd),
+        setup_flags: setup
+            .map(|u| u.uring.setup_flags.clone())
+            .unwrap_or_default(),
+        registered_ring_fd: setup.is_some_and(|u| u.uring.registered_ring_fd),
     });
     Spec {
         mode: s.mode,

@@ -2,7 +2,8 @@
 //! and nanoseconds per byte, and the top symbols.
 
 use crate::cpu::SideCounters;
-use crate::profile::{Bucket, SideProfile};
+use sendpath_record::end_v1::SideProfile;
+use sendpath_record::profile_v1::Bucket;
 use sendpath_record::v1::{BucketV1, ProfileV1, SideProfileV1, SymbolV1};
 
 /// Symbols a side lists in the record.

@@ -1,7 +1,7 @@
 //! Joining the two sides' stamps of the same messages, and the typical message's stages.
 
 use super::{RxStages, TxStages};
-use crate::latency::LatencyHistogram;
+use sendpath_record::histogram::LatencyHistogram;
 
 /// The stages of the messages both sides stamped, each message's stages adding up to its
 /// end-to-end time.

@@ -16,11 +16,10 @@
 //! the messages' send stamps) after moving them by the offset between the two clocks, read
 //! next to each sample (over a run the two drift apart by microseconds).
 
-use crate::latency::LatencyHistogram;
+use sendpath_record::end_v1::{Thinned, TxStages};
 
 pub mod join;
 use crate::time::now_ns;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -47,33 +46,6 @@ pub const MAX_JOIN_SAMPLES: usize = 400;
 /// keeps every sample the sender keeps while its stride is no larger).
 pub const MAX_RX_SAMPLES: usize = 1 << 16;
 
-/// A list thinned to at most `max` entries spread over what was offered: entry `k` (the
-/// k-th offered, k = seq / every) is kept while `k` is a multiple of the stride, which
-/// doubles, dropping every other entry kept, each time the list fills.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Thinned<T> {
-    /// Kept entries, as (k, value).
-    pub kept: Vec<(u64, T)>,
-    /// Current stride (a power of two).
-    pub stride: u64,
-}
-
-impl<T> Thinned<T> {
-    fn offer(&mut self, k: u64, v: T, max: usize) {
-        let stride = self.stride.max(1);
-        if !k.is_multiple_of(stride) {
-            return;
-        }
-        self.kept.push((k, v));
-        if self.kept.len() >= max {
-            let next = stride * 2;
-            self.kept.retain(|(k, _)| k.is_multiple_of(next));
-            self.stride = next;
-        } else {
-            self.stride = stride;
-        }
-    }
-}
 /// Whether message `seq` is a sample when one in `every` is: the last of each run of
 /// `every` (seq + 1 a multiple of it), so that a sender that sends runs of a whole multiple of
 /// `every` messages per call (io_uring) ends each call with a sample without cutting any short.
@@ -197,28 +169,6 @@ pub fn real_minus_mono() -> i64 {
 
 fn to_mono(real_ns: u64, real_minus_mono: i64) -> u64 {
     (real_ns as i64).wrapping_sub(real_minus_mono) as u64
-}
-
-/// The sender's side of the stages of one flow, as its end frame carries it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TxStages {
-    /// One message in this many was stamped.
-    pub every: u64,
-    /// Messages stamped in the window.
-    pub sampled: u64,
-    /// Send call (the message's send stamp) to SCHED: time in the socket's send queue and TCP.
-    pub user_to_sched: LatencyHistogram,
-    /// SCHED to SND: the queueing layer to the driver.
-    pub sched_to_device: LatencyHistogram,
-    /// Send call to ACK.
-    pub send_to_ack: LatencyHistogram,
-    /// (send call, SCHED, SND) on CLOCK_MONOTONIC of at most [`MAX_JOIN_SAMPLES`] stamped
-    /// messages spread over the window, by seq / every, for the receiver to join with its
-    /// stamps (the send call's time is the sender's: an rr response's header carries its
-    /// request's time instead).
-    pub joinable: Thinned<(u64, u64, u64)>,
-    /// Stamps that named no sampled message (a short send's first call, a message given up).
-    pub unmatched: u64,
 }
 
 struct Pending {

@@ -13,6 +13,6 @@
 pub mod errqueue;
 pub mod pool;
 
-pub use crate::zerocopy_stats::ZeroCopyStats;
 pub use errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent, ErrqueueCompletion};
 pub use pool::SlotPool;
+pub use sendpath_record::end_v1::ZeroCopyStats;

@@ -2,7 +2,7 @@
 
 use crate::kmem::KernelMem;
 use crate::wire::message::HEADER_LEN;
-use crate::zerocopy_stats::ZeroCopyStats;
+use sendpath_record::end_v1::ZeroCopyStats;
 
 /// Message buffers that the kernel may read after the send call returns: `len()` slots of
 /// `msg_size` bytes each in one allocation, slot `i` at `i * stride`. Each slot holds one whole

@@ -7,10 +7,11 @@ use crate::error::{Error, Result};
 use crate::send::lifecycle::end_requested;
 use crate::sock;
 use crate::spec::RunSpec;
-use crate::stamps::{Stamp, TxStages, TxStamper};
+use crate::stamps::{Stamp, TxStamper};
 use crate::time::{now_ns, wait_until};
 use crate::window::Window;
 use crate::wire::end::SenderReport;
+use sendpath_record::end_v1::TxStages;
 use std::os::fd::RawFd;
 
 /// Without latency the clock is read once per this many calls of one message (to find the
@@ -210,7 +211,7 @@ pub fn run_flow(
     let report = SenderReport {
         messages,
         bytes: messages * spec.msg_size as u64,
-        counters: side.unwrap_or_else(SideCounters::zero),
+        counters: side.unwrap_or_else(crate::cpu::empty_side),
         zerocopy,
         send_errors: 0,
         error: None,

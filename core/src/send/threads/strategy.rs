@@ -2,7 +2,7 @@
 //! [`BlockingSend`], one blocking send call (or more, for a short send) per message.
 
 use crate::error::Result;
-use crate::zerocopy_stats::ZeroCopyStats;
+use sendpath_record::end_v1::ZeroCopyStats;
 use std::os::fd::RawFd;
 
 /// What one [`BlockingSend::send`] did.

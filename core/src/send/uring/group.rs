@@ -6,7 +6,6 @@ use super::flow::Flow;
 use super::modes::{for_mode, lacks_op};
 use super::stamp::FlowStamps;
 use super::strategy::UringSend;
-use crate::cpu::SideCounters;
 use crate::error::{Error, Result};
 use crate::kmem::Lent;
 use crate::send::lifecycle::{
@@ -18,6 +17,7 @@ use crate::uring_sys::ring::{make_ring, Ring};
 use crate::window::Window;
 use crate::wire::end::{SenderReport, UringSetup};
 use io_uring::Probe;
+use sendpath_record::v1::UringSpec;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
@@ -91,7 +91,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
     let mut setup_report = None;
     let mut side = None;
     let mut tcp: Vec<Option<crate::tcpinfo::TcpFlowInfo>> = Vec::new();
-    let mut stages: Vec<Option<crate::stamps::TxStages>> = Vec::new();
+    let mut stages: Vec<Option<sendpath_record::end_v1::TxStages>> = Vec::new();
     match setup {
         Ok(mut ring) => {
             let window = Window::after(
@@ -108,12 +108,14 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
             stages =
                 super::stamp::finish(flows.iter_mut().map(|f| f.state.stamps.take()).collect());
             setup_report = Some(UringSetup {
-                threads: spec.sender_threads() as u32,
-                depth: depth as u32,
-                batch: spec.uring.batch as u32,
-                ordering: spec.uring.ordering.to_string(),
-                setup_flags: ring.flags.clone(),
-                registered_ring_fd: ring.registered_ring_fd,
+                threads: spec.sender_threads() as u64,
+                uring: UringSpec {
+                    depth: depth as u64,
+                    batch: spec.uring.batch as u64,
+                    ordering: spec.uring.ordering,
+                    setup_flags: ring.flags.clone(),
+                    registered_ring_fd: ring.registered_ring_fd,
+                },
             });
             let in_flight = flows
                 .iter()
@@ -142,7 +144,7 @@ pub fn run_group(streams: Vec<(TcpStream, u32)>, spec: &RunSpec) -> FlowResults 
         let counters = match (&side, i) {
             (Some(c), 0) => c.clone(),
             // The thread's counters go with its first flow, so the side's sum counts them once.
-            _ => SideCounters::zero(),
+            _ => crate::cpu::empty_side(),
         };
         let mut report = SenderReport {
             messages,

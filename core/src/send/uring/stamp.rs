@@ -19,9 +19,10 @@
 
 use crate::error::{Error, Result};
 use crate::send::lifecycle::ZC_DRAIN_TIMEOUT;
-use crate::stamps::{TxStages, TxStamper};
+use crate::stamps::TxStamper;
 use crate::time::now_ns;
 use crate::zerocopy::{read_errqueue, ErrEvent};
+use sendpath_record::end_v1::TxStages;
 use std::os::fd::RawFd;
 
 /// Longest wait, for all flows of a ring together, for the last stamps (ACKs above all, which

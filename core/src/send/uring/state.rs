@@ -7,7 +7,7 @@ use super::strategy::UringSend;
 use crate::error::Error;
 use crate::sock::IO_TIMEOUT;
 use crate::window::Window;
-use crate::zerocopy_stats::ZeroCopyStats;
+use sendpath_record::end_v1::ZeroCopyStats;
 use std::time::Instant;
 
 /// Resubmissions in a row that made no progress before the flow gives up.

@@ -4,9 +4,9 @@
 //! implements [`ZeroCopyUring`], which owns the notification side.
 
 use crate::error::Result;
-use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::squeue::Entry;
 use io_uring::types::Fixed;
+use sendpath_record::end_v1::ZeroCopyStats;
 
 /// One send strategy of the io_uring engine. Buffers are named by a `u16` buffer id that
 /// travels in the SQE's user_data; a buffer holds one message, or (A3 coalescing) several back

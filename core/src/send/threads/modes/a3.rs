@@ -11,7 +11,7 @@ use crate::time::now_ns;
 use crate::wire::message::{write_message, Body};
 use crate::zerocopy::errqueue::{read_errqueue, wait_errqueue, CallIdMap, ErrEvent};
 use crate::zerocopy::pool::SlotPool;
-use crate::zerocopy_stats::ZeroCopyStats;
+use sendpath_record::end_v1::ZeroCopyStats;
 use std::os::fd::RawFd;
 use std::time::Instant;
 

@@ -5,10 +5,10 @@ use crate::error::{Error, Result};
 use crate::send::uring::strategy::{UringSend, ZeroCopyUring};
 use crate::wire::message::{write_message, Body};
 use crate::zerocopy::pool::SlotPool;
-use crate::zerocopy_stats::ZeroCopyStats;
 use io_uring::opcode;
 use io_uring::squeue::Entry;
 use io_uring::types::Fixed;
+use sendpath_record::end_v1::ZeroCopyStats;
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2; private in the io-uring crate): the notification
 /// reports whether the kernel fell back to copying.

@@ -1,9 +1,13 @@
-//! Per-message latency in HDR histograms: one per thread, merged at the end.
+//! A latency distribution in full: an HDR histogram in nanoseconds. The measuring threads
+//! record into one each and merge them at the end; the end frame carries them whole, and a
+//! record's [`Latency`] carries one as `hdr_v2_deflate_b64`, which
+//! [`LatencyHistogram::from_base64`] reads back (readers of results can merge repetitions).
 
+use crate::latency_v1::Latency;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use sendpath_record::latency_v1::Latency;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Lowest recordable value: 1 ns.
@@ -31,6 +35,18 @@ impl<'de> Deserialize<'de> for LatencyHistogram {
         let s = String::deserialize(d)?;
         LatencyHistogram::from_base64(&s)
             .ok_or_else(|| serde::de::Error::custom("not a V2 deflate base64 HDR histogram"))
+    }
+}
+
+impl JsonSchema for LatencyHistogram {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LatencyHistogram".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An HDR histogram of nanoseconds (1 ns .. 60 s, 3 significant digits): HdrHistogram V2 deflate, base64."
+        })
     }
 }
 
