@@ -133,7 +133,7 @@ pub fn profile_rows(records: &[Record]) -> Vec<ProfileRow> {
                 share,
                 ns_per_byte: ns,
                 total_ns_per_byte: ns.iter().sum(),
-                memcpy_ns_per_byte: (!memcpy.is_empty()).then(|| crate::stats::median(&memcpy)),
+                memcpy_ns_per_byte: crate::stats::median_if_any(&memcpy),
                 sampled_of_task_clock: {
                     let r: Vec<f64> = sides
                         .iter()
@@ -142,7 +142,7 @@ pub fn profile_rows(records: &[Record]) -> Vec<ProfileRow> {
                             Some(s.sampled_ns as f64 / t as f64)
                         })
                         .collect();
-                    (!r.is_empty()).then(|| crate::stats::median(&r))
+                    crate::stats::median_if_any(&r)
                 },
                 top,
             }

@@ -168,11 +168,7 @@ impl Stat {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
+        let median = crate::stats::median(&v);
         let (min, max) = (v[0], v[n - 1]);
         let rel_range = if median == 0.0 {
             0.0

@@ -2,6 +2,7 @@
 //! what TCP did (`tcp`, TCP_INFO of the sending sockets), per cell, medians over repetitions.
 
 use crate::document::{Block, RenderedPlot};
+use crate::stats::median;
 use plotters::prelude::*;
 use sendpath_record::v1::{Latency, Record, Status};
 use serde::Serialize;
@@ -73,10 +74,6 @@ fn cell_of(r: &Record) -> String {
     )
 }
 
-fn median(v: Vec<f64>) -> f64 {
-    crate::stats::median(&v)
-}
-
 /// The stage rows of the ok records that have stages, in cell order.
 pub fn stage_rows(records: &[Record]) -> Vec<StageRow> {
     type Key = (String, String, String, u64, u64);
@@ -101,10 +98,10 @@ pub fn stage_rows(records: &[Record]) -> Vec<StageRow> {
             let pick = |f: &dyn Fn(&sendpath_record::v1::StagesV1) -> Option<&Latency>,
                         p99: bool| {
                 median(
-                    rs.iter()
+                    &rs.iter()
                         .filter_map(|r| f(r.stages.as_ref()?))
                         .map(|l| if p99 { l.p99 } else { l.p50 } as f64)
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 )
             };
             let stage = |i: usize, p99: bool| {
@@ -135,7 +132,7 @@ pub fn stage_rows(records: &[Record]) -> Vec<StageRow> {
             let typical_ns = if typical.is_empty() {
                 p50_ns
             } else {
-                [0, 1, 2, 3].map(|k| median(typical.iter().map(|t| t[k]).collect()))
+                [0, 1, 2, 3].map(|k| median(&typical.iter().map(|t| t[k]).collect::<Vec<_>>()))
             };
             StageRow {
                 cell,
@@ -166,7 +163,11 @@ pub fn tcp_rows(records: &[Record]) -> Vec<TcpRow> {
     by.into_iter()
         .map(|((topology, cell, _), rs)| {
             let m = |f: &dyn Fn(&sendpath_record::v1::TcpV1) -> Option<f64>| {
-                median(rs.iter().filter_map(|r| f(r.tcp.as_ref()?)).collect())
+                median(
+                    &rs.iter()
+                        .filter_map(|r| f(r.tcp.as_ref()?))
+                        .collect::<Vec<_>>(),
+                )
             };
             let share = |t: &sendpath_record::v1::TcpV1, x: Option<u64>| {
                 let busy = t.busy_us? as f64;

@@ -53,6 +53,11 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The median of `v`, None for none (where "no value" must not read as NaN).
+pub fn median_if_any(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| median(v))
+}
+
 fn resample_median(v: &[f64], rng: &mut Rng, buf: &mut Vec<f64>) -> f64 {
     buf.clear();
     buf.extend((0..v.len()).map(|_| v[rng.below(v.len())]));
@@ -208,6 +213,8 @@ mod tests {
         assert!(lo <= median(&v) && median(&v) <= hi);
         assert_eq!(median(&[1.0, 2.0]), 1.5);
         assert!(median(&[]).is_nan());
+        assert_eq!(median_if_any(&[]), None);
+        assert_eq!(median_if_any(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(rel_half_width(&[7.0]), 0.0);
     }
 

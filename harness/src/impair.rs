@@ -4,6 +4,7 @@
 //! throughput, what TCP retransmitted, and how long the kernel held A3's zero-copy slots.
 
 use anyhow::Context as _;
+use sendpath_analysis::stats::{median, median_if_any};
 use sendpath_core::netns::{impairment, Impairment, Veth};
 use sendpath_core::report::v1::{Record, Status};
 use std::collections::BTreeMap;
@@ -119,11 +120,7 @@ type Table = BTreeMap<String, BTreeMap<&'static str, Medians>>;
 /// The median of what `rs` have, None when none has it.
 fn median_of(rs: &[&Record], get: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
     let v: Vec<f64> = rs.iter().filter_map(|r| get(r)).collect();
-    (!v.is_empty()).then(|| median(v))
-}
-
-fn median(v: Vec<f64>) -> f64 {
-    sendpath_analysis::stats::median(&v)
+    median_if_any(&v)
 }
 
 fn table(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<(Table, Vec<String>)> {
@@ -146,7 +143,7 @@ fn table(dir: &Path, list: &[&'static Impairment]) -> anyhow::Result<(Table, Vec
         }
         for (c, rs) in by {
             let m = Medians {
-                gbps: median(rs.iter().map(|r| r.throughput.gbps).collect()),
+                gbps: median(&rs.iter().map(|r| r.throughput.gbps).collect::<Vec<_>>()),
                 retransmits: median_of(&rs, |r| Some(r.tcp.as_ref()?.retransmits? as f64))
                     .unwrap_or(f64::NAN),
                 dsack_dups: median_of(&rs, |r| Some(r.tcp.as_ref()?.dsack_dups? as f64)),

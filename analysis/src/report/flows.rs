@@ -3,6 +3,7 @@
 use super::text::*;
 use crate::document::Block;
 use crate::plot::num_label;
+use crate::stats::median_if_any;
 use crate::summary::Analysis;
 use std::collections::BTreeMap;
 
@@ -25,19 +26,19 @@ pub(super) fn flows_section(b: &mut Vec<Block>, a: &Analysis) {
     let mut items = Vec::new();
     for ((lo, hi), v) in &by {
         let up = v.iter().filter(|e| e.gbps.1 > e.gbps.0).count();
-        let r = median(
-            v.iter()
+        let r = median_if_any(
+            &v.iter()
                 .filter(|e| e.gbps.0 > 0.0)
                 .map(|e| e.gbps.1 / e.gbps.0)
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         let cpu: Vec<(f64, f64)> = v.iter().filter_map(|e| e.sender_cpu_ns_per_byte).collect();
         let cpu_down = cpu.iter().filter(|c| c.1 < c.0).count();
-        let cr = median(
-            cpu.iter()
+        let cr = median_if_any(
+            &cpu.iter()
                 .filter(|c| c.0 > 0.0)
                 .map(|c| c.1 / c.0)
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         let mut s = format!(
             "From {lo} to {hi} flows, median throughput rose in {up} of {} (mode, engine, size) \

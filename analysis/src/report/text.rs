@@ -69,10 +69,6 @@ pub(super) fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-pub(super) fn median(v: Vec<f64>) -> Option<f64> {
-    crate::derive::Stat::of(&v).map(|s| s.median)
-}
-
 pub(super) fn cell(r: &crate::derive::DerivedRow, m: Metric, scale: f64) -> String {
     match r.get(m) {
         None => "-".into(),
