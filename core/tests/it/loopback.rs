@@ -11,7 +11,7 @@ use sendpath_core::report::{from_flows, Context};
 use sendpath_core::run::run_loopback;
 use sendpath_core::spec::{Mode, RunSpec, RxMode};
 use sendpath_core::{host, Error};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -268,14 +268,25 @@ fn receiver_vanishing_mid_run_ends_the_sender_with_a_clear_error() {
         duration_s: 30.0,
         ..RunSpec::default()
     };
-    let (s, c) = pair();
+    let (s, mut c) = pair();
+    // The receiver goes once the data is flowing: after its first megabyte.
     let t = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(200));
+        let (mut buf, mut got) = (vec![0u8; 64 << 10], 0);
+        while got < 1 << 20 {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
         drop(c);
+        got
     });
     let started = Instant::now();
     let e = run_sender(s, &spec, 0).unwrap_err();
-    t.join().unwrap();
+    assert!(
+        t.join().unwrap() >= 1 << 20,
+        "the data flowed before the receiver went"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "no hang: {:?}",

@@ -488,7 +488,15 @@ fn tampering_impostors_crowds_and_open_defaults_are_refused() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The real driver comes once the crowd fills the address's handshakes: one was told busy.
+    let t = std::time::Instant::now();
+    while busy.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the crowd was never told busy"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for _ in 0..3 {
         served_after(addr, &token, what);
     }

@@ -134,11 +134,14 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         assert!(t.elapsed().as_secs() < 10, "the sweep never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        veth.impairment().is_some(),
-        "the bottleneck is on while its cells run"
-    );
+    // The event to interrupt on: the bottleneck's qdisc is on, so a cell runs under it.
+    while veth.impairment().is_none() {
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "the bottleneck is on while its cells run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
