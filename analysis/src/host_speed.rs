@@ -98,38 +98,6 @@ fn speeds(records: &[Record]) -> Vec<(&Record, f64)> {
         .collect()
 }
 
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            r[k] = (i + j) as f64 / 2.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Spearman's rank correlation of two equally long series; None when either is constant.
-pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
-    let (rx, ry) = (ranks(x), ranks(y));
-    let n = rx.len() as f64;
-    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in rx.iter().zip(&ry) {
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx) * (a - mx);
-        syy += (b - my) * (b - my);
-    }
-    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
-}
-
 /// Each probed ok repetition in the order the records were written (the order they ran): its
 /// host speed, and its throughput over its cell's median where that compares (stream and rr
 /// cells with at least three probed repetitions and a positive median).
@@ -193,7 +161,9 @@ pub fn host_speed_summary(records: &[Record], table: &DerivedTable) -> Option<Ho
         slowest: sorted[0],
         median: crate::stats::median(&sorted),
         slowed: sorted.iter().filter(|&&s| s < HOST_STEADY).count(),
-        correlation: (xs.len() >= 8).then(|| spearman(&xs, &ys)).flatten(),
+        correlation: (xs.len() >= 8)
+            .then(|| crate::stats::spearman(&xs, &ys))
+            .flatten(),
         correlated_reps: xs.len(),
         noisy_cells,
         noisy_host_moved,
@@ -390,16 +360,6 @@ fn draw<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spearman_sees_order_not_scale() {
-        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert!((spearman(&x, &[10.0, 20.0, 30.0, 400.0, 5000.0]).unwrap() - 1.0).abs() < 1e-12);
-        assert!((spearman(&x, &[5.0, 4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
-        assert_eq!(spearman(&x, &[1.0; 5]), None);
-        // Ties share their mean rank.
-        assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![1.5, 0.0, 1.5]);
-    }
 
     fn record(mode: &str, rep: u64, gbps: f64, probe_ns: Option<(u64, u64)>) -> Record {
         let line = include_str!("../tests/fixtures/loopback_threads.jsonl")

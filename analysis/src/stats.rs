@@ -1,5 +1,5 @@
-//! How sure a median is, and whether two cells differ: percentile bootstrap confidence
-//! intervals, deterministic (a fixed-seed generator), so the same records always give the same
+//! The one statistics module: medians, rank correlation ([`spearman`]), and how sure a median
+//! is and whether two cells differ: percentile bootstrap confidence intervals, deterministic (a fixed-seed generator), so the same records always give the same
 //! answer, on the sweep's terminal, in the report and in `sendpath compare`.
 //!
 //! - A cell's median is *settled* when the half-width of its 90% CI is at most
@@ -177,6 +177,38 @@ impl Ratio {
     }
 }
 
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            r[k] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation of two equally long series; None when either is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +268,15 @@ mod tests {
         );
         assert!(ratio_ci(&[], &b).is_none() && ratio_ci(&[0.0], &b).is_none());
         assert!(r.text().contains("90% CI"));
+    }
+
+    #[test]
+    fn spearman_sees_order_not_scale() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!((spearman(&x, &[10.0, 20.0, 30.0, 400.0, 5000.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((spearman(&x, &[5.0, 4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(spearman(&x, &[1.0; 5]), None);
+        // Ties share their mean rank.
+        assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![1.5, 0.0, 1.5]);
     }
 }

@@ -318,13 +318,10 @@ pub fn zerocopy_summary(records: &[Record]) -> ZeroCopySummary {
     s.copied_fraction = (s.completions > 0).then(|| s.copied as f64 / s.completions as f64);
     s.batching = per_send
         .into_iter()
-        .map(|((engine, msg_size_bytes), mut v)| {
-            v.sort_by(f64::total_cmp);
-            Batching {
-                engine,
-                msg_size_bytes,
-                messages_per_send: v[v.len() / 2],
-            }
+        .map(|((engine, msg_size_bytes), v)| Batching {
+            engine,
+            msg_size_bytes,
+            messages_per_send: crate::stats::median(&v),
         })
         .collect();
     if !fracs.is_empty() {
