@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::host;
+use crate::netns::drops::DropWatch;
 use crate::netns::{self, Veth};
 use crate::pattern::{run_receiver, run_senders};
 use crate::recv::RecvOptions;
@@ -94,7 +95,14 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         Topology::Loopback => None,
     };
     let (flows, error, drops) = run_flows(spec, &listener, addr, client_ns, watch);
-    let dropped = drops.and_then(|h| h.join().ok().flatten());
+    // A run that failed may have ended before its window: its drops are not the window's.
+    let dropped = drops.and_then(|w| match error {
+        None => w.finish(),
+        Some(_) => {
+            w.cancel();
+            None
+        }
+    });
     let after = crate::speed::probe_on(probe_cpu);
     // `--profile`: what a plain memcpy costs here at this size, beside the copy buckets.
     let memcpy = spec
@@ -127,48 +135,15 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
     Ok(record)
 }
 
-/// With a loss rule on the pair: what it dropped over the window, its counter read at the
-/// window's edges by this run's clock, started as the senders start (each read is an `nft`
-/// process, 10-40 ms, at the edge). None without a rule;
-/// a read that fails twice (a process that could not start on a loaded machine) is one line
-/// on stderr, and the record has no count.
-fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<JoinHandle<Option<u64>>> {
+/// With a loss rule on the pair: a watch of what it drops over the window, whose clock starts
+/// now (as the senders start). None without a rule.
+fn watch_drops(v: &Veth, spec: &RunSpec) -> Option<DropWatch> {
     v.loss_rule()?;
-    let v = v.clone();
-    let t0 = Instant::now();
-    let start = t0 + Duration::from_secs_f64(spec.warmup_s);
-    let end = start + Duration::from_secs_f64(spec.duration_s);
-    let read = move || {
-        let ns = v.client_ns.clone();
-        netns::loss::counter(&ns)
-            .or_else(|_| {
-                thread::sleep(Duration::from_millis(5));
-                netns::loss::counter(&ns)
-            })
-            .map(|r| r.dropped)
-            .map_err(|e| eprintln!("warning: the loss rule's drop counter could not be read: {e}"))
-            .ok()
-    };
-    Some(spawn_named("loss-counter".into(), move || {
-        thread::sleep(start.saturating_duration_since(Instant::now()));
-        let before = read()?;
-        thread::sleep(end.saturating_duration_since(Instant::now()));
-        let after = read()?;
-        window_drops(before, after)
-            .map_err(|e| eprintln!("warning: {e}; the record has no drop count"))
-            .ok()
-    }))
-}
-
-/// What the loss rule dropped between two reads of its counter. The counter only grows while
-/// the rule stands, so a second read below the first is a read that cannot be trusted (the rule
-/// replaced mid-window, or a listing without its counter): no count, rather than a count of 0.
-fn window_drops(before: u64, after: u64) -> std::result::Result<u64, String> {
-    after.checked_sub(before).ok_or_else(|| {
-        format!(
-            "the loss rule's drop counter went backwards over the window ({before} then {after})"
-        )
-    })
+    Some(DropWatch::start(
+        v.client_ns.clone(),
+        Duration::from_secs_f64(spec.warmup_s),
+        Duration::from_secs_f64(spec.duration_s),
+    ))
 }
 
 pub(crate) fn spawn_named<T: Send + 'static>(
@@ -489,17 +464,6 @@ mod tests {
             error: (!end_frame).then(|| "peer closed without an end frame".into()),
             ..FlowResult::default()
         }
-    }
-
-    #[test]
-    fn a_drop_counter_that_goes_backwards_is_no_count_not_zero() {
-        assert_eq!(window_drops(26, 127), Ok(101));
-        assert_eq!(window_drops(5, 5), Ok(0));
-        let e = window_drops(950, 0).unwrap_err();
-        assert!(
-            e.contains("went backwards") && e.contains("950 then 0"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! namespace is `setns(CLONE_NEWNET)`, which is per thread: sockets made after it live in that
 //! namespace, and keep living there whichever thread uses them later.
 
+pub mod drops;
 pub mod loss;
 
 use crate::error::{Error, Result};
