@@ -95,20 +95,16 @@ pub fn run_cell(spec: &RunSpec, rep: u64, topology: &Topology) -> Result<Record>
         Topology::Loopback => None,
     };
     let (flows, error, drops) = run_flows(spec, &listener, addr, client_ns, watch);
-    // A run that failed may have ended before its window: its drops are not the window's.
-    let dropped = drops.and_then(|w| match error {
-        None => w.finish(),
-        Some(_) => {
-            w.cancel();
-            None
-        }
-    });
+    let mut record = from_flows(spec, &ctx, host::facts(), &flows);
+    // A run that failed (a flow's error, or one of the run's own) may have ended before its
+    // window: the watch is stopped rather than waited out.
+    let failed = error.is_some() || record.status == crate::report::v1::Status::Failed;
+    let dropped = drops.and_then(|w| if failed { w.cancel() } else { w.finish() });
     let after = crate::speed::probe_on(probe_cpu);
     // `--profile`: what a plain memcpy costs here at this size, beside the copy buckets.
     let memcpy = spec
         .profile
         .and_then(|_| crate::speed::memcpy_on(probe_cpu, spec.msg_size).ok());
-    let mut record = from_flows(spec, &ctx, host::facts(), &flows);
     record.spec.impairment = impairment;
     if let (Some(t), Some(n)) = (record.tcp.as_mut(), dropped) {
         t.impairment_dropped = Some(n);

@@ -222,18 +222,30 @@ impl SideCounters {
 }
 
 impl Counters {
-    /// Every counter, in the record's order.
+    /// Every counter, in the record's order (named in full: a new counter does not compile
+    /// until it is listed here, so none is left out of a sum).
     fn each_mut(&mut self) -> [&mut Option<u64>; 9] {
+        let Counters {
+            task_clock_ns,
+            context_switches,
+            cpu_migrations,
+            page_faults,
+            cycles,
+            instructions,
+            cache_misses,
+            l1d_load_misses,
+            llc_load_misses,
+        } = self;
         [
-            &mut self.task_clock_ns,
-            &mut self.context_switches,
-            &mut self.cpu_migrations,
-            &mut self.page_faults,
-            &mut self.cycles,
-            &mut self.instructions,
-            &mut self.cache_misses,
-            &mut self.l1d_load_misses,
-            &mut self.llc_load_misses,
+            task_clock_ns,
+            context_switches,
+            cpu_migrations,
+            page_faults,
+            cycles,
+            instructions,
+            cache_misses,
+            l1d_load_misses,
+            llc_load_misses,
         ]
     }
 

@@ -1,7 +1,8 @@
 //! What the loss rule ([`super::loss`]) dropped over one measured window: its counter read at
 //! the window's edges, by the run's clock, on a thread of its own (each read is an `nft`
-//! process, 10-40 ms, which must not hold up a flow). A run that ends before its window does
-//! (a flow that failed) stops the watch at once and gets no count: it is not the window's.
+//! process, 10-40 ms, which must not hold up a flow). A run that failed stops the watch at
+//! once: it keeps the count if both edges had been read, and gets none if its window was cut
+//! short (that count would not be the window's).
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
@@ -48,16 +49,17 @@ impl DropWatch {
         DropWatch { stop, handle }
     }
 
-    /// The window's drops, once its end has been read (the flows end after their window, so
-    /// this waits at most for the last read).
+    /// The window's drops, once its end has been read: for a run whose flows all ran their
+    /// window (they end after it), so this waits at most for the last read.
     pub fn finish(self) -> Option<u64> {
         self.handle.join().ok().flatten()
     }
 
-    /// The run ended before its window: stops the watch now, without a count.
-    pub fn cancel(self) {
+    /// For a run that failed, perhaps before its window ended: stops the watch now. The count
+    /// if both edges had already been read, else None.
+    pub fn cancel(self) -> Option<u64> {
         let _ = self.stop.send(());
-        let _ = self.handle.join();
+        self.handle.join().ok().flatten()
     }
 }
 
@@ -160,11 +162,23 @@ mod tests {
             now + Duration::from_secs(120),
             read,
         );
-        w.cancel();
+        assert_eq!(w.cancel(), None);
         assert!(
             now.elapsed() < Duration::from_secs(10),
             "{:?}",
             now.elapsed()
         );
+    }
+
+    #[test]
+    fn cancelling_a_watch_whose_window_was_read_keeps_its_count() {
+        let now = Instant::now();
+        let (reads, read) = counter();
+        let w = DropWatch::with_reader(now, now, read);
+        while reads.load(Ordering::SeqCst) < 2 {
+            assert!(now.elapsed() < Duration::from_secs(10), "never read");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(w.cancel(), Some(100));
     }
 }

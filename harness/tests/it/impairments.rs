@@ -129,22 +129,25 @@ fn each_impairment_gets_its_sub_sweep_and_the_comparison_shows_what_changed() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // The event to interrupt on: the bottleneck's cells started and its qdisc is on. The sweep
+    // is interrupted either way, so a failed wait leaves no sweep and no qdisc behind.
     let t = std::time::Instant::now();
-    while !dir.join("int").join("bottleneck").exists() {
-        assert!(t.elapsed().as_secs() < 10, "the sweep never started");
+    let under_bottleneck = loop {
+        if dir.join("int").join("bottleneck").exists() && veth.impairment().is_some() {
+            break true;
+        }
+        if t.elapsed().as_secs() > 20 {
+            break false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // The event to interrupt on: the bottleneck's qdisc is on, so a cell runs under it.
-    while veth.impairment().is_none() {
-        assert!(
-            t.elapsed().as_secs() < 20,
-            "the bottleneck is on while its cells run"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    };
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
+    assert!(
+        under_bottleneck,
+        "the bottleneck's qdisc never came on while the sweep ran"
+    );
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(
         veth.impairment(),
