@@ -1,6 +1,6 @@
 //! Faults in the middle of a run over the veth topology (root only), through the real binary:
 //! the link goes down for a second, the receivers' namespace is deleted, a sweep is killed
-//! while a cell runs with an impairment on. Each ends within a stated bound, says what
+//! while a cell runs with an impairment on, a flow under a loss rule is reset. Each ends within a stated bound, says what
 //! happened, loses nothing already written, and the namespaces and qdiscs are removed.
 //! (This kernel has no netem: the impairments here are a token bucket set with `tc` and random
 //! loss made with nftables; where netem is missing, `topology up --netem` must say so in one
@@ -491,4 +491,59 @@ fn random_loss_without_netem_keeps_every_mode_intact_and_tcp_resends_what_was_dr
         .unwrap();
     assert!(down.status.success());
     assert!(!veth.is_up() && veth.loss_rule().is_none());
+}
+
+#[test]
+fn a_run_reset_mid_window_under_a_loss_rule_does_not_wait_out_its_window_nor_count_it() {
+    if !is_root() {
+        return skip(Skip::NeedsRoot, "network namespaces need root");
+    }
+    let (veth, _guard, name, prefix) = topology(6);
+    let net = ["--ns-name", name.as_str(), "--prefix", prefix.as_str()];
+    let o = Command::new(env!("CARGO_BIN_EXE_sendpath"))
+        .args(["topology", "up", "--loss", "0.01%"])
+        .args(net)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Once data flows, every TCP segment reaching the receivers is answered with a reset: the
+    // sender fails at once, a fraction into its 20 s window, and the receivers, which hear
+    // nothing more, after the socket timeout (`sock::IO_TIMEOUT`, 10 s). (A table of its own;
+    // deleting the namespaces deletes it.)
+    let (ns, dev) = (veth.server_ns.clone(), veth.server_if.clone());
+    let client_ns = veth.client_ns.clone();
+    let reset = thread::spawn(move || {
+        wait_for_traffic(&ns, &dev);
+        thread::sleep(Duration::from_millis(300));
+        for rule in [
+            "add table inet sendpath_test_reset",
+            "add chain inet sendpath_test_reset input { type filter hook input priority 0 ; }",
+            "add rule inet sendpath_test_reset input meta l4proto tcp reject with tcp reset",
+        ] {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &client_ns, "nft"])
+                .args(rule.split(' '))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{rule}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    });
+    let (o, took) = run_veth(&name, &prefix, "20");
+    reset.join().unwrap();
+    // The loss rule's counter was being watched for the window: the failed run stops the watch
+    // rather than waiting out the 20 s, and has no count for a window it did not finish.
+    assert!(took < Duration::from_secs(17), "ended in {took:?}");
+    let r = record(&o);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(
+        r["tcp"]
+            .get("impairment_dropped")
+            .is_none_or(|v| v.is_null()),
+        "{}",
+        r["tcp"]
+    );
 }
